@@ -1,0 +1,43 @@
+"""A model that replays a fixed list of replies: for tests, examples and replay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from codeact.errors import ModelError
+from codeact.models.base import Message, Model, ModelReply, ToolSpec, Usage, cut_at_stop
+
+__all__ = ["ScriptedModel"]
+
+Reply = str | ModelReply | Callable[[Sequence[Message]], str | ModelReply]
+
+
+class ScriptedModel(Model):
+    """Return `replies` in order; a callable reply is called with the messages.
+
+    Usage is counted as whitespace-separated words, so budgets can be tested without a tokenizer.
+    """
+
+    def __init__(self, replies: Sequence[Reply], *, name: str = "scripted") -> None:
+        self.replies = list(replies)
+        self.name = name
+        self.calls: list[list[Message]] = []
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        stop: Sequence[str] | None = None,
+        tools: Sequence[ToolSpec] | None = None,
+    ) -> ModelReply:
+        if len(self.calls) >= len(self.replies):
+            raise ModelError(f"ScriptedModel ran out of replies after {len(self.replies)} calls")
+        reply = self.replies[len(self.calls)]
+        self.calls.append(list(messages))
+        if callable(reply):
+            reply = reply(messages)
+        if isinstance(reply, ModelReply):
+            return reply
+        text = cut_at_stop(reply, stop)
+        prompt_words = sum(len(m.content.split()) for m in messages)
+        return ModelReply(text, Usage(prompt_words, len(text.split())), finish_reason="stop")

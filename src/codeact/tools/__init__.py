@@ -1,0 +1,5 @@
+"""Tools the model's code can call; they run on the host, never inside the sandbox."""
+
+from codeact.tools.tool import FunctionTool, Tool, to_tools, tool
+
+__all__ = ["FunctionTool", "Tool", "to_tools", "tool"]
