@@ -1,0 +1,24 @@
+"""codeact: agents that act by writing Python, run in a real, isolated CPython kernel."""
+
+from codeact.agent import Agent, CodeAgent, RunResult
+from codeact.errors import CodeactError, ConfigError, ModelError, SandboxError, ToolError
+from codeact.runs.events import Event, Step
+from codeact.tools import Tool, tool
+
+__all__ = [
+    "Agent",
+    "CodeAgent",
+    "CodeactError",
+    "ConfigError",
+    "Event",
+    "ModelError",
+    "RunResult",
+    "SandboxError",
+    "Step",
+    "Tool",
+    "ToolError",
+    "__version__",
+    "tool",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,182 @@
+"""The code agent: the model acts by writing Python that runs in a persistent sandboxed kernel."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+from codeact.agent.agent import Agent
+from codeact.agent.loop import Action, NoAction
+from codeact.agent.observation import format_observation
+from codeact.agent.parse import CodeAction, parse_code, strip_redefinitions
+from codeact.agent.prompt import load_template, render_imports, render_tools
+from codeact.models.base import Message, Model, ModelReply, ToolSpec
+from codeact.sandbox.base import ExecError, Execution, Sandbox
+from codeact.tools.tool import Tool
+
+__all__ = ["CodeAgent", "CodeFormat"]
+
+SandboxFactory = Callable[[], Sandbox]
+
+
+class CodeFormat:
+    """Prompts ask for a ```python block; replies are parsed into code actions."""
+
+    name = "code"
+    stop: tuple[str, ...] = ("\nObservation:", "<end_code>")
+    tool_specs: tuple[ToolSpec, ...] = ()
+
+    def __init__(
+        self,
+        tools: Mapping[str, Tool],
+        *,
+        authorized_imports: Collection[str] | None = None,
+        max_observation_chars: int = 8_000,
+        template: str = "code_agent.txt",
+    ) -> None:
+        self.tools = tools
+        self.authorized_imports = authorized_imports
+        self.max_observation_chars = max_observation_chars
+        self._system = (
+            load_template(template)
+            .replace("{tools}", render_tools(tools))
+            .replace("{imports}", render_imports(authorized_imports))
+        )
+
+    def system_prompt(self) -> str:
+        return self._system
+
+    def task_message(self, task: str) -> str:
+        return f"Task: {task}"
+
+    def read(self, reply: ModelReply) -> Action | NoAction:
+        parsed = parse_code(reply.text, tool_names=self.tools)
+        if not isinstance(parsed, CodeAction):
+            return NoAction(reply.text.strip(), parsed.message)
+        code, removed = strip_redefinitions(parsed.code, {"final_answer", *self.tools})
+        notes = list(parsed.repaired) + [f"removed a redefinition of {name}" for name in removed]
+        return Action(parsed.thought, code, note="; ".join(notes))
+
+    def assistant_message(self, reply: ModelReply, action: Action | NoAction) -> Message:
+        return Message("assistant", reply.text)
+
+    def observation_messages(self, action: Action | None, observation: str) -> list[Message]:
+        return [Message("user", f"Observation:\n{observation}")]
+
+    def format_observation(self, execution: Execution) -> str:
+        return format_observation(execution, limit=self.max_observation_chars)
+
+    def final_request(self) -> str:
+        return (
+            "You have reached the step limit. Reply now with one code block that calls "
+            "final_answer(...) with your best answer from what you have found so far."
+        )
+
+    def check_imports(self, code: str) -> ExecError | None:
+        """Imports outside `authorized_imports`, found before running (guidance; the sandbox is the boundary)."""
+        if self.authorized_imports is None:
+            return None
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:
+            return None
+        allowed = set(self.authorized_imports)
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                if not any(name == a or name.startswith(a + ".") for a in allowed):
+                    listed = ", ".join(sorted(allowed)) or "none"
+                    message = f"import of '{name}' is not allowed. Allowed modules: {listed}."
+                    return ExecError("ImportError", message, f"ImportError: {message}")
+        return None
+
+
+class CodeAgent(Agent):
+    """An agent whose actions are Python code run in a persistent kernel.
+
+    A sandbox instance you pass stays yours: the agent starts it but never closes it.
+
+    Args:
+        model: the chat model; defaults to the embedded local model.
+        tools: `@tool` functions or `Tool` instances; they run on the host.
+        sandbox: a Sandbox instance (kept across runs, so its state persists) or a factory
+            called for each run; defaults to the default sandbox, fresh per run.
+        authorized_imports: modules the code may import; None allows any.
+        step_timeout: seconds one action may run before it is interrupted.
+    """
+
+    kind = "code"
+
+    def __init__(
+        self,
+        model: Model | None = None,
+        tools: Iterable[Tool | Callable[..., Any]] = (),
+        *,
+        sandbox: Sandbox | SandboxFactory | None = None,
+        authorized_imports: Collection[str] | None = None,
+        step_timeout: float = 30.0,
+        max_observation_chars: int = 8_000,
+        max_steps: int = 10,
+        max_tokens: int | None = None,
+        max_seconds: float | None = None,
+        final_answer_checks: Sequence[Callable[[Any], Any]] = (),
+        step_callbacks: Sequence[Callable[..., None]] = (),
+        event_callbacks: Sequence[Callable[..., None]] = (),
+    ) -> None:
+        super().__init__(
+            model,
+            tools,
+            max_steps=max_steps,
+            max_tokens=max_tokens,
+            max_seconds=max_seconds,
+            final_answer_checks=final_answer_checks,
+            step_callbacks=step_callbacks,
+            event_callbacks=event_callbacks,
+        )
+        self.authorized_imports = None if authorized_imports is None else tuple(authorized_imports)
+        self.step_timeout = step_timeout
+        self.max_observation_chars = max_observation_chars
+        self._own_sandbox = not isinstance(sandbox, Sandbox)
+        self._sandbox_factory: SandboxFactory | None = None
+        self._sandbox: Sandbox | None = None
+        if isinstance(sandbox, Sandbox):
+            self._sandbox = sandbox
+            sandbox.start(self.tools)
+        else:
+            self._sandbox_factory = sandbox
+        self._fmt = CodeFormat(
+            self.tools, authorized_imports=self.authorized_imports, max_observation_chars=max_observation_chars
+        )
+
+    @property
+    def sandbox(self) -> Sandbox | None:
+        """The kernel in use: the one you passed, or the current run's."""
+        return self._sandbox
+
+    def _format(self) -> CodeFormat:
+        return self._fmt
+
+    def _begin(self) -> None:
+        if self._own_sandbox:
+            from codeact.sandbox import default_sandbox
+
+            factory = self._sandbox_factory or default_sandbox
+            self._sandbox = factory()
+            self._sandbox.start(self.tools)
+
+    def _end(self) -> None:
+        if self._own_sandbox and self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+
+    def _perform(self, action: Action) -> Execution:
+        assert self._sandbox is not None and action.code is not None
+        refused = self._fmt.check_imports(action.code)
+        if refused is not None:
+            return Execution(error=refused)
+        return self._sandbox.execute(action.code, timeout=self.step_timeout)

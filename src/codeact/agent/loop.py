@@ -1,0 +1,240 @@
+"""The step loop, written once, with no I/O inside.
+
+`agent_loop` is a generator. It yields *effects* (`CallModel`, `RunAction`) that the driver
+performs and sends back the result of, and *events* that the driver passes on to the caller
+(send back None). The sync, async and streaming drivers, replay and resume all wrap this one
+loop, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from codeact.agent.result import RunResult
+from codeact.errors import ModelError
+from codeact.models.base import Message, ModelReply, ToolSpec, Usage
+from codeact.runs.events import (
+    ActionParsed,
+    Event,
+    ModelReplied,
+    Observed,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    Step,
+    StepFinished,
+    ToolCalled,
+)
+from codeact.sandbox.base import Execution
+
+__all__ = [
+    "Action",
+    "ActionFormat",
+    "Budget",
+    "CallModel",
+    "FinalAnswerCheck",
+    "LoopConfig",
+    "NoAction",
+    "RunAction",
+    "agent_loop",
+]
+
+FinalAnswerCheck = Callable[[Any], "bool | str | None"]
+"""Return True/None to accept the answer; False or a reason string to send the model back to work."""
+
+
+@dataclass(frozen=True)
+class CallModel:
+    """Effect: ask the model. The driver sends back a ModelReply or throws a ModelError."""
+
+    step: int
+    messages: tuple[Message, ...]
+    stop: tuple[str, ...] = ()
+    tools: tuple[ToolSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunAction:
+    """Effect: carry out a parsed action. The driver sends back an Execution."""
+
+    step: int
+    action: Action
+
+
+@dataclass(frozen=True)
+class Action:
+    """What the model asked to do: code to run, or native tool calls (`payload`)."""
+
+    thought: str
+    code: str | None = None
+    payload: Any = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class NoAction:
+    """The reply held no usable action; `message` tells the model the expected format."""
+
+    thought: str
+    message: str
+
+
+class ActionFormat(Protocol):
+    """How an agent kind writes prompts and reads actions (code blocks, tool calls...)."""
+
+    name: str
+    stop: tuple[str, ...]
+    tool_specs: tuple[ToolSpec, ...]
+
+    def system_prompt(self) -> str: ...
+    def task_message(self, task: str) -> str: ...
+    def read(self, reply: ModelReply) -> Action | NoAction: ...
+    def assistant_message(self, reply: ModelReply, action: Action | NoAction) -> Message: ...
+    def observation_messages(self, action: Action | None, observation: str) -> list[Message]: ...
+    def format_observation(self, execution: Execution) -> str: ...
+    def final_request(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits that end a run cleanly (status "max_steps"/"budget_exceeded"), never by exception."""
+
+    max_steps: int = 10
+    max_tokens: int | None = None
+    max_seconds: float | None = None
+    max_cost: float | None = None
+    cost_of: Callable[[Usage], float] | None = None
+
+    def exceeded(self, usage: Usage, seconds: float) -> str | None:
+        if self.max_tokens is not None and usage.total_tokens > self.max_tokens:
+            return f"token budget exhausted: used {usage.total_tokens:,} of {self.max_tokens:,}"
+        if self.max_seconds is not None and seconds > self.max_seconds:
+            return f"time budget exhausted: {seconds:.1f} s of {self.max_seconds:g} s"
+        if self.max_cost is not None and self.cost_of is not None:
+            cost = self.cost_of(usage)
+            if cost > self.max_cost:
+                return f"cost budget exhausted: ${cost:.4f} of ${self.max_cost:g}"
+        return None
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    agent: str
+    model: str
+    tools: tuple[str, ...]
+    budget: Budget = Budget()
+    final_answer_checks: tuple[FinalAnswerCheck, ...] = ()
+    history: tuple[Message, ...] = field(default=())
+    """Messages to start from instead of system prompt + task (used by resume)."""
+    first_step: int = 1
+
+
+Loop = Generator["CallModel | RunAction | Event", Any, RunResult]
+
+
+def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
+    """Run steps until `final_answer`, a budget, or a model failure ends the run."""
+    started = time.monotonic()
+    budget = config.budget
+    messages: list[Message] = list(config.history) or [
+        Message("system", fmt.system_prompt()),
+        Message("user", fmt.task_message(task)),
+    ]
+    steps: list[Step] = []
+    usage = Usage()
+
+    def finish(status: RunStatus, output: Any, error: str | None = None) -> Loop:
+        result = RunResult(output, status, tuple(steps), usage, time.monotonic() - started, error)
+        yield RunFinished(status, output, usage, len(steps), result.seconds, error, result)
+        return result
+
+    yield RunStarted(task, config.agent, config.model, config.tools, budget.max_steps)
+    last_step = config.first_step + budget.max_steps - 1
+    index = config.first_step
+    while True:
+        at_limit = index > last_step
+        if at_limit:
+            messages.append(Message("user", fmt.final_request()))
+        t0 = time.monotonic()
+        try:
+            reply = yield CallModel(index, tuple(messages), fmt.stop, fmt.tool_specs)
+        except ModelError as exc:
+            return (yield from finish("model_error", None, f"{type(exc).__name__}: {exc}"))
+        except KeyboardInterrupt:
+            return (yield from finish("interrupted", None, "interrupted by the user"))
+        model_seconds = time.monotonic() - t0
+        usage = usage + reply.usage
+        yield ModelReplied(index, reply.text, reply.usage, model_seconds, reply.tool_calls)
+
+        action = fmt.read(reply)
+        messages.append(fmt.assistant_message(reply, action))
+        if isinstance(action, NoAction):
+            yield ActionParsed(index, action.thought, None, "no_code")
+            step = Step(index, action.thought, None, action.message, reply.usage, model_seconds,
+                        error="no_code", reply=reply.text)
+            steps.append(step)
+            yield StepFinished(step)
+            if at_limit:
+                return (yield from finish("max_steps", reply.text.strip() or None,
+                                          f"no final answer after {budget.max_steps} steps"))
+            messages.extend(fmt.observation_messages(None, action.message))
+        else:
+            yield ActionParsed(index, action.thought, action.code, action.note)
+            try:
+                execution: Execution = yield RunAction(index, action)
+            except KeyboardInterrupt:
+                return (yield from finish("interrupted", None, "interrupted by the user"))
+            for call in execution.tool_calls:
+                yield ToolCalled(index, call)
+            observation = fmt.format_observation(execution)
+            accepted = False
+            if execution.is_final:
+                rejection = _check_answer(execution.final_answer, config.final_answer_checks)
+                if rejection is None:
+                    accepted = True
+                    observation = f"Final answer: {execution.final_answer!r}"
+                else:
+                    observation = (f"{observation}\nYour final answer was rejected: {rejection}\n"
+                                   "Fix the problem and call final_answer again.").lstrip()
+            error = _error_kind(execution)
+            yield Observed(index, observation, execution.duration_s, error)
+            step = Step(index, action.thought, action.code, observation, reply.usage, model_seconds,
+                        execution.duration_s, execution.tool_calls, accepted, error, reply.text)
+            steps.append(step)
+            yield StepFinished(step)
+            if accepted:
+                return (yield from finish("success", execution.final_answer))
+            if at_limit:
+                partial = execution.result if execution.result is not None else (execution.stdout.strip() or None)
+                return (yield from finish("max_steps", partial, f"no final answer after {budget.max_steps} steps"))
+            messages.extend(fmt.observation_messages(action, observation))
+        exhausted = budget.exceeded(usage, time.monotonic() - started)
+        if exhausted:
+            return (yield from finish("budget_exceeded", None, exhausted))
+        index += 1
+
+
+def _check_answer(answer: Any, checks: Sequence[FinalAnswerCheck]) -> str | None:
+    """None if every check accepts the answer, else the first reason for rejecting it."""
+    for check in checks:
+        name = getattr(check, "__name__", type(check).__name__)
+        try:
+            verdict = check(answer)
+        except Exception as exc:  # noqa: BLE001 - a failing check is a rejection with its reason
+            return f"{name} raised {type(exc).__name__}: {exc}"
+        if verdict is False:
+            return f"check {name} failed"
+        if isinstance(verdict, str):
+            return verdict
+    return None
+
+
+def _error_kind(execution: Execution) -> str | None:
+    if execution.timed_out:
+        return "timeout"
+    if execution.state_lost:
+        return "kernel_lost"
+    return execution.error.type if execution.error else None

@@ -1,0 +1,31 @@
+"""Rendering prompts from templates; kept byte-identical across steps for the model's prefix cache."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from importlib.resources import files
+
+from codeact.tools.tool import Tool
+
+__all__ = ["load_template", "render_imports", "render_tools"]
+
+
+def load_template(name: str) -> str:
+    return files("codeact.agent").joinpath("prompts", name).read_text(encoding="utf-8")
+
+
+def render_tools(tools: Mapping[str, Tool]) -> str:
+    """Each tool as a Python `def` with its docstring, the way the model will call it."""
+    blocks = []
+    for t in tools.values():
+        doc = t.docstring().replace('"""', "'''").replace("\n", "\n    ")
+        blocks.append(f'def {t.python_signature()}:\n    """{doc}"""')
+    return "\n".join(blocks)
+
+
+def render_imports(authorized: Collection[str] | None) -> str:
+    if authorized is None:
+        return "You can import any installed module."
+    if not authorized:
+        return "Do not import any module."
+    return "You can import only these modules: " + ", ".join(sorted(authorized)) + "."

@@ -1,0 +1,25 @@
+"""The `codeact` command line. Each sub-command lives in its own module and registers on `app`."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="codeact",
+    help="Agents that act by writing Python, run in a real, isolated CPython kernel.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to `app`.
+    from codeact.cli import run  # noqa: F401
+
+
+def main() -> None:
+    _register()
+    app()

@@ -1,0 +1,119 @@
+"""`codeact run TASK`: run one task and print the answer as the last line of stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from codeact.cli import app
+from codeact.cli._loading import load_tool, split_list
+from codeact.errors import CodeactError
+from codeact.runs.events import StepFinished, event_to_dict
+
+__all__ = ["run", "result_to_dict"]
+
+
+@app.command()
+def run(
+    task: Annotated[str, typer.Argument(help="What the agent should do.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="local, local-small, openai:MODEL, "
+                                       "openai-compat:URL#MODEL, anthropic:MODEL, litellm:MODEL")] = "local",
+    tools: Annotated[Optional[list[str]], typer.Option("--tool", "-t", help="module:function or "
+                                                       "file.py:function; repeatable")] = None,
+    max_steps: Annotated[int, typer.Option(help="Steps before the agent must answer.")] = 10,
+    imports: Annotated[Optional[str], typer.Option(help="Comma-separated modules the code may import "
+                                                   "(default: any).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds one code step may run.")] = 30.0,
+    sandbox: Annotated[str, typer.Option(help="default or process (no isolation).")] = "default",
+    workspace: Annotated[Optional[Path], typer.Option(help="Directory the code works in; kept after "
+                                                      "the run.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole run as JSON on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view on stderr.")] = False,
+) -> None:
+    """Run an agent on TASK. The live view goes to stderr; the answer is stdout's last line."""
+    err = Console(stderr=True)
+    try:
+        agent = _build_agent(model, tools or [], max_steps, imports, timeout, sandbox, workspace)
+    except CodeactError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    view = None
+    if not quiet:
+        from codeact.cli.view import LiveView
+
+        view = LiveView(err)
+    result = None
+    try:
+        for event in agent.run(task, stream=True):
+            if view is not None:
+                view.show(event)
+            if event.kind == "run_finished":
+                result = event.result  # type: ignore[attr-defined]
+    except CodeactError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        agent.close()
+    assert result is not None
+    if as_json:
+        sys.stdout.write(json.dumps(result_to_dict(result), ensure_ascii=False, default=repr) + "\n")
+    elif result.output is not None:
+        sys.stdout.write(_answer_text(result.output) + "\n")
+    if result.status != "success":
+        if not as_json and (quiet or view is None):
+            err.print(f"[bold red]{result.status}:[/] {result.error}")
+        raise typer.Exit(1)
+
+
+def _build_agent(model_spec: str, tool_specs: list[str], max_steps: int, imports: str | None,
+                 timeout: float, sandbox_name: str, workspace: Path | None) -> Any:
+    from codeact.agent.code_agent import CodeAgent
+    from codeact.models.registry import resolve_model
+    from codeact.sandbox import resolve_sandbox
+
+    tools = [load_tool(spec) for spec in tool_specs]
+    model = resolve_model(model_spec)
+    options: dict[str, Any] = {"timeout": timeout}
+    if workspace is not None:
+        workspace.mkdir(parents=True, exist_ok=True)
+        options["workspace"] = workspace
+    return CodeAgent(
+        model,
+        tools,
+        sandbox=lambda: resolve_sandbox(sandbox_name, **options),
+        authorized_imports=split_list(imports),
+        step_timeout=timeout,
+        max_steps=max_steps,
+    )
+
+
+def _answer_text(output: Any) -> str:
+    """Strings verbatim; anything else as JSON, so scripts can parse it."""
+    return output if isinstance(output, str) else json.dumps(output, default=repr, ensure_ascii=False)
+
+
+def result_to_dict(result: Any) -> dict[str, Any]:
+    """The run as plain JSON-ready data, for `--json`."""
+    return {
+        "status": result.status,
+        "output": _jsonable(result.output),
+        "error": result.error,
+        "usage": {"prompt_tokens": result.usage.prompt_tokens,
+                  "completion_tokens": result.usage.completion_tokens,
+                  "total_tokens": result.usage.total_tokens},
+        "seconds": round(result.seconds, 3),
+        "steps": [event_to_dict(StepFinished(s))["step"] for s in result.steps],
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
