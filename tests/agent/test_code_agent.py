@@ -1,0 +1,147 @@
+"""The code agent end to end with a scripted model and the real kernel process."""
+
+import asyncio
+
+import pytest
+
+from codeact import CodeAgent, tool
+from codeact.models import ScriptedModel
+from codeact.runs.events import ActionParsed, ModelReplied, Observed, RunFinished, RunStarted, StepFinished
+from codeact.sandbox.process import ProcessSandbox
+
+
+def code(src: str, thought: str = "Thought: do it.") -> str:
+    return f"{thought}\n```python\n{src}\n```"
+
+
+def agent_for(*replies, **kwargs):
+    kwargs.setdefault("sandbox", ProcessSandbox)
+    return CodeAgent(ScriptedModel(list(replies)), **kwargs)
+
+
+def test_state_persists_across_steps():
+    agent = agent_for(code("x = 21\nimport math"), code("final_answer(x * 2 + math.floor(0.5))"))
+    result = agent.run("double it")
+    assert result.status == "success"
+    assert result.output == 42
+    assert len(result.steps) == 2
+
+
+def test_tool_called_from_model_code_runs_on_host():
+    host_calls = []
+
+    @tool
+    def lookup(city: str) -> dict:
+        """Population of a city."""
+        host_calls.append(city)
+        return {"city": city, "population": 2_873_000}
+
+    agent = agent_for(code("info = lookup('Rome')\nfinal_answer(info['population'] // 1000)"), tools=[lookup])
+    result = agent.run("population of Rome in thousands")
+    assert result.output == 2873
+    assert host_calls == ["Rome"]
+    assert [c.name for c in result.steps[0].tool_calls] == ["lookup"]
+
+
+def test_reply_without_code_gets_format_hint_and_run_continues():
+    model = ScriptedModel(["I think the answer is 4.", code("final_answer(4)")])
+    result = CodeAgent(model, sandbox=ProcessSandbox).run("2+2")
+    assert result.output == 4
+    assert result.steps[0].error == "no_code"
+    hint = model.calls[1][-1].content
+    assert "```python" in hint and "final_answer" in hint
+
+
+def test_syntax_error_becomes_observation():
+    model = ScriptedModel([code("x = (1 +"), code("final_answer(1)")])
+    result = CodeAgent(model, sandbox=ProcessSandbox).run("t")
+    assert result.steps[0].error == "SyntaxError"
+    assert "SyntaxError" in model.calls[1][-1].content
+    assert result.output == 1
+
+
+def test_step_limit_asks_for_a_last_answer():
+    model = ScriptedModel([code("print('working')")] * 2 + [code("final_answer('best guess')")])
+    result = CodeAgent(model, sandbox=ProcessSandbox, max_steps=2).run("t")
+    assert result.status == "success"
+    assert result.output == "best guess"
+    assert "step limit" in model.calls[2][-1].content
+    assert len(result.steps) == 3
+
+
+def test_step_limit_without_answer_ends_cleanly():
+    model = ScriptedModel([code("print('working')")] * 2 + ["I could not finish."])
+    result = CodeAgent(model, sandbox=ProcessSandbox, max_steps=2).run("t")
+    assert result.status == "max_steps"
+    assert result.output == "I could not finish."
+    assert "2 steps" in result.error
+
+
+def test_final_answer_checks_can_reject():
+    def positive(answer):
+        return answer > 0 or "the answer must be positive"
+
+    model = ScriptedModel([code("final_answer(-1)"), code("final_answer(5)")])
+    result = CodeAgent(model, sandbox=ProcessSandbox, final_answer_checks=[positive]).run("t")
+    assert result.output == 5
+    assert "must be positive" in model.calls[1][-1].content
+
+
+def test_stream_yields_events_in_order_and_callbacks_fire():
+    seen_steps = []
+    agent = agent_for(code("print('hi')"), code("final_answer('done')"), step_callbacks=[seen_steps.append])
+    events = list(agent.run("t", stream=True))
+    kinds = [type(e) for e in events]
+    assert kinds[0] is RunStarted and kinds[-1] is RunFinished
+    assert kinds[1:5] == [ModelReplied, ActionParsed, Observed, StepFinished]
+    assert events[-1].result.output == "done"
+    assert [s.index for s in seen_steps] == [1, 2]
+    assert "hi" in seen_steps[0].observation
+
+
+def test_model_failure_ends_run_with_status_and_keeps_steps():
+    agent = agent_for(code("x = 1"))  # the scripted model has no second reply: ModelError
+    result = agent.run("t")
+    assert result.status == "model_error"
+    assert "ran out of replies" in result.error
+    assert len(result.steps) == 1
+
+
+def test_usage_per_step_and_total():
+    result = agent_for(code("a = 1"), code("final_answer(a)")).run("count")
+    assert len(result.usage_per_step) == 2
+    assert result.usage.total_tokens == sum(u.total_tokens for u in result.usage_per_step) > 0
+
+
+def test_model_written_final_answer_definition_is_removed():
+    model_code = "def final_answer(x):\n    print(x)\n\nfinal_answer(7)"
+    result = agent_for(code(model_code)).run("t")
+    assert result.status == "success" and result.output == 7
+    assert len(result.steps) == 1
+
+
+def test_authorized_imports_refuse_others():
+    model = ScriptedModel([code("import os\nfinal_answer(os.getcwd())"), code("import math\nfinal_answer(math.pi)")])
+    result = CodeAgent(model, sandbox=ProcessSandbox, authorized_imports=["math"]).run("t")
+    assert result.steps[0].error == "ImportError"
+    assert "'os' is not allowed" in result.steps[0].observation
+    assert result.output == pytest.approx(3.14159, rel=1e-4)
+
+
+def test_timeout_keeps_state_through_the_agent():
+    model = ScriptedModel([code("x = 5\nwhile True: pass"), code("final_answer(x)")])
+    result = CodeAgent(model, sandbox=ProcessSandbox, step_timeout=0.5).run("t")
+    assert result.steps[0].error == "timeout"
+    assert result.output == 5
+
+
+def test_passed_sandbox_is_kept_across_runs_and_not_closed():
+    with ProcessSandbox() as box:
+        CodeAgent(ScriptedModel([code("memo = 'kept'\nfinal_answer(1)")]), sandbox=box).run("a")
+        second = CodeAgent(ScriptedModel([code("final_answer(memo)")]), sandbox=box).run("b")
+        assert second.output == "kept"
+
+
+def test_arun():
+    result = asyncio.run(agent_for(code("final_answer(sum(range(5)))")).arun("t"))
+    assert result.output == 10
