@@ -1,0 +1,318 @@
+"""The embedded default model: Qwen2.5-Coder-Instruct GGUF run in-process by llama.cpp on the CPU.
+
+Agent steps resend a growing conversation whose beginning never changes. llama.cpp keeps the
+previous call's tokens in its KV cache and only evaluates the part after the longest common
+prefix, so as long as the rendered prompt of step N is a byte-identical prefix of step N+1, each
+step pays only for the new observation. We render the prompt ourselves with the GGUF's own chat
+template (a pure function of the messages), tokenize it once, and keep one `Llama` object alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codeact._optional import require
+from codeact.errors import ConfigError, ModelError
+from codeact.models._weights import MODELS, ensure_weights
+from codeact.models.base import Message, Model, ModelReply, ToolCall, ToolSpec, Usage
+
+__all__ = ["LocalModel", "LocalStats"]
+
+_NAMES = {"1.5b": "local", "0.5b": "local-small"}
+_TOOL_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class LocalStats:
+    """What one call cost, from llama.cpp's own counters.
+
+    Attributes:
+        prompt_tokens: tokens in the rendered prompt.
+        reused_tokens: leading prompt tokens already in the KV cache from the previous call.
+        prefill_tokens: prompt tokens llama.cpp actually evaluated in this call.
+        prefill_s: seconds spent evaluating them.
+        decode_tokens: generated tokens fed back through the model.
+        decode_s: seconds spent on them.
+        first_token_s: seconds from the call to the first streamed text (streaming only).
+    """
+
+    prompt_tokens: int
+    reused_tokens: int
+    prefill_tokens: int
+    prefill_s: float
+    decode_tokens: int
+    decode_s: float
+    first_token_s: float | None = None
+
+
+class LocalModel(Model):
+    """Run a Qwen2.5-Coder-Instruct GGUF in this process with llama.cpp.
+
+    Constructing is cheap; weights are assembled (once, into the user cache) and loaded on the
+    first call, or by `load()`. Calls are serialized by a lock: one llama.cpp context serves one
+    generation at a time.
+
+    Args:
+        size: "1.5b" (extra `local`) or "0.5b" (extra `local-small`).
+        model_path: use this GGUF file instead of the packaged weights.
+        n_ctx: context window in tokens (prompt plus reply).
+        n_threads: CPU threads for prompt and generation; defaults to all cores
+            (llama-cpp-python's own default, half the cores, is much slower on small machines).
+        temperature: 0 means greedy decoding, which makes runs reproducible.
+        max_tokens: longest reply.
+        seed: sampling seed, used when temperature > 0.
+        verbose: let llama.cpp print its load and timing logs to stderr.
+    """
+
+    def __init__(
+        self,
+        size: str = "1.5b",
+        *,
+        model_path: str | Path | None = None,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 1024,
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        size = size.lower()
+        if size not in MODELS:
+            known = ", ".join(repr(k) for k in MODELS)
+            raise ConfigError(f"Unknown local model size {size!r}; choose one of {known}.")
+        if n_ctx < 16 or max_tokens < 1:
+            raise ConfigError(
+                f"LocalModel needs n_ctx >= 16 and max_tokens >= 1 (got {n_ctx}, {max_tokens})."
+            )
+        if n_threads is not None and n_threads < 1:
+            raise ConfigError(f"LocalModel n_threads must be >= 1 (got {n_threads}).")
+        self.size = size
+        self.model_path = Path(model_path).expanduser() if model_path is not None else None
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.verbose = verbose
+        self.name = f"local:{self.model_path.stem}" if self.model_path else _NAMES[size]
+        #: Counters of the most recent call (None before the first).
+        self.last_stats: LocalStats | None = None
+        self._lock = threading.RLock()
+        self._llm: Any = None
+        self._formatter: Any = None
+        self._perf_context: Any = None
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Assemble (if needed) and load the weights now instead of on the first call."""
+        with self._lock:
+            self._load()
+
+    def _load(self) -> Any:
+        if self._llm is not None:
+            return self._llm
+        extra = "local" if self.size == "1.5b" else "local-small"
+        llama_cpp = require("llama_cpp", extra=extra, feature="The embedded local model")
+        chat_format = require("llama_cpp.llama_chat_format", extra=extra, feature="The embedded local model")
+        path = self.model_path or ensure_weights(self.size)
+        if not path.is_file():
+            raise ConfigError(f"LocalModel(model_path=...): no such file: {path}")
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                seed=self.seed,
+                verbose=self.verbose,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"llama.cpp could not load {path}: {exc}") from exc
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            llm.close()
+            raise ModelError(f"{path} has no chat template in its GGUF metadata; LocalModel needs one.")
+        self._formatter = chat_format.Jinja2ChatFormatter(
+            template=template,
+            eos_token=llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace"),
+            bos_token=llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "replace"),
+        )
+        self._perf_context = llama_cpp.llama_perf_context
+        self._llm = llm
+        return llm
+
+    def close(self) -> None:
+        """Free the weights and the KV cache; a later call loads them again."""
+        with self._lock:
+            if self._llm is not None:
+                self._llm.close()
+            self._llm = None
+            self._formatter = None
+
+    # -- prompts ---------------------------------------------------------------------------
+
+    def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None = None) -> str:
+        """The exact prompt text the model sees for `messages` (loads the model for its template)."""
+        with self._lock:
+            self._load()
+            return self._render(messages, tools)
+
+    def _render(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None) -> str:
+        if not messages:
+            raise ConfigError("LocalModel needs at least one message.")
+        tool_dicts = [
+            {
+                "type": "function",
+                "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+            }
+            for t in tools or ()
+        ]
+        try:
+            result = self._formatter(messages=[_to_template(m) for m in messages], tools=tool_dicts or None)
+        except Exception as exc:  # jinja2 errors, raise_exception() in templates
+            raise ConfigError(f"The model's chat template rejected these messages: {exc}") from exc
+        return str(result.prompt)
+
+    def _tokens(self, llm: Any, prompt: str) -> list[int]:
+        tokens: list[int] = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        if len(tokens) >= self.n_ctx:
+            raise ModelError(
+                f"The prompt is {len(tokens)} tokens but the context window is {self.n_ctx}; "
+                f"pass LocalModel(n_ctx=...) larger, or shorten the conversation."
+            )
+        return tokens
+
+    # -- generation ------------------------------------------------------------------------
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        stop: Sequence[str] | None = None,
+        tools: Sequence[ToolSpec] | None = None,
+    ) -> ModelReply:
+        with self._lock:
+            llm = self._load()
+            tokens = self._tokens(llm, self._render(messages, tools))
+            reused, before = _common_prefix(llm, tokens), self._perf(llm)
+            try:
+                out = llm.create_completion(prompt=tokens, stream=False, **self._sampling(tokens, stop))
+            except Exception as exc:
+                llm.reset()
+                raise ModelError(f"llama.cpp failed while generating: {exc}") from exc
+            self.last_stats = self._stats(llm, len(tokens), reused, before)
+        choice = out["choices"][0]
+        usage = Usage(out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"])
+        text, calls = _split_tool_calls(choice["text"]) if tools else (choice["text"], ())
+        finish = "tool_calls" if calls else choice.get("finish_reason")
+        return ModelReply(text, usage, tool_calls=calls, finish_reason=finish, raw=out)
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        stop: Sequence[str] | None = None,
+    ) -> Iterator[str | ModelReply]:
+        """Yield text as it is generated, then the ModelReply; holds the model until exhausted or closed."""
+        with self._lock:
+            llm = self._load()
+            start = time.perf_counter()
+            tokens = self._tokens(llm, self._render(messages, None))
+            reused, before = _common_prefix(llm, tokens), self._perf(llm)
+            chunks = llm.create_completion(prompt=tokens, stream=True, **self._sampling(tokens, stop))
+            parts: list[str] = []
+            finish: str | None = None
+            first: float | None = None
+            try:
+                for chunk in chunks:
+                    choice = chunk["choices"][0]
+                    finish = choice.get("finish_reason") or finish
+                    if choice["text"]:
+                        first = first if first is not None else time.perf_counter() - start
+                        parts.append(choice["text"])
+                        yield choice["text"]
+            except Exception as exc:
+                llm.reset()
+                raise ModelError(f"llama.cpp failed while generating: {exc}") from exc
+            finally:
+                chunks.close()
+            self.last_stats = self._stats(llm, len(tokens), reused, before, first)
+            # Every sampled token but the last was fed back into the context; the last one (often
+            # the end-of-turn token) is counted too, so this can be one more than `complete` reports.
+            generated = llm.n_tokens - len(tokens) + 1 if finish is not None else 0
+        usage = Usage(len(tokens), generated)
+        yield ModelReply("".join(parts), usage, finish_reason=finish)
+
+    def _sampling(self, tokens: list[int], stop: Sequence[str] | None) -> dict[str, Any]:
+        return {
+            "max_tokens": min(self.max_tokens, self.n_ctx - len(tokens)),
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "repeat_penalty": 1.0,
+            "stop": [s for s in stop or () if s],
+        }
+
+    def _perf(self, llm: Any) -> Any:
+        return self._perf_context(llm.ctx)
+
+    def _stats(
+        self, llm: Any, prompt_tokens: int, reused: int, before: Any, first: float | None = None
+    ) -> LocalStats:
+        after = self._perf(llm)
+        return LocalStats(
+            prompt_tokens=prompt_tokens,
+            reused_tokens=reused,
+            prefill_tokens=after.n_p_eval - before.n_p_eval,
+            prefill_s=(after.t_p_eval_ms - before.t_p_eval_ms) / 1000,
+            decode_tokens=after.n_eval - before.n_eval,
+            decode_s=(after.t_eval_ms - before.t_eval_ms) / 1000,
+            first_token_s=first,
+        )
+
+
+def _common_prefix(llm: Any, tokens: list[int]) -> int:
+    """How many leading tokens of `tokens` are already in the KV cache."""
+    cached = llm.input_ids[: llm.n_tokens]
+    n = 0
+    for a, b in zip(cached, tokens):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
+def _to_template(message: Message) -> dict[str, Any]:
+    data: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        data["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        data["tool_call_id"] = message.tool_call_id
+    return data
+
+
+def _split_tool_calls(text: str) -> tuple[str, tuple[ToolCall, ...]]:
+    """Pull Qwen's `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks out of `text`."""
+    calls = []
+    for i, match in enumerate(_TOOL_CALL.finditer(text)):
+        try:
+            data = json.loads(match.group(1))
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            args = data.get("arguments")
+            calls.append(ToolCall(f"call_{i}", data["name"], args if isinstance(args, dict) else {}))
+    if not calls:
+        return text, ()
+    return _TOOL_CALL.sub("", text).strip(), tuple(calls)
