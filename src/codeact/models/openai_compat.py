@@ -1,0 +1,521 @@
+"""Chat-completions backend on the official `openai` SDK: OpenAI, vLLM, Ollama, llama.cpp server.
+
+Servers differ in what they accept, so the backend adapts once and remembers: a server that
+rejects `stop` (400 with `param: "stop"`, or, when it sends no `param`, an error message naming
+`stop`) is asked again without it; likewise `stream_options`; a model that wants
+`max_completion_tokens` instead of `max_tokens` gets it. Stop sequences are always applied
+client-side too, because some servers ignore them.
+
+Malformed tool-call arguments never raise: a `ToolCall` whose arguments were not a JSON object
+carries the model's raw string as ``{"_raw": "<what the model wrote>"}`` (see `RAW_ARGUMENTS`),
+so the agent can show the model its mistake.
+
+The SDK is imported in the constructor, not at module import, to keep `import codeact` fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from codeact.errors import ConfigError, ModelResponseError
+from codeact.models._retry import (
+    RetryPolicy,
+    acall_with_retries,
+    call_with_retries,
+    sdk_classifier,
+    server_message,
+    to_error,
+)
+from codeact.models.base import Message, Model, ModelReply, ToolCall, ToolSpec, Usage, cut_at_stop
+
+if TYPE_CHECKING:
+    import openai
+
+__all__ = [
+    "RAW_ARGUMENTS",
+    "OpenAICompatible",
+    "StopCutter",
+    "parse_arguments",
+    "reply_from_completion",
+    "to_openai_messages",
+    "to_openai_tools",
+]
+
+#: Key under which a tool call keeps arguments that were not a JSON object.
+RAW_ARGUMENTS = "_raw"
+
+OPENAI_URL = "https://api.openai.com/v1"
+#: Key sent when a custom server needs none: the SDK refuses an empty key.
+PLACEHOLDER_KEY = "not-needed"
+#: OpenAI accepts at most four stop sequences; the rest are cut client-side.
+MAX_SERVER_STOPS = 4
+
+
+class OpenAICompatible(Model):
+    """A model behind a chat-completions endpoint.
+
+    Args:
+        model: the model name the server expects, e.g. "gpt-4o" or "qwen2.5-coder".
+        base_url: the API root, e.g. "http://127.0.0.1:8080/v1"; default OpenAI (or
+            `OPENAI_BASE_URL`).
+        api_key: default `OPENAI_API_KEY`; custom servers without one get a placeholder.
+        temperature: sampling temperature; None leaves the server's default.
+        max_tokens: cap on generated tokens; None leaves the server's default.
+        extra_params: more request-body fields, sent verbatim (e.g. vLLM's `top_k`).
+        timeout: seconds to wait for one HTTP response.
+        max_retries: retries on 408/429/5xx, timeouts and connection errors.
+        retry_delay: backoff ceiling of the first retry in seconds; doubles per retry.
+        name: shown in logs; default "openai:MODEL" or "openai-compat:URL#MODEL".
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        extra_params: Mapping[str, Any] | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 4,
+        retry_delay: float = 0.5,
+        name: str | None = None,
+    ) -> None:
+        import openai
+
+        if not model:
+            raise ConfigError("OpenAICompatible needs a model name, e.g. OpenAICompatible('gpt-4o').")
+        url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ConfigError(f"base_url must start with http:// or https://, got {url!r}.")
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            if _is_openai(url):
+                raise ConfigError(
+                    "The OpenAI backend needs an API key: set the `OPENAI_API_KEY` environment "
+                    "variable or pass `OpenAICompatible(..., api_key=...)`."
+                )
+            key = PLACEHOLDER_KEY
+        self.model = model
+        self.base_url = url
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.extra_params = dict(extra_params or {})
+        self.timeout = timeout
+        self.retry = RetryPolicy(max_retries=max_retries, base_delay=retry_delay)
+        self.name = name or (f"openai:{model}" if _is_openai(url) else f"openai-compat:{url}#{model}")
+        self._sdk = openai
+        self._api_key = key
+        self._classify = sdk_classifier(openai)
+        # The SDK's own retries are off: ours convert errors and honour Retry-After with a cap.
+        self._client: openai.OpenAI | None = openai.OpenAI(
+            api_key=key, base_url=url, timeout=timeout, max_retries=0
+        )
+        self._aclient: tuple[asyncio.AbstractEventLoop, openai.AsyncOpenAI] | None = None
+        # What this server turned out not to accept (learned once, kept for later calls).
+        self._dropped: set[str] = set()
+        self._max_tokens_key = "max_tokens"
+
+    # -- sync ---------------------------------------------------------------------------------
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        stop: Sequence[str] | None = None,
+        tools: Sequence[ToolSpec] | None = None,
+    ) -> ModelReply:
+        client = self._sync_client()
+
+        def attempt() -> Any:
+            return self._adapting(lambda p: client.chat.completions.create(**p), messages, stop, tools)
+
+        completion = call_with_retries(
+            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout
+        )
+        return reply_from_completion(completion, stop, url=self.base_url)
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        stop: Sequence[str] | None = None,
+    ) -> Iterator[str | ModelReply]:
+        client = self._sync_client()
+
+        def attempt() -> Any:
+            return self._adapting(
+                lambda p: client.chat.completions.create(**p), messages, stop, None, stream=True
+            )
+
+        chunks = call_with_retries(
+            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout
+        )
+        state = _StreamState(stop)
+        try:
+            for chunk in chunks:
+                piece = state.feed(chunk)
+                if piece:
+                    yield piece
+                if state.cutter.stopped:
+                    break
+        except Exception as exc:
+            failure = self._classify(exc)
+            if failure is None:
+                raise
+            raise to_error(failure, url=self.base_url, timeout=self.timeout) from exc
+        finally:
+            chunks.close()
+        tail = state.end()
+        if tail:
+            yield tail
+        yield state.reply()
+
+    # -- async --------------------------------------------------------------------------------
+
+    async def acomplete(
+        self,
+        messages: Sequence[Message],
+        *,
+        stop: Sequence[str] | None = None,
+        tools: Sequence[ToolSpec] | None = None,
+    ) -> ModelReply:
+        client = self._async_client()
+
+        async def attempt() -> Any:
+            return await self._aadapting(client.chat.completions.create, messages, stop, tools)
+
+        completion = await acall_with_retries(
+            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout
+        )
+        return reply_from_completion(completion, stop, url=self.base_url)
+
+    async def astream(
+        self,
+        messages: Sequence[Message],
+        *,
+        stop: Sequence[str] | None = None,
+    ) -> AsyncIterator[str | ModelReply]:
+        client = self._async_client()
+
+        async def attempt() -> Any:
+            return await self._aadapting(client.chat.completions.create, messages, stop, None, stream=True)
+
+        chunks = await acall_with_retries(
+            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout
+        )
+        state = _StreamState(stop)
+        try:
+            async for chunk in chunks:
+                piece = state.feed(chunk)
+                if piece:
+                    yield piece
+                if state.cutter.stopped:
+                    break
+        except Exception as exc:
+            failure = self._classify(exc)
+            if failure is None:
+                raise
+            raise to_error(failure, url=self.base_url, timeout=self.timeout) from exc
+        finally:
+            await chunks.close()
+        tail = state.end()
+        if tail:
+            yield tail
+        yield state.reply()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        # An AsyncOpenAI client belongs to its event loop; dropping it is all we can do here.
+        self._aclient = None
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _sync_client(self) -> openai.OpenAI:
+        if self._client is None:
+            self._client = self._sdk.OpenAI(
+                api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0
+            )
+        return self._client
+
+    def _async_client(self) -> openai.AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aclient[0] is not loop:
+            client = self._sdk.AsyncOpenAI(
+                api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0
+            )
+            self._aclient = (loop, client)
+        return self._aclient[1]
+
+    def _params(
+        self,
+        messages: Sequence[Message],
+        stop: Sequence[str] | None,
+        tools: Sequence[ToolSpec] | None,
+        stream: bool,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages)}
+        if self.temperature is not None:
+            params["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            params[self._max_tokens_key] = self.max_tokens
+        server_stops = [s for s in stop or () if s][:MAX_SERVER_STOPS]
+        if server_stops and "stop" not in self._dropped:
+            params["stop"] = server_stops
+        if tools:
+            params["tools"] = to_openai_tools(tools)
+        if stream:
+            params["stream"] = True
+            if "stream_options" not in self._dropped:
+                params["stream_options"] = {"include_usage": True}
+        if self.extra_params:
+            # extra_body, not kwargs: the SDK rejects keyword arguments it does not know.
+            params["extra_body"] = dict(self.extra_params)
+        return params
+
+    def _adapting(
+        self,
+        create: Callable[[dict[str, Any]], Any],
+        messages: Sequence[Message],
+        stop: Sequence[str] | None,
+        tools: Sequence[ToolSpec] | None,
+        *,
+        stream: bool = False,
+    ) -> Any:
+        """One attempt, re-sent at once without any parameter the server rejects."""
+        for _ in range(len(_ADAPTABLE) + 1):
+            params = self._params(messages, stop, tools, stream)
+            try:
+                return create(params)
+            except self._sdk.APIStatusError as exc:
+                if not self._adapt(exc, params):
+                    raise
+        return create(self._params(messages, stop, tools, stream))
+
+    async def _aadapting(
+        self,
+        create: Callable[..., Any],
+        messages: Sequence[Message],
+        stop: Sequence[str] | None,
+        tools: Sequence[ToolSpec] | None,
+        *,
+        stream: bool = False,
+    ) -> Any:
+        for _ in range(len(_ADAPTABLE) + 1):
+            params = self._params(messages, stop, tools, stream)
+            try:
+                return await create(**params)
+            except self._sdk.APIStatusError as exc:
+                if not self._adapt(exc, params):
+                    raise
+        return await create(**self._params(messages, stop, tools, stream))
+
+    def _adapt(self, exc: Any, params: Mapping[str, Any]) -> bool:
+        """Learn from a rejected request; True when re-sending it differently may work."""
+        rejected = rejected_param(exc, params)
+        if rejected == "max_tokens" and self._max_tokens_key == "max_tokens":
+            self._max_tokens_key = "max_completion_tokens"
+            return True
+        if rejected in ("stop", "stream_options") and rejected not in self._dropped:
+            self._dropped.add(rejected)
+            return True
+        return False
+
+
+_ADAPTABLE = ("stop", "stream_options", "max_tokens")
+
+
+def rejected_param(exc: Any, params: Mapping[str, Any]) -> str | None:
+    """Which sent parameter a 400/422 error rejects: its `param` field, else its message.
+
+    The message is read only when the server sends no `param` (vLLM, llama.cpp, Ollama), and
+    only for `stop` and `stream_options`, whose names are unlikely in unrelated errors.
+    """
+    if getattr(exc, "status_code", None) not in (400, 422):
+        return None
+    param = getattr(exc, "param", None)
+    if param:
+        return param if param in _ADAPTABLE and param in params else None
+    message = server_message(getattr(exc, "body", None), getattr(exc, "message", ""))
+    for name in ("stream_options", "stop"):
+        if name in params and re.search(rf"\b{name}\b", message):
+            return name
+    return None
+
+
+def _is_openai(url: str) -> bool:
+    return urlsplit(url).hostname == "api.openai.com"
+
+
+# -- conversion (shared with the LiteLLM backend) ----------------------------------------------
+
+
+def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Messages in chat-completions form, incl. assistant tool calls and tool results."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "tool":
+            out.append({"role": "tool", "tool_call_id": m.tool_call_id or "", "content": m.content})
+        elif m.role == "assistant" and m.tool_calls:
+            out.append(
+                {
+                    "role": "assistant",
+                    "content": m.content or None,
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": _arguments_json(c.arguments)},
+                        }
+                        for c in m.tool_calls
+                    ],
+                }
+            )
+        else:
+            out.append({"role": m.role, "content": m.content})
+    return out
+
+
+def to_openai_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "function",
+            "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+        }
+        for t in tools
+    ]
+
+
+def _arguments_json(arguments: Mapping[str, Any]) -> str:
+    if set(arguments) == {RAW_ARGUMENTS} and isinstance(arguments[RAW_ARGUMENTS], str):
+        return arguments[RAW_ARGUMENTS]  # give the model back exactly what it wrote
+    return json.dumps(arguments)
+
+
+def parse_arguments(raw: str | None) -> dict[str, Any]:
+    """Tool-call arguments as a dict; anything but a JSON object is kept as {"_raw": raw}."""
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {RAW_ARGUMENTS: raw}
+    return value if isinstance(value, dict) else {RAW_ARGUMENTS: raw}
+
+
+def usage_from(usage: Any) -> Usage:
+    """Usage from an OpenAI-shaped usage object; missing fields count as 0."""
+    if usage is None:
+        return Usage()
+    return Usage(
+        int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
+    )
+
+
+def reply_from_completion(completion: Any, stop: Sequence[str] | None, *, url: str) -> ModelReply:
+    """A ModelReply from a chat.completion object, cutting the text at `stop`."""
+    choices = getattr(completion, "choices", None)
+    if not choices:
+        shown = repr(completion)[:300]
+        raise ModelResponseError(f"the model server at {url} sent a reply without choices: {shown}")
+    choice = choices[0]
+    message = getattr(choice, "message", None)
+    text = getattr(message, "content", None) or ""
+    finish = getattr(choice, "finish_reason", None)
+    cut = cut_at_stop(text, stop)
+    if cut != text:
+        finish = "stop"
+    calls: list[ToolCall] = []
+    for i, call in enumerate(getattr(message, "tool_calls", None) or ()):
+        function = getattr(call, "function", None)
+        if function is None:
+            continue
+        arguments = parse_arguments(getattr(function, "arguments", None))
+        calls.append(ToolCall(getattr(call, "id", None) or f"call_{i}", function.name, arguments))
+    return ModelReply(
+        cut, usage_from(getattr(completion, "usage", None)), tuple(calls), finish, raw=completion
+    )
+
+
+# -- streaming --------------------------------------------------------------------------------
+
+
+class StopCutter:
+    """Cuts a stream of text at the first stop sequence, even one split across chunks.
+
+    Text that could be the start of a stop sequence is held back until the next chunk shows
+    whether it is.
+    """
+
+    def __init__(self, stop: Sequence[str] | None) -> None:
+        self.stop = [s for s in stop or () if s]
+        self.stopped = False
+        self._held = ""
+
+    def feed(self, text: str) -> str:
+        """The part of `text` that is safe to emit now."""
+        if self.stopped or not text:
+            return ""
+        buffer = self._held + text
+        cut = cut_at_stop(buffer, self.stop)
+        if cut != buffer:
+            self.stopped, self._held = True, ""
+            return cut
+        keep = self._partial_suffix(buffer)
+        self._held = buffer[len(buffer) - keep :]
+        return buffer[: len(buffer) - keep]
+
+    def flush(self) -> str:
+        """Whatever was held back, once the stream has ended."""
+        held, self._held = self._held, ""
+        return held
+
+    def _partial_suffix(self, buffer: str) -> int:
+        longest = max((len(s) - 1 for s in self.stop), default=0)
+        for k in range(min(longest, len(buffer)), 0, -1):
+            if any(s.startswith(buffer[-k:]) for s in self.stop):
+                return k
+        return 0
+
+
+class _StreamState:
+    """Collects text, usage and the finish reason from chat.completion.chunk objects."""
+
+    def __init__(self, stop: Sequence[str] | None) -> None:
+        self.cutter = StopCutter(stop)
+        self.parts: list[str] = []
+        self.usage = Usage()
+        self.finish: str | None = None
+
+    def feed(self, chunk: Any) -> str:
+        if getattr(chunk, "usage", None) is not None:
+            self.usage = usage_from(chunk.usage)
+        piece = ""
+        for choice in (getattr(chunk, "choices", None) or ())[:1]:
+            content = getattr(getattr(choice, "delta", None), "content", None)
+            if content:
+                piece = self.cutter.feed(content)
+            if getattr(choice, "finish_reason", None):
+                self.finish = choice.finish_reason
+        if self.cutter.stopped:
+            self.finish = "stop"
+        self.parts.append(piece)
+        return piece
+
+    def end(self) -> str:
+        """Release the text held back for a possible stop sequence; the stream is over."""
+        tail = self.cutter.flush()
+        self.parts.append(tail)
+        return tail
+
+    def reply(self) -> ModelReply:
+        return ModelReply("".join(self.parts), self.usage, (), self.finish)
