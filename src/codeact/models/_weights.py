@@ -110,14 +110,13 @@ def ensure_weights(
     target = weights_path(spec, directory=directory)
     if _marker_matches(spec, target):
         return target
-    part_paths = _part_paths(spec)
     target.parent.mkdir(parents=True, exist_ok=True)
     with _locked(target.with_name(target.name + ".lock")):
         if _marker_matches(spec, target):  # another process finished while we waited
             return target
         if target.exists() and _verify_existing(spec, target):
             return target
-        _assemble(spec, part_paths, target, on_progress)
+        _assemble(spec, _part_paths(spec), target, on_progress)
     return target
 
 

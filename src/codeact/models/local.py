@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from codeact.models.base import Message, Model, ModelReply, ToolCall, ToolSpec, 
 __all__ = ["LocalModel", "LocalStats"]
 
 _NAMES = {"1.5b": "local", "0.5b": "local-small"}
-_TOOL_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
+_TAGS = re.compile(r"</?tool_call>")
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,9 @@ class LocalModel(Model):
             self.last_stats = self._stats(llm, len(tokens), reused, before)
         choice = out["choices"][0]
         usage = Usage(out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"])
-        text, calls = _split_tool_calls(choice["text"]) if tools else (choice["text"], ())
+        text, calls = (
+            _split_tool_calls(choice["text"], {t.name for t in tools}) if tools else (choice["text"], ())
+        )
         finish = "tool_calls" if calls else choice.get("finish_reason")
         return ModelReply(text, usage, tool_calls=calls, finish_reason=finish, raw=out)
 
@@ -302,17 +305,34 @@ def _to_template(message: Message) -> dict[str, Any]:
     return data
 
 
-def _split_tool_calls(text: str) -> tuple[str, tuple[ToolCall, ...]]:
-    """Pull Qwen's `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks out of `text`."""
-    calls = []
-    for i, match in enumerate(_TOOL_CALL.finditer(text)):
+def _split_tool_calls(text: str, names: set[str]) -> tuple[str, tuple[ToolCall, ...]]:
+    """Pull Qwen's `{"name": ..., "arguments": {...}}` tool calls out of `text`.
+
+    `<tool_call>` and `</tool_call>` are special tokens that llama.cpp leaves out of the text, so
+    we look for JSON objects naming one of the offered tools, with or without the tags.
+    """
+    decoder = json.JSONDecoder()
+    calls: list[ToolCall] = []
+    kept: list[str] = []
+    pos = 0
+    while (start := text.find("{", pos)) != -1:
         try:
-            data = json.loads(match.group(1))
+            data, end = decoder.raw_decode(text, start)
         except ValueError:
+            kept.append(text[pos : start + 1])
+            pos = start + 1
             continue
-        if isinstance(data, dict) and isinstance(data.get("name"), str):
-            args = data.get("arguments")
-            calls.append(ToolCall(f"call_{i}", data["name"], args if isinstance(args, dict) else {}))
+        if (
+            isinstance(data, dict)
+            and data.get("name") in names
+            and isinstance(data.get("arguments", {}), dict)
+        ):
+            calls.append(ToolCall(f"call_{uuid.uuid4().hex[:12]}", data["name"], data.get("arguments", {})))
+            kept.append(text[pos:start])
+        else:
+            kept.append(text[pos:end])
+        pos = end
+    kept.append(text[pos:])
     if not calls:
         return text, ()
-    return _TOOL_CALL.sub("", text).strip(), tuple(calls)
+    return _TAGS.sub("", "".join(kept)).strip(), tuple(calls)
