@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from codeact.errors import ConfigError, MissingExtraError
+from codeact.errors import ConfigError, MissingExtraError, ModelError
 from codeact.models import _weights
 from codeact.models.base import Message, ModelReply, ToolSpec
-from codeact.models.local import LocalModel, _split_tool_calls
+from codeact.models.local import LocalModel, _refuse_amx_build, _split_tool_calls
 
 HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 HAS_SMALL_WEIGHTS = all(importlib.util.find_spec(n) is not None for n in _weights.MODELS["0.5b"].parts)
@@ -64,6 +64,17 @@ def test_missing_llama_cpp_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
 def test_a_missing_model_file_is_a_config_error(tmp_path: object) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         LocalModel(model_path=f"{tmp_path}/absent.gguf").complete([Message("user", "hi")])
+
+
+def test_an_amx_build_is_refused_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    amx = "CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 1 | AMX_INT8 = 1 | REPACK = 1 |"
+    monkeypatch.delenv("CODEACT_LLAMA_ALLOW_AMX", raising=False)
+
+    with pytest.raises(ModelError, match="scripts/install.sh"):
+        _refuse_amx_build(amx)
+    _refuse_amx_build(amx.replace("AMX_INT8 = 1", "AMX_INT8 = 0"))
+    monkeypatch.setenv("CODEACT_LLAMA_ALLOW_AMX", "1")
+    _refuse_amx_build(amx)
 
 
 def test_tool_calls_are_parsed_with_or_without_tags() -> None:

@@ -38,9 +38,10 @@ class LocalStats:
     Attributes:
         prompt_tokens: tokens in the rendered prompt.
         reused_tokens: leading prompt tokens already in the KV cache from the previous call.
-        prefill_tokens: prompt tokens llama.cpp actually evaluated in this call.
+        prefill_tokens: prompt tokens llama.cpp evaluated in batches in this call (llama.cpp
+            counts a lone re-evaluated token, as after a full cache hit, as decoding).
         prefill_s: seconds spent evaluating them.
-        decode_tokens: generated tokens fed back through the model.
+        decode_tokens: tokens evaluated one at a time: generated tokens fed back.
         decode_s: seconds spent on them.
         first_token_s: seconds from the call to the first streamed text (streaming only).
     """
@@ -65,7 +66,7 @@ class LocalModel(Model):
         size: "1.5b" (extra `local`) or "0.5b" (extra `local-small`).
         model_path: use this GGUF file instead of the packaged weights.
         n_ctx: context window in tokens (prompt plus reply).
-        n_threads: CPU threads for prompt and generation; defaults to all cores
+        n_threads: CPU threads for prompt and generation; defaults to every usable core
             (llama-cpp-python's own default, half the cores, is much slower on small machines).
         temperature: 0 means greedy decoding, which makes runs reproducible.
         max_tokens: longest reply.
@@ -98,7 +99,7 @@ class LocalModel(Model):
         self.size = size
         self.model_path = Path(model_path).expanduser() if model_path is not None else None
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_threads = n_threads or _usable_cpus()
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.seed = seed
@@ -121,9 +122,17 @@ class LocalModel(Model):
     def _load(self) -> Any:
         if self._llm is not None:
             return self._llm
-        extra = "local" if self.size == "1.5b" else "local-small"
-        llama_cpp = require("llama_cpp", extra=extra, feature="The embedded local model")
-        chat_format = require("llama_cpp.llama_chat_format", extra=extra, feature="The embedded local model")
+        extra = MODELS[self.size].extra
+        try:
+            llama_cpp = require("llama_cpp", extra=extra, feature="The embedded local model")
+            chat_format = require(
+                "llama_cpp.llama_chat_format", extra=extra, feature="The embedded local model"
+            )
+        except (OSError, RuntimeError) as exc:  # installed, but its shared library does not load
+            raise ModelError(
+                f"llama_cpp is installed but does not load ({exc}); rebuild it with scripts/install.sh"
+            ) from exc
+        _refuse_amx_build(llama_cpp.llama_print_system_info().decode("utf-8", "replace"))
         path = self.model_path or ensure_weights(self.size)
         if not path.is_file():
             raise ConfigError(f"LocalModel(model_path=...): no such file: {path}")
@@ -261,7 +270,7 @@ class LocalModel(Model):
             "temperature": self.temperature,
             "seed": self.seed,
             "repeat_penalty": 1.0,
-            "stop": [s for s in stop or () if s],
+            "stop": [stop] if isinstance(stop, str) else [s for s in stop or () if s],
         }
 
     def _perf(self, llm: Any) -> Any:
@@ -280,6 +289,30 @@ class LocalModel(Model):
             decode_s=(after.t_eval_ms - before.t_eval_ms) / 1000,
             first_token_s=first,
         )
+
+
+def _refuse_amx_build(system_info: str) -> None:
+    """Fail clearly instead of segfaulting: llama.cpp's AMX path crashes on the first token here.
+
+    A default `pip install llama-cpp-python` compiles for the build machine's CPU, and on CPUs
+    with AMX the repacked weights crash generation (ggml-org/llama.cpp#20824). The process would
+    die without a word, so check the build first; CODEACT_LLAMA_ALLOW_AMX=1 skips the check.
+    """
+    if "AMX_INT8 = 1" in system_info and os.environ.get("CODEACT_LLAMA_ALLOW_AMX") != "1":
+        raise ModelError(
+            "This llama-cpp-python build uses AMX, which crashes on the first generated token. "
+            "Rebuild it portably with scripts/install.sh, or: CMAKE_ARGS='-DGGML_NATIVE=OFF' "
+            "pip install --no-cache-dir --force-reinstall --no-deps llama-cpp-python. "
+            "(Set CODEACT_LLAMA_ALLOW_AMX=1 to try anyway.)"
+        )
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (affinity masks and cpusets shrink it below os.cpu_count())."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
 
 
 def _common_prefix(llm: Any, tokens: list[int]) -> int:
