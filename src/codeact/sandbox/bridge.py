@@ -1,0 +1,577 @@
+"""The host end of the bridge: tool dispatch, kernel processes, and the client that drives them.
+
+`ToolDispatcher` calls host tools by name; it knows nothing about kernels, so the tool-calling
+agent uses it directly. `KernelProcess` is one running kernel (spawned here, or handed over by
+a zygote). `KernelClient` runs code in kernels: it serves tool calls, enforces timeouts with
+SIGINT then SIGKILL, and replaces a kernel that dies, so every sandbox shares one recovery path
+and differs only in how it launches kernels.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from codeact.errors import ConfigError, SandboxError
+from codeact.sandbox._codec import (
+    BridgeClosed,
+    FrameChannel,
+    FrameError,
+    UnsendableValue,
+    from_kernel,
+    to_kernel,
+    truncate_middle,
+)
+from codeact.sandbox.base import ExecError, Execution, ToolCallRecord, ToolListener
+from codeact.tools.tool import Tool
+
+__all__ = [
+    "KERNEL_PATH",
+    "KernelClient",
+    "KernelProcess",
+    "ToolDispatcher",
+    "ToolOutcome",
+    "ToolPolicy",
+    "kernel_command",
+    "tool_definitions",
+]
+
+KERNEL_PATH = Path(__file__).with_name("kernel.py")
+_SEND_TIMEOUT = 10.0
+
+
+# -- tools ------------------------------------------------------------------------------------
+
+
+class ToolPolicy(Protocol):
+    """Decides whether a tool call may run: True (or None) allows, False or a reason denies."""
+
+    def allow(self, name: str, arguments: Mapping[str, Any]) -> bool | str | None: ...
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """One tool call's result: a value, or an error (type name and message) for the caller's code."""
+
+    record: ToolCallRecord
+    value: Any = None
+    error_type: str | None = None
+    error_message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error_type is None
+
+
+class ToolDispatcher:
+    """Calls host tools by name, applying policies and telling a listener about every call.
+
+    Tool errors never raise out of `call`; they come back in the outcome, as the model's code
+    will see them.
+    """
+
+    def __init__(
+        self,
+        tools: Mapping[str, Tool] | None = None,
+        *,
+        listener: ToolListener | None = None,
+        policies: Sequence[ToolPolicy | Callable[[str, Mapping[str, Any]], bool | str | None]] = (),
+    ) -> None:
+        self.listener = listener
+        self.policies = list(policies)
+        self.calls = 0
+        self._tools: dict[str, Tool] = {}
+        self._signatures: dict[str, inspect.Signature | None] = {}
+        self.set_tools(tools or {})
+
+    @property
+    def tools(self) -> Mapping[str, Tool]:
+        return dict(self._tools)
+
+    def set_tools(self, tools: Mapping[str, Tool]) -> None:
+        self._tools = dict(tools)
+        self._signatures = {}
+        for name, t in self._tools.items():
+            try:
+                self._signatures[name] = t.signature
+            except (TypeError, ValueError):  # a callable inspect cannot read: call it unchecked
+                self._signatures[name] = None
+
+    def add_policy(self, policy: ToolPolicy | Callable[[str, Mapping[str, Any]], bool | str | None]) -> None:
+        self.policies.append(policy)
+
+    def call(self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> ToolOutcome:
+        """Run tool `name` with the arguments as the code passed them."""
+        kwargs = dict(kwargs or {})
+        self.calls += 1
+        started = time.perf_counter()
+        tool = self._tools.get(name)
+        arguments: dict[str, Any] = dict(kwargs)
+        if tool is None:
+            close = difflib.get_close_matches(name, self._tools, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else f"; available: {', '.join(sorted(self._tools)) or 'none'}"
+            return self._finish(name, arguments, started, error=("NameError", f"there is no tool named `{name}`{hint}"))
+        signature = self._signatures.get(name)
+        if signature is not None:
+            try:
+                arguments = dict(signature.bind(*args, **kwargs).arguments)
+            except TypeError as exc:
+                return self._finish(name, arguments, started, error=("TypeError", f"{name}(): {exc}"))
+        elif args:
+            arguments["*args"] = list(args)
+        denial = self._denial(name, arguments)
+        if denial is not None:
+            return self._finish(name, arguments, started, error=("PermissionError", f"the call to `{name}` was denied: {denial}"))
+        try:
+            value = tool(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a tool failure is the calling code's to handle
+            return self._finish(name, arguments, started, error=(type(exc).__name__, str(exc)))
+        return self._finish(name, arguments, started, value=value)
+
+    def _denial(self, name: str, arguments: Mapping[str, Any]) -> str | None:
+        for policy in self.policies:
+            allow = getattr(policy, "allow", policy)
+            verdict = allow(name, arguments)
+            if verdict is True or verdict is None:
+                continue
+            return verdict if isinstance(verdict, str) and verdict else "not allowed by policy"
+        return None
+
+    def _finish(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        started: float,
+        *,
+        value: Any = None,
+        error: tuple[str, str] | None = None,
+    ) -> ToolOutcome:
+        record = ToolCallRecord(
+            name=name,
+            arguments=arguments,
+            result=value,
+            error=None if error is None else f"{error[0]}: {error[1]}",
+            duration_s=time.perf_counter() - started,
+        )
+        if self.listener is not None:
+            self.listener(record)
+        if error is None:
+            return ToolOutcome(record, value)
+        return ToolOutcome(record, None, error[0], error[1])
+
+
+def tool_definitions(tools: Mapping[str, Tool]) -> list[dict[str, Any]]:
+    """What the kernel needs to build a stub per tool: signature parts as text, and the docstring."""
+    definitions = []
+    for name, t in tools.items():
+        params = []
+        signature = t.signature
+        for p in signature.parameters.values():
+            param: dict[str, Any] = {"name": p.name, "kind": p.kind.name, "has_default": p.default is not p.empty}
+            if p.annotation is not p.empty:
+                param["annotation"] = inspect.formatannotation(p.annotation)
+            if p.default is not p.empty:
+                try:
+                    param["default"] = truncate_middle(repr(p.default), 200)
+                except Exception:  # noqa: BLE001
+                    param["default"] = "..."
+            params.append(param)
+        returns = signature.return_annotation
+        definitions.append(
+            {
+                "name": name,
+                "signature": t.python_signature(),
+                "doc": t.docstring(),
+                "params": params,
+                "returns": None if returns is signature.empty else inspect.formatannotation(returns),
+            }
+        )
+    return definitions
+
+
+# -- kernel processes -------------------------------------------------------------------------
+
+
+def kernel_command(fd: int, *, python: str | None = None) -> list[str]:
+    """argv that runs the kernel on inherited socket fd `fd` (wrap it to add isolation)."""
+    argv = [python or sys.executable, str(KERNEL_PATH), "--fd", str(fd)]
+    if threading.current_thread() is threading.main_thread():
+        # PR_SET_PDEATHSIG fires when the *thread* that forked exits, so only ask for it from
+        # the main thread; elsewhere the kernel still exits when the socket hangs up.
+        argv.append("--pdeathsig")
+    return argv
+
+
+class KernelProcess:
+    """One kernel process and the host end of its bridge socket.
+
+    `spawn` starts `kernel_command(fd)` or any command built around it (a bwrap wrapper); a
+    zygote that forks kernels can instead pass its connected socket and the child's pid.
+    Subclass to change how a kernel is interrupted or killed.
+
+    Args:
+        sock: the host end of the kernel's socketpair.
+        process: the Popen, when the kernel is our child.
+        pid: the kernel's pid when it is not our child (signals then go to this pid only).
+        group: whether the pid leads its own process group, so signals reach its children too.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        process: subprocess.Popen[bytes] | None = None,
+        pid: int | None = None,
+        group: bool = False,
+    ) -> None:
+        self.channel = FrameChannel(sock)
+        self.process = process
+        self.pid = process.pid if process is not None else pid
+        self.group = group
+
+    @classmethod
+    def spawn(
+        cls,
+        command: Callable[[int], Sequence[str]] | None = None,
+        *,
+        python: str | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        **popen_kwargs: Any,
+    ) -> KernelProcess:
+        """Start a kernel as a child in its own session; `command(fd)` gives its argv."""
+        host_end, kernel_end = socket.socketpair()
+        fd = kernel_end.fileno()
+        argv = list(command(fd)) if command is not None else kernel_command(fd, python=python)
+        options: dict[str, Any] = {
+            "stdin": subprocess.DEVNULL,
+            "stdout": subprocess.DEVNULL,
+            "stderr": subprocess.PIPE,  # start-up errors and faulthandler reports after a crash
+            "start_new_session": True,  # Ctrl-C in the host's terminal must not reach it
+            "cwd": cwd,
+            "env": None if env is None else dict(env),
+            **popen_kwargs,
+        }
+        options["pass_fds"] = (fd, *popen_kwargs.get("pass_fds", ()))
+        try:
+            process = subprocess.Popen(argv, **options)
+        except OSError as exc:
+            host_end.close()
+            raise SandboxError(f"cannot start the kernel with {argv[0]!r}: {exc}") from exc
+        finally:
+            kernel_end.close()
+        if process.stderr is not None:
+            os.set_blocking(process.stderr.fileno(), False)
+        return cls(host_end, process=process, group=True)
+
+    def interrupt(self) -> None:
+        """SIGINT, like Ctrl-C in a terminal: the running cell gets KeyboardInterrupt."""
+        self._signal(signal.SIGINT)
+
+    def kill(self) -> None:
+        """SIGKILL the kernel (and its process group), reap it, close the bridge."""
+        self._signal(signal.SIGKILL)
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            if self.process.stderr is not None:
+                self.process.stderr.close()
+        self.channel.close()
+
+    def exit_reason(self, wait: float = 1.0) -> str | None:
+        """How the kernel ended ("died with signal SIGSEGV ..."), or None if it is still running."""
+        if self.process is None:
+            return None
+        try:
+            code = self.process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            return None
+        if code < 0:
+            sig = -code
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = f"signal {sig}"
+            detail = signal.strsignal(sig) or ""
+            if sig == signal.SIGKILL:
+                detail = "killed; the system may have run out of memory"
+            return f"died with signal {name}" + (f" ({detail.lower()})" if detail else "")
+        return f"exited with status {code}"
+
+    def stderr_text(self, limit: int = 16_000) -> str:
+        """What the kernel wrote to its original stderr (start-up errors, crash reports)."""
+        stream = self.process.stderr if self.process is not None else None
+        if stream is None or stream.closed:
+            return ""
+        try:
+            data = stream.read(limit) or b""
+        except (OSError, ValueError):
+            return ""
+        return data.decode("utf-8", "replace")
+
+    def _signal(self, sig: int) -> None:
+        if self.pid is None or (self.process is not None and self.process.returncode is not None):
+            return  # already reaped: the pid may belong to someone else now
+        try:
+            if self.group:
+                os.killpg(self.pid, sig)
+            else:
+                os.kill(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+# -- the client -------------------------------------------------------------------------------
+
+
+class KernelClient:
+    """Runs code in a kernel: serves its tool calls, enforces timeouts, replaces it when it dies.
+
+    Args:
+        launch: returns a new KernelProcess (not yet greeted); called at start and after a crash.
+        dispatcher: runs the tools the kernel calls.
+        max_output_chars: cap for stdout, stderr and the result repr of one step.
+        interrupt_grace: seconds a timed-out step gets after SIGINT before SIGKILL.
+        start_timeout: seconds a new kernel gets to say hello.
+    """
+
+    def __init__(
+        self,
+        launch: Callable[[], KernelProcess],
+        *,
+        dispatcher: ToolDispatcher | None = None,
+        max_output_chars: int = 20_000,
+        interrupt_grace: float = 2.0,
+        start_timeout: float = 30.0,
+    ) -> None:
+        self.launch = launch
+        self.dispatcher = dispatcher or ToolDispatcher()
+        self.max_output_chars = max_output_chars
+        self.interrupt_grace = interrupt_grace
+        self.start_timeout = start_timeout
+        self.kernel: KernelProcess | None = None
+        self.kernel_info: dict[str, Any] = {}
+        self._definitions = tool_definitions(self.dispatcher.tools)
+        self._exec_id = 0
+
+    # Life cycle -------------------------------------------------------------------------------
+    def start(self) -> KernelProcess:
+        """Start a kernel if none is running; SandboxError if one cannot be started."""
+        if self.kernel is None:
+            self.kernel = self._boot()
+        return self.kernel
+
+    def set_tools(self, tools: Mapping[str, Tool]) -> None:
+        if "final_answer" in tools:
+            raise ConfigError("`final_answer` is built into the sandbox; rename your tool")
+        self.dispatcher.set_tools(tools)
+        self._definitions = tool_definitions(tools)
+        if self.kernel is not None:
+            try:
+                self.kernel.channel.send({"op": "tools", "tools": self._definitions}, timeout=_SEND_TIMEOUT)
+            except (BridgeClosed, FrameError):
+                self._discard()  # the next execute starts a fresh kernel with these tools
+
+    def restart(self) -> KernelProcess:
+        self._discard()
+        return self.start()
+
+    def close(self) -> None:
+        self._discard()
+
+    def _boot(self) -> KernelProcess:
+        kernel = self.launch()
+        try:
+            hello = kernel.channel.recv(self.start_timeout)
+            if hello is None:
+                raise SandboxError(f"the kernel did not start within {self.start_timeout:g} s")
+            if hello.get("op") != "hello":
+                raise SandboxError("the kernel did not greet the host as expected")
+            kernel.channel.send({"op": "tools", "tools": self._definitions}, timeout=_SEND_TIMEOUT)
+        except SandboxError as exc:
+            reason = kernel.exit_reason(wait=0.5) if isinstance(exc, BridgeClosed) else None
+            stderr = kernel.stderr_text().strip()
+            kernel.kill()
+            detail = f"the kernel {reason}" if reason else str(exc)
+            raise SandboxError(f"cannot start the kernel: {detail}" + (f"\n{stderr}" if stderr else "")) from None
+        self.kernel_info = hello
+        return kernel
+
+    def _discard(self) -> None:
+        if self.kernel is not None:
+            self.kernel.kill()
+            self.kernel = None
+
+    # Running code -----------------------------------------------------------------------------
+    def execute(self, code: str, *, timeout: float | None = None) -> Execution:
+        """Run `code`; errors in it, timeouts and kernel crashes all come back as an Execution."""
+        kernel = self.start()
+        self._exec_id += 1
+        started = time.monotonic()
+        calls: list[ToolCallRecord] = []
+        try:
+            return self._run(kernel, code, timeout, started, calls)
+        except (BridgeClosed, FrameError) as exc:
+            return self._crashed(kernel, exc, started, calls)
+        except BaseException:
+            self._discard()  # a host-side failure mid-step (a listener raised, Ctrl-C): state unknown
+            raise
+
+    def _run(
+        self, kernel: KernelProcess, code: str, timeout: float | None, started: float, calls: list[ToolCallRecord]
+    ) -> Execution:
+        exec_id = self._exec_id
+        kernel.channel.send(
+            {"op": "exec", "id": exec_id, "code": code, "max_output": self.max_output_chars}, timeout=_SEND_TIMEOUT
+        )
+        deadline = None if timeout is None else started + timeout
+        interrupted_at: float | None = None
+        while True:
+            if interrupted_at is not None:
+                wait: float | None = interrupted_at + self.interrupt_grace - time.monotonic()
+            else:
+                wait = None if deadline is None else deadline - time.monotonic()
+            frame = kernel.channel.recv(wait)
+            if frame is None:
+                if interrupted_at is None:
+                    kernel.interrupt()
+                    interrupted_at = time.monotonic()
+                    continue
+                return self._killed(kernel, timeout, started, calls)
+            op = frame["op"]
+            if op == "call":
+                calls.append(self._serve_call(kernel, frame, deadline))
+            elif op == "done":
+                if frame.get("id") == exec_id:
+                    return self._execution(frame, timeout, started, calls, interrupted_at is not None)
+                if not (isinstance(frame.get("id"), int) and frame["id"] < exec_id):
+                    raise FrameError("a `done` frame for a step that was never sent")
+                # else: a stale or forged reply to an earlier step; skip it
+            else:
+                raise FrameError(f"an unexpected `{op[:40]}` frame")
+
+    def _serve_call(self, kernel: KernelProcess, frame: dict[str, Any], deadline: float | None) -> ToolCallRecord:
+        call_id, name, args, kwargs = frame.get("id"), frame.get("name"), frame.get("args"), frame.get("kwargs")
+        if not (isinstance(call_id, int) and isinstance(name, str) and isinstance(args, list) and isinstance(kwargs, dict)):
+            raise FrameError("a malformed `call` frame")
+        outcome = self.dispatcher.call(name, from_kernel(args), from_kernel(kwargs))
+        reply: dict[str, Any] = {"op": "return", "id": call_id}
+        if outcome.ok:
+            try:
+                reply.update(to_kernel(outcome.value))
+            except UnsendableValue as exc:
+                reply = {"op": "raise", "id": call_id, "type": "TypeError", "message": f"{name}(): {exc}"}
+        else:
+            message = truncate_middle(outcome.error_message, self.max_output_chars)
+            reply = {"op": "raise", "id": call_id, "type": outcome.error_type, "message": message}
+        remaining = _SEND_TIMEOUT if deadline is None else max(_SEND_TIMEOUT, deadline - time.monotonic())
+        kernel.channel.send(reply, timeout=remaining)
+        return outcome.record
+
+    # Building results -------------------------------------------------------------------------
+    def _execution(
+        self, frame: dict[str, Any], timeout: float | None, started: float, calls: list[ToolCallRecord], interrupted: bool
+    ) -> Execution:
+        cap = self.max_output_chars
+        stdout, stderr, result = frame.get("stdout"), frame.get("stderr"), frame.get("result")
+        if not (isinstance(stdout, str) and isinstance(stderr, str) and (result is None or isinstance(result, str))):
+            raise FrameError("a malformed `done` frame")
+        error = _exec_error(frame.get("error"), cap)
+        timed_out = interrupted and frame.get("interrupted") is True
+        if timed_out:
+            error = ExecError(
+                "TimeoutError",
+                f"the step was interrupted after {timeout:g} s (its time limit); "
+                "variables and definitions made before that point are kept",
+                error.traceback if error is not None else "",
+            )
+        is_final = frame.get("final") is True
+        return Execution(
+            stdout=_capped(stdout, cap),
+            stderr=_capped(stderr, cap),
+            result=None if result is None else _capped(result, cap),
+            error=error,
+            is_final=is_final,
+            final_answer=from_kernel(frame.get("final_answer")) if is_final else None,
+            timed_out=timed_out,
+            duration_s=time.monotonic() - started,
+            tool_calls=tuple(calls),
+        )
+
+    def _killed(
+        self, kernel: KernelProcess, timeout: float | None, started: float, calls: list[ToolCallRecord]
+    ) -> Execution:
+        self._discard()
+        restarted = self._restart_quietly()
+        message = (
+            f"the step ran past its {timeout:g} s time limit and did not stop when interrupted, so the kernel "
+            f"was killed{restarted}; all variables, imports and definitions from earlier steps are lost"
+        )
+        return Execution(
+            error=ExecError("TimeoutError", message, ""),
+            timed_out=True,
+            state_lost=True,
+            duration_s=time.monotonic() - started,
+            tool_calls=tuple(calls),
+        )
+
+    def _crashed(
+        self, kernel: KernelProcess, exc: SandboxError, started: float, calls: list[ToolCallRecord]
+    ) -> Execution:
+        if isinstance(exc, FrameError):
+            kind, what = "KernelProtocolError", f"sent a malformed message ({exc})"
+        else:
+            kind, what = "KernelDied", kernel.exit_reason(wait=1.0) or "closed its connection to the host"
+        report = _crash_report(kernel.stderr_text())
+        self._discard()
+        restarted = self._restart_quietly()
+        message = (
+            f"the kernel {what} while running this step{restarted}; "
+            "all variables, imports and definitions from earlier steps are lost"
+        )
+        return Execution(
+            error=ExecError(kind, message, report),
+            state_lost=True,
+            duration_s=time.monotonic() - started,
+            tool_calls=tuple(calls),
+        )
+
+    def _restart_quietly(self) -> str:
+        try:
+            self.start()
+        except SandboxError as exc:
+            return f", and no fresh kernel could be started ({exc})"
+        return ", and a fresh kernel was started"
+
+
+def _exec_error(data: Any, cap: int) -> ExecError | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("type", "message", "traceback")):
+        raise FrameError("a malformed error in a `done` frame")
+    return ExecError(data["type"][:200], _capped(data["message"], cap), _capped(data["traceback"], cap))
+
+
+def _capped(text: str, cap: int) -> str:
+    """The kernel already truncates; this only guards against one that does not."""
+    return text if len(text) <= cap + 100 else truncate_middle(text, cap)
+
+
+def _crash_report(stderr: str) -> str:
+    """The useful lines of a faulthandler report: the fatal error and the action's frames."""
+    lines = stderr.splitlines()
+    keep = [ln for ln in lines if ln.startswith("Fatal Python error") or '"<step ' in ln]
+    return "\n".join(keep[:40])
