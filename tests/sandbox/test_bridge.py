@@ -1,0 +1,345 @@
+"""The bridge: frames, values, the tool dispatcher, and tool calls from a real kernel."""
+
+import datetime
+import fractions
+import json
+import socket
+import sys
+import threading
+import time
+
+import pytest
+
+from codeact.errors import ConfigError
+from codeact.sandbox._codec import (
+    MAX_FRAME_BYTES,
+    BridgeClosed,
+    FrameChannel,
+    FrameError,
+    OpaqueValue,
+    UnsendableValue,
+    from_kernel,
+    to_kernel,
+)
+from codeact.sandbox.bridge import KERNEL_PATH, KernelClient, KernelProcess, ToolDispatcher, tool_definitions
+from codeact.sandbox.kernel import to_wire
+from codeact.sandbox.process import ProcessSandbox
+from codeact.tools import tool
+
+
+def frame(obj) -> bytes:
+    body = json.dumps(obj).encode()
+    return len(body).to_bytes(4, "big") + body
+
+
+@pytest.fixture
+def pair():
+    host, kernel = socket.socketpair()
+    yield FrameChannel(host), kernel
+    host.close()
+    kernel.close()
+
+
+# -- frames -----------------------------------------------------------------------------------
+
+
+def test_frames_round_trip_even_when_split(pair):
+    channel, peer = pair
+    data = frame({"op": "a", "n": 1}) + frame({"op": "b"})
+    for i in range(len(data)):
+        peer.sendall(data[i : i + 1])
+    assert channel.recv(1) == {"op": "a", "n": 1}
+    assert channel.recv(1) == {"op": "b"}
+    channel.send({"op": "c"})
+    size = int.from_bytes(peer.recv(4), "big")
+    assert json.loads(peer.recv(size)) == {"op": "c"}
+
+
+def test_recv_times_out_with_none(pair):
+    channel, peer = pair
+    started = time.monotonic()
+    assert channel.recv(0.05) is None
+    assert channel.recv(0) is None
+    assert 0.04 < time.monotonic() - started < 1
+    peer.sendall(frame({"op": "late"}))
+    assert channel.recv(0) == {"op": "late"}
+
+
+@pytest.mark.parametrize(
+    "garbage, message",
+    [
+        ((MAX_FRAME_BYTES + 1).to_bytes(4, "big"), "over the"),
+        ((5).to_bytes(4, "big") + b"\xff\xfe{}x", "not valid JSON"),
+        (frame([1, 2]), "not an object"),
+        (frame({"no": "op"}), "not an object"),
+        ((200_000).to_bytes(4, "big") + b"[" * 200_000, "not valid JSON"),  # deep nesting
+    ],
+)
+def test_malformed_frames_raise_frame_error(pair, garbage, message):
+    channel, peer = pair
+    peer.sendall(garbage)
+    with pytest.raises(FrameError, match=message):
+        channel.recv(2)
+
+
+def test_closed_peer_raises_bridge_closed(pair):
+    channel, peer = pair
+    peer.close()
+    with pytest.raises(BridgeClosed):
+        channel.recv(1)
+
+
+def test_oversized_outgoing_frame_is_refused(pair):
+    channel, _ = pair
+    with pytest.raises(FrameError, match="frame limit"):
+        channel.send({"op": "x", "data": "a" * MAX_FRAME_BYTES})
+
+
+# -- values -----------------------------------------------------------------------------------
+
+
+def test_values_from_the_kernel_are_rebuilt_without_running_code():
+    value = {"t": (1, [2, 3]), "s": {1, 2}, "b": b"\x00\xff", 5: "int key", (1, 2): "tuple key"}
+    assert from_kernel(json.loads(json.dumps(to_wire(value)))) == value
+    opaque = from_kernel({"__codeact__": "repr", "type": "os.system", "repr": "<built-in function system>"})
+    assert opaque == OpaqueValue("os.system", "<built-in function system>")
+    # forged or odd tags degrade to plain data, never to an error
+    assert from_kernel({"__codeact__": "pickle", "data": "gASV"}) == {"__codeact__": "pickle", "data": "gASV"}
+    assert from_kernel({"__codeact__": "set", "items": [[1], [1]]}) == {(1,)}
+    assert from_kernel({"__codeact__": "bytes", "base64": 12}) == {"__codeact__": "bytes", "base64": 12}
+
+
+def test_results_to_the_kernel_are_json_when_exact_else_pickled():
+    assert to_kernel({"a": [1, "x", None]}) == {"json": {"a": [1, "x", None]}}
+    rich = to_kernel((1, 2))
+    assert set(rich) == {"pickle", "type", "repr"} and rich["type"] == "tuple"
+    with pytest.raises(UnsendableValue, match="cannot be sent into the sandbox"):
+        to_kernel(threading.Lock())
+
+
+# -- the dispatcher ---------------------------------------------------------------------------
+
+
+@tool
+def add(a: int, b: int = 1) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+@tool
+def fail(reason: str) -> str:
+    """Always fails."""
+    raise ValueError(reason)
+
+
+def test_dispatcher_calls_tools_and_tells_the_listener():
+    seen = []
+    dispatcher = ToolDispatcher({"add": add, "fail": fail}, listener=seen.append)
+    outcome = dispatcher.call("add", [2], {"b": 3})
+    assert outcome.ok and outcome.value == 5
+    assert outcome.record.arguments == {"a": 2, "b": 3} and outcome.record.result == 5
+    failed = dispatcher.call("fail", kwargs={"reason": "bad city"})
+    assert (failed.error_type, failed.error_message) == ("ValueError", "bad city")
+    assert failed.record.error == "ValueError: bad city"
+    assert [r.name for r in seen] == ["add", "fail"] and dispatcher.calls == 2
+
+
+def test_dispatcher_reports_unknown_tools_and_bad_arguments():
+    dispatcher = ToolDispatcher({"add": add})
+    unknown = dispatcher.call("ad", [1])
+    assert unknown.error_type == "NameError" and "did you mean `add`" in unknown.error_message
+    bad = dispatcher.call("add", [], {"c": 1})
+    assert bad.error_type == "TypeError" and bad.error_message.startswith("add():")
+
+
+def test_policies_can_deny_with_a_reason():
+    class NoBigNumbers:
+        def allow(self, name, arguments):
+            return arguments.get("a", 0) < 100 or "numbers over 100 need approval"
+
+    dispatcher = ToolDispatcher({"add": add}, policies=[NoBigNumbers()])
+    dispatcher.add_policy(lambda name, arguments: arguments.get("b") != 13)
+    assert dispatcher.call("add", [1]).value == 2
+    denied = dispatcher.call("add", [500])
+    assert denied.error_type == "PermissionError" and "numbers over 100 need approval" in denied.error_message
+    assert "not allowed by policy" in dispatcher.call("add", [1, 13]).error_message
+
+
+def test_tool_definitions_carry_signature_parts():
+    (definition,) = tool_definitions({"add": add})
+    assert definition["signature"] == "add(a: int, b: int = 1) -> int"
+    assert definition["params"][1] == {
+        "name": "b", "kind": "POSITIONAL_OR_KEYWORD", "has_default": True, "annotation": "int", "default": "1"
+    }
+
+
+# -- tool calls from a real kernel ------------------------------------------------------------
+
+
+class HostOnly:
+    """A class the kernel cannot import (it lives in this test module)."""
+
+    def __repr__(self):
+        return "HostOnly()"
+
+
+@tool
+def rich(kind: str) -> object:
+    """Return a rich value."""
+    return {
+        "date": datetime.date(2024, 1, 2),
+        "fraction": fractions.Fraction(1, 3),
+        "tuple": (1, (2, 3)),
+        "set": {1, 2},
+        "lock": threading.Lock(),
+        "host_only": HostOnly(),
+    }[kind]
+
+
+@tool
+def echo(value: object) -> object:
+    """Return the value."""
+    return value
+
+
+@tool
+def slow(seconds: float) -> str:
+    """Sleep on the host."""
+    time.sleep(seconds)
+    return "done"
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    calls = []
+    with ProcessSandbox(timeout=10, interrupt_grace=0.5) as sb:
+        sb.start({t.name: t for t in (add, fail, rich, echo, slow)}, on_tool_call=calls.append)
+        sb.calls = calls
+        yield sb
+
+
+def test_tool_call_reaches_the_host_and_returns(sandbox):
+    sandbox.calls.clear()
+    run = sandbox.execute("total = add(2, b=40)\ntotal")
+    assert run.result == "42"
+    assert [(r.name, r.arguments, r.result) for r in run.tool_calls] == [("add", {"a": 2, "b": 40}, 42)]
+    assert sandbox.calls == list(run.tool_calls)
+
+
+def test_rich_results_arrive_as_real_objects(sandbox):
+    assert sandbox.execute("rich('date').isoformat()").result == "'2024-01-02'"
+    assert sandbox.execute("rich('fraction') * 3").result == "Fraction(1, 1)"
+    assert sandbox.execute("rich('tuple')").result == "(1, (2, 3))"
+    assert sandbox.execute("sorted(rich('set'))").result == "[1, 2]"
+
+
+def test_unsendable_results_become_errors_in_the_code(sandbox):
+    run = sandbox.execute("rich('lock')")
+    assert run.error.type == "ToolCallError" and "cannot be sent into the sandbox" in run.error.message
+    run = sandbox.execute("rich('host_only')")
+    assert "cannot be rebuilt inside the sandbox" in run.error.message and "HostOnly()" in run.error.message
+
+
+def test_arguments_cross_as_data_not_objects(sandbox):
+    run = sandbox.execute("import datetime\necho({'t': (1, 2), 'b': b'x', 'when': datetime.date(2024, 1, 2)})")
+    assert run.ok
+    argument = run.tool_calls[0].arguments["value"]
+    assert argument["t"] == (1, 2) and argument["b"] == b"x"
+    assert argument["when"] == OpaqueValue("datetime.date", "datetime.date(2024, 1, 2)")
+
+
+def test_tool_exception_can_be_caught_by_the_code(sandbox):
+    run = sandbox.execute(
+        "try:\n    fail('bad city')\nexcept ValueError as e:\n    caught = str(e)\ncaught"
+    )
+    assert run.ok and run.result == "'ValueError: bad city'"
+    uncaught = sandbox.execute("fail('bad city')")
+    assert uncaught.error.type == "ToolCallError" and uncaught.error.message == "ValueError: bad city"
+    assert "kernel.py" not in uncaught.error.traceback and "fail('bad city')" in uncaught.error.traceback
+
+
+def test_tools_called_from_threads(sandbox):
+    run = sandbox.execute(
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "with ThreadPoolExecutor(4) as pool:\n    results = list(pool.map(add, range(20)))\nresults == [i + 1 for i in range(20)]"
+    )
+    assert run.result == "True" and len(run.tool_calls) == 20
+
+
+def test_time_in_tools_counts_against_the_timeout(sandbox):
+    sandbox.execute("before = 1")
+    run = sandbox.execute("slow(0.6)\nimport time\ntime.sleep(5)", timeout=0.4)
+    assert run.timed_out and not run.state_lost
+    assert [r.result for r in run.tool_calls] == ["done"]  # the running tool was not killed
+    assert sandbox.execute("before").result == "1"
+
+
+def test_set_tools_replaces_the_stubs(sandbox):
+    with ProcessSandbox(timeout=10) as sb:
+        sb.start({"add": add})
+        assert sb.execute("add(1)").result == "2"
+        sb.start({"echo": echo})
+        assert sb.execute("echo(5)").result == "5"
+        assert sb.execute("add").error.type == "NameError"
+        with pytest.raises(ConfigError, match="final_answer"):
+            sb.start({"final_answer": tool(name="final_answer")(echo.function)})
+
+
+# -- a hostile kernel -------------------------------------------------------------------------
+
+BRIDGE_FD = "import os, sys\nfd = int(sys.argv[sys.argv.index('--fd') + 1])\n"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "os.write(fd, b'garbage that is not a frame')",
+        "os.write(fd, (2**31).to_bytes(4, 'big'))",
+        "os.write(fd, (4).to_bytes(4, 'big') + b'nope')",
+        "import json\nb = json.dumps({'op': 'done', 'id': 10**9, 'stdout': 1}).encode()\nos.write(fd, len(b).to_bytes(4, 'big') + b)",
+        "import json\nb = json.dumps({'op': 'hello'}).encode()\nos.write(fd, len(b).to_bytes(4, 'big') + b)",
+    ],
+)
+def test_forged_or_garbage_frames_restart_the_kernel(payload):
+    with ProcessSandbox(timeout=5) as sb:
+        sb.execute("state = 1")
+        run = sb.execute(BRIDGE_FD + payload)
+        assert run.state_lost and run.error.type == "KernelProtocolError"
+        assert "fresh kernel was started" in run.error.message
+        assert sb.execute("state").error.type == "NameError"
+        assert sb.execute("2 + 2").result == "4"
+
+
+def test_a_forged_done_frame_for_an_old_step_is_ignored():
+    with ProcessSandbox(timeout=5) as sb:
+        sb.execute("state = 1")
+        forged = "import json\nb = json.dumps({'op': 'done', 'id': 1, 'stdout': 'forged'}).encode()\n"
+        run = sb.execute(BRIDGE_FD + forged + "os.write(fd, len(b).to_bytes(4, 'big') + b)\nprint('real')")
+        assert run.ok and run.stdout == "real\n"
+        assert sb.execute("state").result == "1"
+
+
+def test_kernel_closing_the_bridge_is_a_crash():
+    with ProcessSandbox(timeout=5) as sb:
+        run = sb.execute(BRIDGE_FD + "os.close(fd)\nimport time\ntime.sleep(0.2)")
+        assert run.state_lost and run.error.type == "KernelDied"
+        assert sb.execute("1").result == "1"
+
+
+def test_client_with_a_custom_launch_command():
+    commands = []
+
+    def launch():
+        def command(fd):
+            argv = ["env", "CODEACT_MARK=1", sys.executable, str(KERNEL_PATH), "--fd", str(fd)]
+            commands.append(argv)
+            return argv
+
+        return KernelProcess.spawn(command, env={"PATH": "/usr/bin:/bin"})
+
+    client = KernelClient(launch)
+    try:
+        run = client.execute("import os\nos.environ.get('CODEACT_MARK')")
+        assert run.result == "'1'" and commands
+    finally:
+        client.close()
