@@ -15,6 +15,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _group() -> None:
+    """Agents that act by writing Python, run in a real, isolated CPython kernel."""
+
+
 def _register() -> None:
     # Imported for their side effect of adding commands to `app`.
     from codeact.cli import run  # noqa: F401

@@ -1,0 +1,3 @@
+from codeact.cli import main
+
+main()
