@@ -1,9 +1,15 @@
-"""The drivers around the loop: sync, streaming and async, shared by every agent kind."""
+"""The drivers around the loop: sync, streaming and async, shared by every agent kind.
+
+A driver performs the loop's effects (call the model, run the action) and passes its events on.
+What else a run does (the run log, resume and replay feeds, telemetry) lives in a
+`RunSession`, so the sync and async drivers stay thin and cannot drift apart.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal, overload
 
 from codeact.agent.loop import (
@@ -19,21 +25,45 @@ from codeact.agent.loop import (
 from codeact.agent.result import RunResult
 from codeact.errors import ConfigError, ModelError
 from codeact.models.base import Model, ModelReply
+from codeact.runs.compaction import Compaction
 from codeact.runs.events import Event, RunFinished, Step, StepFinished
-from codeact.sandbox.base import Execution
+from codeact.runs.log import RunLog, new_run_id
+from codeact.runs.pricing import PriceInput, PriceTable
+from codeact.runs.recording import Recording
+from codeact.runs.redact import Redactor
+from codeact.runs.replay import ReplayReport, budget_from_meta, describe_tools
+from codeact.runs.session import RunObserver, RunSession, SessionMode
+from codeact.runs.store import RunStore, open_store
+from codeact.sandbox.base import Execution, ToolCallRecord
 from codeact.tools.tool import Tool, to_tools
 
 __all__ = ["Agent", "EventCallback", "StepCallback"]
 
 StepCallback = Callable[[Step], None]
 EventCallback = Callable[[Event], None]
+StoreOption = RunStore | str | Path | bool | None
 
 
 class Agent:
     """Shared machinery: owns the model, tools and budgets, and drives `agent_loop`.
 
     Subclasses provide the action format (`_format`) and how an action is carried out
-    (`_perform`).
+    (`_perform`). Tools an action calls should be the ones `_run_tools()` returns, and the
+    listener `_on_tool_call`, so runs can be logged, resumed and replayed.
+
+    Args:
+        model: the chat model; defaults to the embedded local model.
+        tools: `@tool` functions or `Tool` instances; they run on the host.
+        max_steps: steps before the agent must answer.
+        max_tokens: prompt plus completion tokens for the whole run.
+        max_seconds: wall-clock seconds for the run (checked between steps).
+        max_cost: dollars for the whole run, priced with `prices`.
+        prices: model name -> (input, output) dollars per million tokens, over the defaults.
+        compaction: how to keep prompts small; None sends every message verbatim.
+        store: where runs are logged: None for the default file (`codeact runs` lists them),
+            a path, a `RunStore`, or False for no log (then no resume or replay).
+        telemetry: a `Telemetry`, an OpenTelemetry TracerProvider, or True for the global
+            provider; None (the default) emits no spans.
     """
 
     kind = "agent"
@@ -46,12 +76,20 @@ class Agent:
         max_steps: int = 10,
         max_tokens: int | None = None,
         max_seconds: float | None = None,
+        max_cost: float | None = None,
+        prices: Mapping[str, PriceInput] | None = None,
+        compaction: Compaction | None = Compaction(),
+        store: StoreOption = None,
+        telemetry: Any = None,
         final_answer_checks: Sequence[FinalAnswerCheck] = (),
         step_callbacks: Sequence[StepCallback] = (),
         event_callbacks: Sequence[EventCallback] = (),
     ) -> None:
         if max_steps < 1:
             raise ConfigError(f"max_steps must be at least 1, got {max_steps}")
+        for name, value in (("max_tokens", max_tokens), ("max_seconds", max_seconds), ("max_cost", max_cost)):
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be positive, got {value!r}")
         if model is None:
             from codeact.models.local import LocalModel
 
@@ -60,10 +98,32 @@ class Agent:
         self.tools: dict[str, Tool] = to_tools(list(tools))
         if "final_answer" in self.tools:
             raise ConfigError("`final_answer` is built in; rename your tool")
-        self.budget = Budget(max_steps=max_steps, max_tokens=max_tokens, max_seconds=max_seconds)
+        self.prices = PriceTable(prices)
+        cost_of = self.prices.require(self.model_name).cost if max_cost is not None else None
+        self.budget = Budget(max_steps, max_tokens, max_seconds, max_cost, cost_of)
+        self.compaction = compaction
         self.final_answer_checks = tuple(final_answer_checks)
         self.step_callbacks = list(step_callbacks)
         self.event_callbacks = list(event_callbacks)
+        self.run_meta: dict[str, Any] = {}
+        """Extra facts kept with each run in the log (the CLI keeps its options here)."""
+        self._store_option = store
+        self._store: RunStore | None = None
+        self._telemetry = _telemetry(telemetry)
+        self._session: RunSession | None = None
+
+    @property
+    def model_name(self) -> str:
+        return str(getattr(self.model, "name", type(self.model).__name__))
+
+    @property
+    def store(self) -> RunStore | None:
+        """The run log (opened on first use); None when the agent keeps no log."""
+        if self._store is None and self._store_option is not False:
+            self._store = open_store(self._store_option)
+            if self._store is None:
+                self._store_option = False
+        return self._store
 
     # -- what subclasses provide --------------------------------------------------------------
     def _format(self) -> ActionFormat:
@@ -78,6 +138,16 @@ class Agent:
     def _end(self) -> None:
         """Release per-run resources."""
 
+    def _run_tools(self) -> dict[str, Tool]:
+        """The tools this run's actions must call: stand-ins during resume and replay."""
+        return self._session.tools(self.tools) if self._session is not None else dict(self.tools)
+
+    def _on_tool_call(self, record: ToolCallRecord) -> None:
+        """Give this to the sandbox as `on_tool_call`: each call is logged as it happens."""
+        session = self._session
+        if session is not None:
+            session.on_tool_call(record)
+
     # -- public API ---------------------------------------------------------------------------
     @overload
     def run(self, task: str, *, stream: Literal[False] = False) -> RunResult: ...
@@ -85,24 +155,79 @@ class Agent:
     def run(self, task: str, *, stream: Literal[True]) -> Iterator[Event]: ...
     def run(self, task: str, *, stream: bool = False) -> RunResult | Iterator[Event]:
         """Solve `task`. With `stream=True`, yield events as they happen; the last is RunFinished."""
-        if stream:
-            return self._events(task)
-        for event in self._events(task):
-            if isinstance(event, RunFinished):
-                return event.result  # type: ignore[no-any-return]
-        raise AssertionError("the loop ended without RunFinished")  # pragma: no cover
+        events = self._drive(task, lambda: self._session_for("record"))
+        return events if stream else _result_of(events)
+
+    @overload
+    def resume(self, run_id: str, *, stream: Literal[False] = False, live_tools: bool = False) -> RunResult: ...
+    @overload
+    def resume(self, run_id: str, *, stream: Literal[True], live_tools: bool = False) -> Iterator[Event]: ...
+    def resume(self, run_id: str, *, stream: bool = False, live_tools: bool = False) -> RunResult | Iterator[Event]:
+        """Continue a crashed, interrupted or budget-stopped run from its last completed step.
+
+        The model sees the history it saw; the kernel's state is rebuilt by running the recorded
+        code again, with tool results served from the log (tools are not called twice) unless
+        `live_tools` asks to call them again. Steps already done are not shown again: the
+        stream starts with a RunResumed event.
+        """
+        recording, log = self._open_recording(run_id)
+        events = self._drive(recording.task, lambda: self._session_for(
+            "resume", recording=recording, log=log, live_tools=live_tools))
+        return events if stream else _result_of(events)
+
+    def replay(self, run_id: str, *, live_tools: bool = False) -> ReplayReport:
+        """Re-run a recorded run with its recorded model replies, live code and recorded tool
+        results (or live ones with `live_tools`, compared to the recording), and report where
+        the observations diverge. Nothing is written to the log; no model is called."""
+        store = self._require_store("replay")
+        recording = Recording.load(store, run_id)
+        budget = budget_from_meta(store.get(recording.run_id).meta, recording, self.prices)
+        holder: list[RunSession] = []
+
+        def session() -> RunSession:
+            holder.append(self._session_for("replay", recording=recording, live_tools=live_tools))
+            return holder[0]
+
+        result = _result_of(self._drive(recording.task, session, budget=budget))
+        return ReplayReport(recording.run_id, result, tuple(holder[0].divergences))
 
     async def arun(self, task: str) -> RunResult:
-        async for event in self.astream(task):
-            if isinstance(event, RunFinished):
-                return event.result  # type: ignore[no-any-return]
-        raise AssertionError("the loop ended without RunFinished")  # pragma: no cover
+        return await _aresult_of(self.astream(task))
+
+    async def aresume(self, run_id: str, *, live_tools: bool = False) -> RunResult:
+        """`resume`, driven from an event loop."""
+        recording, log = self._open_recording(run_id)
+        loop = asyncio.get_running_loop()
+        events = self._adrive(recording.task, lambda: self._session_for(
+            "resume", recording=recording, log=log, live_tools=live_tools, loop=loop))
+        return await _aresult_of(events)
 
     async def astream(self, task: str) -> AsyncIterator[Event]:
-        """Async events: the model is awaited; code runs in a worker thread."""
-        loop = agent_loop(task, self._format(), self._config())
-        await asyncio.to_thread(self._begin)
+        """Async events: the model is awaited; code runs in a worker thread; async tools run on
+        this event loop. Many agents can run at once in one loop (one run per agent at a time)."""
+        loop = asyncio.get_running_loop()
+        async for event in self._adrive(task, lambda: self._session_for("record", loop=loop)):
+            yield event
+
+    def close(self) -> None:
+        self.model.close()
+        if self._store is not None and not isinstance(self._store_option, RunStore):
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the drivers --------------------------------------------------------------------------
+    def _drive(self, task: str, make_session: Callable[[], RunSession],
+               budget: Budget | None = None) -> Iterator[Event]:
+        session = self._claim(make_session)
+        loop = agent_loop(task, self._format(), self._config(session.run_id, budget))
         try:
+            self._begin()
             value: Any = None
             throw: BaseException | None = None
             while True:
@@ -111,67 +236,74 @@ class Agent:
                 except StopIteration:
                     return
                 value, throw = None, None
-                if isinstance(item, CallModel):
-                    try:
-                        value = await self.model.acomplete(
-                            list(item.messages), stop=item.stop or None, tools=item.tools or None
-                        )
-                    except ModelError as exc:
-                        throw = exc
-                elif isinstance(item, RunAction):
-                    value = await asyncio.to_thread(self._perform, item.action)
-                else:
-                    self._notify(item)
-                    yield item
+                try:
+                    if isinstance(item, CallModel):
+                        value = session.model_reply(item) or self._call_model(item)
+                    elif isinstance(item, RunAction):
+                        value = session.perform(item, self._perform)
+                    else:
+                        for event in session.emit(item):
+                            self._notify(event)
+                            yield event
+                except (ModelError, KeyboardInterrupt) as exc:
+                    throw = exc
+        except BaseException as exc:
+            session.close(exc)
+            raise
         finally:
-            await asyncio.to_thread(self._end)
+            self._session = None
+            try:
+                self._end()
+            finally:
+                session.close()
 
-    def close(self) -> None:
-        self.model.close()
-
-    def __enter__(self) -> Agent:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- the sync driver ----------------------------------------------------------------------
-    def _config(self) -> LoopConfig:
-        return LoopConfig(
-            agent=self.kind,
-            model=getattr(self.model, "name", type(self.model).__name__),
-            tools=tuple(self.tools),
-            budget=self.budget,
-            final_answer_checks=self.final_answer_checks,
-        )
-
-    def _events(self, task: str) -> Iterator[Event]:
-        loop = agent_loop(task, self._format(), self._config())
-        self._begin()
+    async def _adrive(self, task: str, make_session: Callable[[], RunSession],
+                      budget: Budget | None = None) -> AsyncIterator[Event]:
+        session = self._claim(make_session)
+        loop = agent_loop(task, self._format(), self._config(session.run_id, budget))
         try:
-            yield from self._drive(loop)
+            await asyncio.to_thread(self._begin)
+            value: Any = None
+            throw: BaseException | None = None
+            while True:
+                try:
+                    item = loop.throw(throw) if throw is not None else loop.send(value)
+                except StopIteration:
+                    return
+                value, throw = None, None
+                try:
+                    if isinstance(item, CallModel):
+                        value = session.model_reply(item)
+                        if value is None:
+                            value = await self.model.acomplete(
+                                list(item.messages), stop=item.stop or None, tools=item.tools or None
+                            )
+                    elif isinstance(item, RunAction):
+                        value = await asyncio.to_thread(session.perform, item, self._perform)
+                    else:
+                        for event in session.emit(item):
+                            self._notify(event)
+                            yield event
+                except ModelError as exc:
+                    throw = exc
+        except BaseException as exc:
+            session.close(KeyboardInterrupt() if isinstance(exc, asyncio.CancelledError) else exc)
+            raise
         finally:
-            self._end()
+            self._session = None
+            try:
+                await asyncio.to_thread(self._end)
+            finally:
+                session.close()
 
-    def _drive(self, loop: Any) -> Iterator[Event]:
-        value: Any = None
-        throw: BaseException | None = None
-        while True:
-            try:
-                item = loop.throw(throw) if throw is not None else loop.send(value)
-            except StopIteration:
-                return
-            value, throw = None, None
-            try:
-                if isinstance(item, CallModel):
-                    value = self._call_model(item)
-                elif isinstance(item, RunAction):
-                    value = self._perform(item.action)
-                else:
-                    self._notify(item)
-                    yield item
-            except (ModelError, KeyboardInterrupt) as exc:
-                throw = exc
+    def _claim(self, make_session: Callable[[], RunSession]) -> RunSession:
+        if self._session is not None:
+            raise ConfigError(
+                "this agent is already running a task; use one agent per concurrent run "
+                "(its kernel holds one run's state)"
+            )
+        self._session = make_session()
+        return self._session
 
     def _call_model(self, call: CallModel) -> ModelReply:
         return self.model.complete(list(call.messages), stop=call.stop or None, tools=call.tools or None)
@@ -183,4 +315,109 @@ class Agent:
             for step_callback in self.step_callbacks:
                 step_callback(event.step)
 
+    # -- sessions -----------------------------------------------------------------------------
+    def _config(self, run_id: str | None = None, budget: Budget | None = None) -> LoopConfig:
+        return LoopConfig(
+            agent=self.kind,
+            model=self.model_name,
+            tools=tuple(self.tools),
+            budget=budget or self.budget,
+            final_answer_checks=self.final_answer_checks,
+            run_id=run_id,
+            compaction=self.compaction,
+        )
 
+    def _session_for(
+        self,
+        mode: SessionMode,
+        *,
+        recording: Recording | None = None,
+        log: RunLog | None = None,
+        live_tools: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> RunSession:
+        run_id = recording.run_id if recording is not None and mode == "resume" else None
+        if mode == "record" and self.store is not None:
+            run_id = new_run_id()
+            log = RunLog(self.store, run_id, redactor=self._redactor(), prices=self.prices, meta=self._meta())
+        observers: list[RunObserver] = []
+        if self._telemetry is not None:
+            observers.append(self._telemetry.observer(run_id))
+        return RunSession(
+            run_id=run_id,
+            log=log,
+            observers=observers,
+            mode=mode,
+            recording=recording,
+            live_tools=live_tools,
+            format_observation=self._format().format_observation,
+            loop=loop,
+        )
+
+    def _open_recording(self, run_id: str) -> tuple[Recording, RunLog]:
+        store = self._require_store("resume")
+        recording = Recording.load(store, run_id)
+        started = recording.started
+        if started.agent != self.kind:
+            raise ConfigError(f"run {recording.run_id} was made by a {started.agent!r} agent; "
+                              f"resume it with one, not a {self.kind!r} agent")
+        missing = [name for name in started.tools if name not in self.tools]
+        if missing:
+            raise ConfigError(f"run {recording.run_id} used tools this agent lacks: {', '.join(missing)}; "
+                              "give the agent the same tools")
+        if recording.finished is not None and recording.finished.status == "success":
+            raise ConfigError(f"run {recording.run_id} already finished with an answer; nothing to resume "
+                              "(`replay` re-runs it)")
+        log = RunLog.reopen(store, recording.run_id, redactor=self._redactor(), prices=self.prices,
+                            model=self.model_name)
+        return recording, log
+
+    def _require_store(self, what: str) -> RunStore:
+        store = self.store
+        if store is None:
+            raise ConfigError(f"{what} reads the run log, but this agent keeps none (store=False)")
+        return store
+
+    def _redactor(self) -> Redactor:
+        return Redactor.from_environment(tools=self.tools.values())
+
+    def _meta(self) -> dict[str, Any]:
+        b = self.budget
+        return {
+            "budget": {"max_steps": b.max_steps, "max_tokens": b.max_tokens, "max_seconds": b.max_seconds,
+                       "max_cost": b.max_cost},
+            "tools": describe_tools(self.tools),
+            **self.run_meta,
+        }
+
+
+def _telemetry(option: Any) -> Any:
+    if option is None or option is False:
+        return None
+    from codeact.runs.telemetry import Telemetry
+
+    if option is True:
+        return Telemetry()
+    if isinstance(option, Telemetry):
+        return option
+    return Telemetry(option)  # a TracerProvider
+
+
+def _result_of(events: Iterator[Event]) -> RunResult:
+    result = None
+    for event in events:  # run to the end, so the kernel is released before returning
+        if isinstance(event, RunFinished):
+            result = event.result
+    if result is None:  # pragma: no cover - the loop always ends with RunFinished
+        raise AssertionError("the loop ended without RunFinished")
+    return result  # type: ignore[no-any-return]
+
+
+async def _aresult_of(events: AsyncIterator[Event]) -> RunResult:
+    result = None
+    async for event in events:
+        if isinstance(event, RunFinished):
+            result = event.result
+    if result is None:  # pragma: no cover
+        raise AssertionError("the loop ended without RunFinished")
+    return result  # type: ignore[no-any-return]

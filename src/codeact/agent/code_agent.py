@@ -108,6 +108,7 @@ class CodeAgent(Agent):
             called for each run; defaults to the default sandbox, fresh per run.
         authorized_imports: modules the code may import; None allows any.
         step_timeout: seconds one action may run before it is interrupted.
+        options: `Agent`'s run options: max_cost, prices, compaction, store, telemetry.
     """
 
     kind = "code"
@@ -127,6 +128,7 @@ class CodeAgent(Agent):
         final_answer_checks: Sequence[Callable[[Any], Any]] = (),
         step_callbacks: Sequence[Callable[..., None]] = (),
         event_callbacks: Sequence[Callable[..., None]] = (),
+        **options: Any,
     ) -> None:
         super().__init__(
             model,
@@ -137,6 +139,7 @@ class CodeAgent(Agent):
             final_answer_checks=final_answer_checks,
             step_callbacks=step_callbacks,
             event_callbacks=event_callbacks,
+            **options,  # max_cost, prices, compaction, store, telemetry: see Agent
         )
         self.authorized_imports = None if authorized_imports is None else tuple(authorized_imports)
         self.step_timeout = step_timeout
@@ -167,7 +170,10 @@ class CodeAgent(Agent):
 
             factory = self._sandbox_factory or default_sandbox
             self._sandbox = factory()
-            self._sandbox.start(self.tools)
+        assert self._sandbox is not None
+        # Also for a sandbox you passed: this run's tools and listener replace the last run's
+        # (the kernel and its state stay).
+        self._sandbox.start(self._run_tools(), on_tool_call=self._on_tool_call)
 
     def _end(self) -> None:
         if self._own_sandbox and self._sandbox is not None:

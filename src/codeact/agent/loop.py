@@ -16,8 +16,10 @@ from typing import Any, Protocol
 from codeact.agent.result import RunResult
 from codeact.errors import ModelError
 from codeact.models.base import Message, ModelReply, ToolSpec, Usage
+from codeact.runs.compaction import Compaction, Compactor, estimate_tokens
 from codeact.runs.events import (
     ActionParsed,
+    BudgetHit,
     Event,
     ModelReplied,
     Observed,
@@ -108,16 +110,38 @@ class Budget:
     max_cost: float | None = None
     cost_of: Callable[[Usage], float] | None = None
 
-    def exceeded(self, usage: Usage, seconds: float) -> str | None:
+    def check(self, usage: Usage, seconds: float) -> tuple[str, float, float, str] | None:
+        """(budget, limit, used, message) for the first budget that ran out, else None."""
         if self.max_tokens is not None and usage.total_tokens > self.max_tokens:
-            return f"token budget exhausted: used {usage.total_tokens:,} of {self.max_tokens:,}"
+            return ("tokens", self.max_tokens, usage.total_tokens,
+                    f"token budget exhausted: used {usage.total_tokens:,} of {self.max_tokens:,}")
         if self.max_seconds is not None and seconds > self.max_seconds:
-            return f"time budget exhausted: {seconds:.1f} s of {self.max_seconds:g} s"
+            return ("seconds", self.max_seconds, seconds,
+                    f"time budget exhausted: {seconds:.1f} s of {self.max_seconds:g} s")
         if self.max_cost is not None and self.cost_of is not None:
             cost = self.cost_of(usage)
             if cost > self.max_cost:
-                return f"cost budget exhausted: ${cost:.4f} of ${self.max_cost:g}"
+                return ("cost", self.max_cost, cost, f"cost budget exhausted: ${cost:.4f} of ${self.max_cost:g}")
         return None
+
+    def check_prompt(self, usage: Usage, prompt_tokens: int) -> tuple[str, float, float, str] | None:
+        """Stop *before* a model call whose prompt alone would overrun the token or cost budget."""
+        projected = Usage(usage.prompt_tokens + prompt_tokens, usage.completion_tokens)
+        if self.max_tokens is not None and projected.total_tokens > self.max_tokens:
+            return ("tokens", self.max_tokens, usage.total_tokens,
+                    f"token budget exhausted: used {usage.total_tokens:,} of {self.max_tokens:,}, and "
+                    f"the next prompt needs about {prompt_tokens:,} more")
+        if self.max_cost is not None and self.cost_of is not None:
+            cost = self.cost_of(projected)
+            if cost > self.max_cost:
+                return ("cost", self.max_cost, self.cost_of(usage),
+                        f"cost budget exhausted: the next prompt would bring the run to ${cost:.4f} "
+                        f"of ${self.max_cost:g}")
+        return None
+
+    def exceeded(self, usage: Usage, seconds: float) -> str | None:
+        hit = self.check(usage, seconds)
+        return hit[3] if hit else None
 
 
 @dataclass(frozen=True)
@@ -128,8 +152,11 @@ class LoopConfig:
     budget: Budget = Budget()
     final_answer_checks: tuple[FinalAnswerCheck, ...] = ()
     history: tuple[Message, ...] = field(default=())
-    """Messages to start from instead of system prompt + task (used by resume)."""
+    """Messages to start from instead of system prompt + task."""
     first_step: int = 1
+    run_id: str | None = None
+    compaction: Compaction | None = None
+    """How to keep prompts small; None sends every message verbatim."""
 
 
 Loop = Generator["CallModel | RunAction | Event", Any, RunResult]
@@ -139,54 +166,75 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
     """Run steps until `final_answer`, a budget, or a model failure ends the run."""
     started = time.monotonic()
     budget = config.budget
-    messages: list[Message] = list(config.history) or [
+    head: list[Message] = list(config.history) or [
         Message("system", fmt.system_prompt()),
         Message("user", fmt.task_message(task)),
     ]
+    turns: list[tuple[int, list[Message]]] = []
+    compactor = Compactor(config.compaction) if config.compaction is not None else None
     steps: list[Step] = []
     usage = Usage()
+    partial: Any = None  # the best answer so far, for runs that end without final_answer
+
+    def prompt() -> tuple[Message, ...]:
+        if compactor is not None:
+            return tuple(compactor.prompt(head, turns))
+        return tuple(head + [m for _, turn in turns for m in turn])
 
     def finish(status: RunStatus, output: Any, error: str | None = None) -> Loop:
-        result = RunResult(output, status, tuple(steps), usage, time.monotonic() - started, error)
+        result = RunResult(output, status, tuple(steps), usage, time.monotonic() - started, error,
+                           config.run_id)
         yield RunFinished(status, output, usage, len(steps), result.seconds, error, result)
         return result
 
-    yield RunStarted(task, config.agent, config.model, config.tools, budget.max_steps)
+    def out_of_budget(index: int, hit: tuple[str, float, float, str]) -> Loop:
+        budget_name, limit, used, message = hit
+        yield BudgetHit(index, budget_name, limit, used, message)
+        return (yield from finish("budget_exceeded", partial, message))
+
+    yield RunStarted(task, config.agent, config.model, config.tools, budget.max_steps, config.run_id)
     last_step = config.first_step + budget.max_steps - 1
     index = config.first_step
     while True:
         at_limit = index > last_step
         if at_limit:
-            messages.append(Message("user", fmt.final_request()))
+            (turns[-1][1] if turns else head).append(Message("user", fmt.final_request()))
+        messages = prompt()
+        if budget.max_tokens is not None or budget.max_cost is not None:
+            hit = budget.check_prompt(usage, estimate_tokens(messages))
+            if hit:
+                return (yield from out_of_budget(index, hit))
         t0 = time.monotonic()
         try:
-            reply = yield CallModel(index, tuple(messages), fmt.stop, fmt.tool_specs)
+            reply = yield CallModel(index, messages, fmt.stop, fmt.tool_specs)
         except ModelError as exc:
-            return (yield from finish("model_error", None, f"{type(exc).__name__}: {exc}"))
+            return (yield from finish("model_error", partial, f"{type(exc).__name__}: {exc}"))
         except KeyboardInterrupt:
-            return (yield from finish("interrupted", None, "interrupted by the user"))
+            return (yield from finish("interrupted", partial, "interrupted by the user"))
         model_seconds = time.monotonic() - t0
         usage = usage + reply.usage
-        yield ModelReplied(index, reply.text, reply.usage, model_seconds, reply.tool_calls)
+        yield ModelReplied(index, reply.text, reply.usage, model_seconds, reply.tool_calls, reply.finish_reason)
 
         action = fmt.read(reply)
-        messages.append(fmt.assistant_message(reply, action))
+        turn = [fmt.assistant_message(reply, action)]
+        turns.append((index, turn))
         if isinstance(action, NoAction):
             yield ActionParsed(index, action.thought, None, "no_code")
             step = Step(index, action.thought, None, action.message, reply.usage, model_seconds,
                         error="no_code", reply=reply.text)
             steps.append(step)
             yield StepFinished(step)
+            partial = reply.text.strip() or partial
             if at_limit:
                 return (yield from finish("max_steps", reply.text.strip() or None,
                                           f"no final answer after {budget.max_steps} steps"))
-            messages.extend(fmt.observation_messages(None, action.message))
+            turn.extend(fmt.observation_messages(None, action.message))
         else:
             yield ActionParsed(index, action.thought, action.code, action.note)
             try:
                 execution: Execution = yield RunAction(index, action)
             except KeyboardInterrupt:
-                return (yield from finish("interrupted", None, "interrupted by the user"))
+                return (yield from finish("interrupted", partial, "interrupted by the user"))
             for call in execution.tool_calls:
                 yield ToolCalled(index, call)
             observation = fmt.format_observation(execution)
@@ -200,20 +248,21 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
                     observation = (f"{observation}\nYour final answer was rejected: {rejection}\n"
                                    "Fix the problem and call final_answer again.").lstrip()
             error = _error_kind(execution)
-            yield Observed(index, observation, execution.duration_s, error)
+            yield Observed(index, observation, execution.duration_s, error, execution)
             step = Step(index, action.thought, action.code, observation, reply.usage, model_seconds,
                         execution.duration_s, execution.tool_calls, accepted, error, reply.text)
             steps.append(step)
             yield StepFinished(step)
             if accepted:
                 return (yield from finish("success", execution.final_answer))
+            last_value = execution.result if execution.result is not None else (execution.stdout.strip() or None)
+            partial = last_value if last_value is not None else partial
             if at_limit:
-                partial = execution.result if execution.result is not None else (execution.stdout.strip() or None)
-                return (yield from finish("max_steps", partial, f"no final answer after {budget.max_steps} steps"))
-            messages.extend(fmt.observation_messages(action, observation))
-        exhausted = budget.exceeded(usage, time.monotonic() - started)
-        if exhausted:
-            return (yield from finish("budget_exceeded", None, exhausted))
+                return (yield from finish("max_steps", last_value, f"no final answer after {budget.max_steps} steps"))
+            turn.extend(fmt.observation_messages(action, observation))
+        hit = budget.check(usage, time.monotonic() - started)
+        if hit:
+            return (yield from out_of_budget(index, hit))
         index += 1
 
 

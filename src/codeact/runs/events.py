@@ -10,15 +10,18 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from codeact.models.base import Usage
-from codeact.sandbox.base import ToolCallRecord
+from codeact.models.base import Message, Usage
+from codeact.sandbox.base import Execution, ToolCallRecord
 
 __all__ = [
     "ActionParsed",
+    "BudgetHit",
     "Event",
     "ModelReplied",
+    "ModelRequested",
     "Observed",
     "RunFinished",
+    "RunResumed",
     "RunStarted",
     "RunStatus",
     "Step",
@@ -61,6 +64,20 @@ class RunStarted(Event):
     model: str
     tools: tuple[str, ...]
     max_steps: int
+    run_id: str | None = None
+    """The run's id in the run log, when one is kept."""
+
+
+@dataclass(frozen=True)
+class ModelRequested(Event):
+    """What was sent to the model, as a delta: the first `keep` messages of the previous request
+    are unchanged and `messages` follow them. Written to the run log (not yielded by the loop), so
+    the log holds every prompt without growing quadratically."""
+
+    kind: ClassVar[str] = "model_requested"
+    step: int
+    keep: int
+    messages: tuple[Message, ...]
 
 
 @dataclass(frozen=True)
@@ -71,6 +88,7 @@ class ModelReplied(Event):
     usage: Usage
     seconds: float
     tool_calls: tuple[Any, ...] = ()
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,12 +115,40 @@ class Observed(Event):
     observation: str
     seconds: float
     error: str | None = None
+    execution: Execution | None = field(default=None, repr=False)
+    """The complete result of the action, so resume can feed the loop exactly what it saw."""
 
 
 @dataclass(frozen=True)
 class StepFinished(Event):
     kind: ClassVar[str] = "step_finished"
     step: Step
+
+
+@dataclass(frozen=True)
+class BudgetHit(Event):
+    """A budget ran out; the run ends next with status "budget_exceeded"."""
+
+    kind: ClassVar[str] = "budget_hit"
+    step: int
+    budget: str
+    """"tokens", "cost" or "seconds"."""
+    limit: float
+    used: float
+    message: str
+
+
+@dataclass(frozen=True)
+class RunResumed(Event):
+    """A recorded run goes on: steps up to `from_step - 1` came from the log, not the model."""
+
+    kind: ClassVar[str] = "run_resumed"
+    run_id: str
+    from_step: int
+    reexecuted: int
+    """How many recorded code actions ran again to rebuild the kernel's state."""
+    diverged: tuple[int, ...] = ()
+    """Steps whose re-executed observation differed from the recorded one."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,266 @@
+"""Events to JSON and back, so a run read from the log is the run that happened.
+
+`encode_event` writes the event's structure as plain JSON. The values that come from user code
+(tool arguments and results, final answers) go through `encode_value`, which keeps their types:
+tuples, sets, bytes and dicts with non-string keys are tagged, and other objects are kept as a
+pickle next to their repr, so replay can hand a tool's recorded result back exactly as the tool
+returned it. `event_from_dict` rebuilds the typed event; unknown kinds raise ConfigError (a log
+written by a newer codeact), and missing optional fields take their defaults.
+
+Pickles are only read back from logs you open yourself (`allow_pickle`); a log from elsewhere
+is as trusted as code from there.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import pickle
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from codeact.errors import ConfigError
+from codeact.models.base import Message, ToolCall, Usage
+from codeact.runs.events import (
+    ActionParsed,
+    BudgetHit,
+    Event,
+    ModelReplied,
+    ModelRequested,
+    Observed,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    Step,
+    StepFinished,
+    ToolCalled,
+)
+from codeact.sandbox.base import ExecError, Execution, ToolCallRecord
+
+__all__ = [
+    "RecordedObject",
+    "TAG",
+    "decode_execution",
+    "decode_tool_call",
+    "decode_value",
+    "encode_event",
+    "encode_value",
+    "event_from_dict",
+]
+
+TAG = "$codeact"
+_MAX_PICKLE = 1_000_000
+
+
+@dataclass(frozen=True)
+class RecordedObject:
+    """A value the log could only keep as its repr (no pickle, or pickles not allowed)."""
+
+    type: str
+    repr: str
+
+    def __repr__(self) -> str:
+        return self.repr
+
+
+def encode_value(value: Any) -> Any:
+    """JSON for a user value, with tags where plain JSON would change its type."""
+    if value is None or isinstance(value, (bool, int, float, str)) and type(value) in (bool, int, float, str):
+        return value
+    if type(value) is list:
+        return [encode_value(v) for v in value]
+    if type(value) is dict and all(type(k) is str for k in value) and TAG not in value:
+        return {k: encode_value(v) for k, v in value.items()}
+    if type(value) in (tuple, set, frozenset):
+        items = list(value) if type(value) is tuple else sorted(value, key=repr)
+        return {TAG: type(value).__name__, "items": [encode_value(v) for v in items]}
+    if type(value) is dict:
+        return {TAG: "dict", "items": [[encode_value(k), encode_value(v)] for k, v in value.items()]}
+    if type(value) is bytes:
+        return {TAG: "bytes", "base64": base64.b64encode(value).decode()}
+    return _encode_object(value)
+
+
+def decode_value(data: Any, *, allow_pickle: bool = True) -> Any:
+    """The value `encode_value` encoded (a RecordedObject where only its repr is known)."""
+    if isinstance(data, list):
+        return [decode_value(v, allow_pickle=allow_pickle) for v in data]
+    if not isinstance(data, dict):
+        return data
+    tag = data.get(TAG)
+    if tag is None:
+        return {k: decode_value(v, allow_pickle=allow_pickle) for k, v in data.items()}
+    items = [decode_value(v, allow_pickle=allow_pickle) for v in data.get("items", ())]
+    if tag == "tuple":
+        return tuple(items)
+    if tag in ("set", "frozenset"):
+        return {"set": set, "frozenset": frozenset}[tag](_hashable(v) for v in items)
+    if tag == "dict":
+        return {_hashable(k): v for k, v in items}
+    if tag == "bytes":
+        return base64.b64decode(data.get("base64", ""))
+    if tag == "object":
+        if allow_pickle and data.get("pickle"):
+            try:
+                return pickle.loads(base64.b64decode(data["pickle"]))  # noqa: S301 - see module docstring
+            except Exception:  # noqa: BLE001 - a class that no longer imports: fall back to the repr
+                pass
+        return RecordedObject(str(data.get("type", "object")), str(data.get("repr", "")))
+    return {k: decode_value(v, allow_pickle=allow_pickle) for k, v in data.items()}
+
+
+def encode_event(event: Event) -> dict[str, Any]:
+    """The event as JSON-ready data with a `kind` tag; user values keep their types."""
+    data: dict[str, Any] = {"kind": event.kind}
+    for f in dataclasses.fields(event):
+        if f.name == "result":  # RunFinished.result duplicates the rest of the run
+            continue
+        value = getattr(event, f.name)
+        data[f.name] = encode_value(value) if f.name == "output" else _struct(value)
+    return data
+
+
+def _struct(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            out[f.name] = encode_value(item) if (type(value), f.name) in _VALUE_SLOTS else _struct(item)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_struct(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _struct(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)
+
+
+_VALUE_SLOTS = {(ToolCallRecord, "result"), (ToolCallRecord, "arguments"), (Execution, "final_answer")}
+
+
+def _encode_object(value: Any) -> dict[str, Any]:
+    try:
+        text = repr(value)
+    except Exception as exc:  # noqa: BLE001
+        text = f"<repr() failed: {type(exc).__name__}>"
+    kind = type(value)
+    data: dict[str, Any] = {TAG: "object", "type": f"{kind.__module__}.{kind.__qualname__}", "repr": text[:20_000]}
+    try:
+        raw = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - unpicklable: the repr is all the log can keep
+        raw = b""
+    if 0 < len(raw) <= _MAX_PICKLE:
+        data["pickle"] = base64.b64encode(raw).decode()
+    return data
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _hashable(v)) for k, v in value.items())
+    return value
+
+
+def event_from_dict(data: Mapping[str, Any]) -> Event:
+    """The typed event for a dict made by `event_to_dict`."""
+    kind = data.get("kind")
+    decode = _DECODERS.get(str(kind))
+    if decode is None:
+        raise ConfigError(f"unknown event kind {kind!r} in the run log; is it from a newer codeact?")
+    try:
+        return decode(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"malformed {kind} event in the run log: {exc!r}") from exc
+
+
+def decode_tool_call(data: Mapping[str, Any]) -> ToolCallRecord:
+    arguments = decode_value(data.get("arguments"))
+    return ToolCallRecord(
+        name=data["name"],
+        arguments=dict(arguments) if isinstance(arguments, Mapping) else {},
+        result=decode_value(data.get("result")),
+        error=data.get("error"),
+        duration_s=float(data.get("duration_s", 0.0)),
+    )
+
+
+def decode_execution(data: Mapping[str, Any]) -> Execution:
+    error = data.get("error")
+    return Execution(
+        stdout=data.get("stdout", ""),
+        stderr=data.get("stderr", ""),
+        result=data.get("result"),
+        error=ExecError(error["type"], error["message"], error["traceback"]) if error else None,
+        is_final=bool(data.get("is_final", False)),
+        final_answer=decode_value(data.get("final_answer")),
+        timed_out=bool(data.get("timed_out", False)),
+        state_lost=bool(data.get("state_lost", False)),
+        duration_s=float(data.get("duration_s", 0.0)),
+        tool_calls=tuple(decode_tool_call(c) for c in data.get("tool_calls", ())),
+    )
+
+
+def _usage(data: Mapping[str, Any] | None) -> Usage:
+    data = data or {}
+    return Usage(int(data.get("prompt_tokens", 0)), int(data.get("completion_tokens", 0)))
+
+
+def _native_call(data: Any) -> Any:
+    if isinstance(data, Mapping) and {"id", "name", "arguments"} <= data.keys():
+        return ToolCall(data["id"], data["name"], dict(data["arguments"] or {}))
+    return data
+
+
+def _message(data: Mapping[str, Any]) -> Message:
+    calls = tuple(_native_call(c) for c in data.get("tool_calls", ()))
+    return Message(data["role"], data["content"], calls, data.get("tool_call_id"))
+
+
+def _step(data: Mapping[str, Any]) -> Step:
+    return Step(
+        index=int(data["index"]),
+        thought=data.get("thought", ""),
+        code=data.get("code"),
+        observation=data.get("observation", ""),
+        usage=_usage(data.get("usage")),
+        model_seconds=float(data.get("model_seconds", 0.0)),
+        exec_seconds=float(data.get("exec_seconds", 0.0)),
+        tool_calls=tuple(decode_tool_call(c) for c in data.get("tool_calls", ())),
+        is_final=bool(data.get("is_final", False)),
+        error=data.get("error"),
+        reply=data.get("reply", ""),
+    )
+
+
+_DECODERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
+    "run_started": lambda d: RunStarted(
+        d["task"], d["agent"], d["model"], tuple(d.get("tools", ())), int(d["max_steps"]), d.get("run_id")
+    ),
+    "model_requested": lambda d: ModelRequested(
+        int(d["step"]), int(d["keep"]), tuple(_message(m) for m in d.get("messages", ()))
+    ),
+    "model_replied": lambda d: ModelReplied(
+        int(d["step"]), d["text"], _usage(d.get("usage")), float(d.get("seconds", 0.0)),
+        tuple(_native_call(c) for c in d.get("tool_calls", ())), d.get("finish_reason"),
+    ),
+    "action_parsed": lambda d: ActionParsed(int(d["step"]), d.get("thought", ""), d.get("code"), d.get("note", "")),
+    "tool_called": lambda d: ToolCalled(int(d["step"]), decode_tool_call(d["call"])),
+    "observed": lambda d: Observed(
+        int(d["step"]), d["observation"], float(d.get("seconds", 0.0)), d.get("error"),
+        decode_execution(d["execution"]) if d.get("execution") else None,
+    ),
+    "step_finished": lambda d: StepFinished(_step(d["step"])),
+    "budget_hit": lambda d: BudgetHit(
+        int(d["step"]), d["budget"], float(d["limit"]), float(d["used"]), d.get("message", "")
+    ),
+    "run_resumed": lambda d: RunResumed(
+        d["run_id"], int(d["from_step"]), int(d.get("reexecuted", 0)), tuple(d.get("diverged", ()))
+    ),
+    "run_finished": lambda d: RunFinished(
+        d["status"], decode_value(d.get("output")), _usage(d.get("usage")), int(d.get("steps", 0)),
+        float(d.get("seconds", 0.0)), d.get("error"),
+    ),
+}

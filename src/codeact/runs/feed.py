@@ -1,0 +1,185 @@
+"""Tools whose results can come from the log instead of the tool.
+
+Resume and replay re-run recorded code in a live kernel. The code calls its tools again, and
+those calls must not reach the real tools a second time (a tool may send an e-mail or charge a
+card): `FedTool` stands in for each tool with the same signature and docstring, and a `ToolFeed`
+decides per call whether to hand back the recorded result, call the real tool, or refuse.
+
+The feed also runs async tools on the driver's event loop when one is given, so an async tool
+can share the loop's clients while the kernel waits in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from codeact.runs.codec import RecordedObject, encode_value
+from codeact.sandbox.base import ToolCallRecord
+from codeact.tools.tool import Tool
+
+__all__ = ["Divergence", "FedTool", "FeedMode", "ToolFeed", "feed_tools"]
+
+FeedMode = Literal["live", "serve", "strict", "compare"]
+"""live: call the tools. serve: recorded results while they match, then live (resume).
+strict: recorded results only; anything else is refused (replay). compare: call the tools
+and report results that differ from the recording (replay with live tools)."""
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where a re-run stopped matching its recording."""
+
+    step: int
+    what: str
+    """"observation", "tool_call", "tool_result", "missing_reply" or "outcome"."""
+    expected: str
+    actual: str
+
+    def describe(self) -> str:
+        return f"step {self.step}: {self.what} differs\n  recorded: {self.expected}\n  replayed: {self.actual}"
+
+
+class ReplayRefused(Exception):
+    """Raised into the model's code when a strict replay meets a tool call it has no record of."""
+
+
+class ToolFeed:
+    """Per-step source of tool results; thread-safe (the bridge calls tools from its thread)."""
+
+    def __init__(
+        self,
+        *,
+        on_divergence: Callable[[Divergence], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.on_divergence = on_divergence
+        self.loop = loop
+        self.mode: FeedMode = "live"
+        self.step = 0
+        self.served = 0
+        self._queue: list[ToolCallRecord] = []
+        self._lock = threading.Lock()
+
+    def load(self, step: int, recorded: Sequence[ToolCallRecord], mode: FeedMode) -> None:
+        """Use `recorded` for the calls of `step`'s action, in order, as `mode` says."""
+        with self._lock:
+            self.step, self.mode, self._queue = step, mode, list(recorded)
+
+    def live(self) -> None:
+        with self._lock:
+            self.mode, self._queue = "live", []
+
+    def call(self, tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self._lock:
+            mode, step = self.mode, self.step
+            expected = self._queue.pop(0) if self._queue and mode != "live" else None
+        if mode == "live":
+            return self._live(tool, args, kwargs)
+        arguments = _bind(tool, args, kwargs)
+        if mode == "compare":
+            value = self._live(tool, args, kwargs)
+            if expected is None:
+                self._diverge(step, "tool_call", "no further tool call", _show_call(tool.name, arguments))
+            elif not _same_call(expected, tool.name, arguments):
+                self._diverge(step, "tool_call", _show_call(expected.name, expected.arguments),
+                              _show_call(tool.name, arguments))
+            elif expected.error is None and encode_value(value) != encode_value(expected.result):
+                self._diverge(step, "tool_result", f"{tool.name} returned {_short(expected.result)}",
+                              f"{tool.name} returned {_short(value)}")
+            return value
+        if expected is not None and _same_call(expected, tool.name, arguments):
+            with self._lock:
+                self.served += 1
+            return _recorded(expected)
+        wanted = _show_call(expected.name, expected.arguments) if expected else "no further tool call"
+        self._diverge(step, "tool_call", wanted, _show_call(tool.name, arguments))
+        if mode == "serve":  # resume: the code went its own way; from here on the tools are live
+            self.live()
+            return self._live(tool, args, kwargs)
+        raise ReplayRefused(
+            f"replay has no recorded result for {_show_call(tool.name, arguments)} (recorded next: {wanted}); "
+            "replay with live tools to call it"
+        )
+
+    def _live(self, tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        fn = tool.function
+        if self.loop is not None and inspect.iscoroutinefunction(fn) and not _on_loop(self.loop):
+            return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self.loop).result()
+        return tool(*args, **kwargs)
+
+    def _diverge(self, step: int, what: str, expected: str, actual: str) -> None:
+        if self.on_divergence is not None:
+            self.on_divergence(Divergence(step, what, expected, actual))
+
+
+class FedTool(Tool):
+    """Stands in for `tool` (same name, signature and docstring); calls go through the feed."""
+
+    def __init__(self, tool: Tool, feed: ToolFeed) -> None:
+        self.name = tool.name
+        self.description = tool.description
+        self.tool = tool
+        self.feed = feed
+        original = tool.function
+        self.secrets = getattr(tool, "secrets", None)
+
+        @functools.wraps(original)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return feed.call(tool, args, kwargs)
+
+        self._call = call
+
+    @property
+    def function(self) -> Callable[..., Any]:
+        return self._call
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(*args, **kwargs)
+
+
+def feed_tools(tools: Mapping[str, Tool], feed: ToolFeed) -> dict[str, Tool]:
+    return {name: FedTool(t, feed) for name, t in tools.items()}
+
+
+def _recorded(record: ToolCallRecord) -> Any:
+    if record.error is not None:
+        kind, _, message = record.error.partition(": ")
+        error_type = type(kind if kind.isidentifier() else "ToolError", (Exception,), {})
+        raise error_type(message)
+    if isinstance(record.result, RecordedObject):
+        return record.result.repr  # the object itself was not kept; its repr is what the log has
+    return record.result
+
+
+def _bind(tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments as the bridge records them (bound to the signature), for comparison."""
+    try:
+        return dict(tool.signature.bind(*args, **kwargs).arguments)
+    except (TypeError, ValueError):
+        return {**kwargs, **({"*args": list(args)} if args else {})}
+
+
+def _same_call(record: ToolCallRecord, name: str, arguments: Mapping[str, Any]) -> bool:
+    return record.name == name and encode_value(dict(record.arguments)) == encode_value(dict(arguments))
+
+
+def _show_call(name: str, arguments: Mapping[str, Any]) -> str:
+    return f"{name}({', '.join(f'{k}={_short(v, 60)}' for k, v in arguments.items())})"
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -1,0 +1,190 @@
+"""Replay: re-run a recorded run without its model, and say where it stops matching.
+
+`agent.replay(run_id)` serves the recorded model replies and tool results, runs the code live,
+and compares each observation with the recorded one. Record once with a real model, then
+replay in CI: a change to the kernel, the prompt format's observation text or a tool's result
+(replayed with `live_tools=True`) shows up as the first `Divergence`.
+
+`replay_run` needs nothing but the log: the tools are rebuilt from the signatures kept with the
+run, and their results come from the log.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from codeact.errors import ConfigError, ModelError
+from codeact.models.base import Message, Model, ModelReply, ToolSpec
+from codeact.runs.feed import Divergence
+from codeact.runs.pricing import PriceTable
+from codeact.runs.recording import Recording
+from codeact.tools.tool import Tool
+
+if TYPE_CHECKING:
+    from codeact.agent.loop import Budget
+    from codeact.agent.result import RunResult
+    from codeact.runs.store import RunStore
+
+__all__ = [
+    "NoModel",
+    "RecordedTool",
+    "ReplayReport",
+    "budget_from_meta",
+    "describe_tools",
+    "recorded_tools",
+    "replay_run",
+]
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    """What a replay found.
+
+    Args:
+        run_id: the recorded run.
+        result: how the replayed run ended.
+        divergences: every difference from the recording, in order; the first is the one to
+            look at, the rest usually follow from it.
+    """
+
+    run_id: str
+    result: RunResult
+    divergences: tuple[Divergence, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.divergences
+
+    @property
+    def first(self) -> Divergence | None:
+        return self.divergences[0] if self.divergences else None
+
+
+class NoModel(Model):
+    """The model of a replay: every reply comes from the log, so a call is a bug."""
+
+    name = "replay"
+
+    def complete(self, messages: Sequence[Message], *, stop: Sequence[str] | None = None,
+                 tools: Sequence[ToolSpec] | None = None) -> ModelReply:
+        raise ModelError("replay has no model: the recording has no reply for this step")
+
+
+class RecordedTool(Tool):
+    """A tool known only by the signature the log kept; replay serves its results."""
+
+    def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
+        self.name = name
+        self.description = str(spec.get("doc") or f"{name} (recorded)").split("\n", 1)[0]
+        params = []
+        for p in spec.get("params", ()):
+            kind = getattr(inspect.Parameter, str(p.get("kind", "POSITIONAL_OR_KEYWORD")))
+            default = _RecordedDefault(p.get("default", "...")) if p.get("has_default") else inspect.Parameter.empty
+            params.append(inspect.Parameter(p["name"], kind, default=default))
+        signature = inspect.Signature(params)
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            raise ConfigError(f"`{name}` exists only in the log; replay serves its recorded results")
+
+        recorded.__signature__ = signature  # type: ignore[attr-defined]
+        recorded.__name__ = name
+        recorded.__doc__ = str(spec.get("doc") or "")
+        self._fn = recorded
+
+    @property
+    def function(self) -> Any:
+        return self._fn
+
+
+class _RecordedDefault:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def describe_tools(tools: Mapping[str, Tool]) -> dict[str, dict[str, Any]]:
+    """What replay needs to rebuild a tool's stub: its parameters and docstring."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, t in tools.items():
+        try:
+            signature = t.signature
+        except (TypeError, ValueError):
+            out[name] = {"params": [{"name": "args", "kind": "VAR_POSITIONAL"},
+                                    {"name": "kwargs", "kind": "VAR_KEYWORD"}], "doc": ""}
+            continue
+        params = []
+        for p in signature.parameters.values():
+            param: dict[str, Any] = {"name": p.name, "kind": p.kind.name, "has_default": p.default is not p.empty}
+            if p.default is not p.empty:
+                param["default"] = repr(p.default)[:200]
+            params.append(param)
+        out[name] = {"params": params, "doc": t.docstring()}
+    return out
+
+
+def recorded_tools(meta: Mapping[str, Any], recording: Recording) -> list[Tool]:
+    """Stand-ins for the run's tools, from the signatures in its metadata (or its tool names)."""
+    specs = meta.get("tools") if isinstance(meta.get("tools"), Mapping) else {}
+    generic = {"params": [{"name": "args", "kind": "VAR_POSITIONAL"}, {"name": "kwargs", "kind": "VAR_KEYWORD"}]}
+    return [RecordedTool(name, specs.get(name, generic)) for name in recording.started.tools]
+
+
+def budget_from_meta(meta: Mapping[str, Any], recording: Recording, prices: PriceTable) -> Budget:
+    """The recorded run's step, token and cost limits (not its time limit: replay is faster)."""
+    from codeact.agent.loop import Budget
+
+    limits = meta.get("budget") if isinstance(meta.get("budget"), Mapping) else {}
+    max_cost = limits.get("max_cost")
+    price = prices.price(recording.started.model) if max_cost is not None else None
+    return Budget(
+        max_steps=int(limits.get("max_steps") or recording.started.max_steps),
+        max_tokens=limits.get("max_tokens"),
+        max_cost=max_cost if price is not None else None,
+        cost_of=price.cost if price is not None else None,
+    )
+
+
+def replay_run(run_id: str, *, store: RunStore | None = None, live_tools: Sequence[Tool] | None = None,
+               sandbox: Any = None, **agent_options: Any) -> ReplayReport:
+    """Replay a recorded code-agent run from the log alone.
+
+    Args:
+        run_id: the run (or a unique prefix of its id).
+        store: the run log; the default file when None.
+        live_tools: real tools to call (results compared with the recording) instead of
+            serving recorded results.
+        sandbox: as for CodeAgent; the default sandbox when None.
+        agent_options: more CodeAgent options, e.g. `step_timeout`.
+    """
+    from codeact.agent.code_agent import CodeAgent
+    from codeact.runs.store import RunStore
+
+    own_store = store is None
+    store = store or RunStore()
+    try:
+        return _replay(store, run_id, live_tools, sandbox, agent_options)
+    finally:
+        if own_store:
+            store.close()
+
+
+def _replay(store: RunStore, run_id: str, live_tools: Sequence[Tool] | None, sandbox: Any,
+            agent_options: dict[str, Any]) -> ReplayReport:
+    from codeact.agent.code_agent import CodeAgent
+
+    recording = Recording.load(store, run_id)
+    if recording.started.agent != CodeAgent.kind:
+        raise ConfigError(f"run {recording.run_id} was made by a {recording.started.agent!r} agent; "
+                          "replay it with that agent's `replay` method")
+    meta = store.get(recording.run_id).meta
+    tools = list(live_tools) if live_tools is not None else recorded_tools(meta, recording)
+    agent = CodeAgent(NoModel(), tools, sandbox=sandbox, store=store, **agent_options)
+    try:
+        return agent.replay(recording.run_id, live_tools=live_tools is not None)
+    finally:
+        agent.close()
