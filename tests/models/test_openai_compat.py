@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from codeact.errors import ConfigError, ModelConnectionError, ModelResponseError
 from codeact.models._retry import RetryPolicy
-from codeact.models.base import Message, ModelReply, ToolCall, ToolSpec, Usage
-from codeact.models.openai_compat import OpenAICompatible
+from codeact.models.base import Message, ModelReply, ToolCall, ToolSpec, Usage, cut_at_stop
+from codeact.models.openai_compat import OpenAICompatible, StopCutter
 from tests.servers.chat_server import ChatServer, Reply, chat, chat_stream, error
 
 HI = [Message("user", "hi")]
@@ -253,8 +256,10 @@ def test_native_tool_calls_are_parsed_and_malformed_arguments_kept(server: ChatS
         ToolCall("c2", "echo", {"_raw": '{"text": "unterminated'}),
     )
     assert server.requests[0].json["tools"] == [
-        {"type": "function", "function": {"name": "add", "description": "Add two numbers.",
-                                          "parameters": spec.parameters}}
+        {
+            "type": "function",
+            "function": {"name": "add", "description": "Add two numbers.", "parameters": spec.parameters},
+        }
     ]
 
 
@@ -373,3 +378,21 @@ def test_close_is_idempotent_and_the_model_still_works(server: ChatServer) -> No
     model.close()
     model.close()
     assert model.complete(HI).text == "again"
+
+
+# -- the stream cutter -----------------------------------------------------------------------
+
+
+@given(
+    text=st.text(alphabet="ab`\nS", max_size=40),
+    cuts=st.lists(st.integers(0, 40), max_size=8),
+    stop=st.lists(st.text(alphabet="ab`\nS", min_size=1, max_size=4), max_size=3),
+)
+def test_stop_cutter_matches_cut_at_stop_for_any_chunking(text: str, cuts: list[int], stop: list[str]) -> None:
+    bounds = sorted({0, len(text), *(c for c in cuts if c <= len(text))})
+    chunks = [text[a:b] for a, b in itertools.pairwise(bounds)]
+    cutter = StopCutter(stop)
+
+    emitted = "".join(cutter.feed(chunk) for chunk in chunks) + cutter.flush()
+
+    assert emitted == cut_at_stop(text, stop)

@@ -146,8 +146,14 @@ def chat_stream(
     events.append(chunk({}, finish_reason))
     if usage is not None:
         events.append(
-            {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0,
-             "model": model, "choices": [], "usage": _usage(*usage)}
+            {
+                "id": "chatcmpl-test",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [],
+                "usage": _usage(*usage),
+            }
         )
     return Reply(events=events, event_delay=event_delay)
 
@@ -192,7 +198,11 @@ def messages_reply(
 
 
 def anthropic_error(
-    status: int, message: str, *, type: str = "invalid_request_error", headers: Mapping[str, str] | None = None
+    status: int,
+    message: str,
+    *,
+    type: str = "invalid_request_error",
+    headers: Mapping[str, str] | None = None,
 ) -> Reply:
     """An Anthropic-style error body: ``{"type": "error", "error": {"type", "message"}}``."""
     body = {"type": "error", "error": {"type": type, "message": message}}
@@ -284,7 +294,7 @@ class ChatServer:
             self._thread = None
         self._httpd.server_close()
 
-    def __enter__(self) -> ChatServer:
+    def __enter__(self) -> ChatServer:  # noqa: PYI034 - Self needs Python 3.11
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -331,9 +341,8 @@ class ChatServer:
 
             def _send(self, reply: Reply) -> None:
                 try:
-                    if reply.delay and server._stopping.wait(reply.delay):
-                        return
-                    if reply.drop:
+                    stopped = bool(reply.delay) and server._stopping.wait(reply.delay)
+                    if stopped or reply.drop:
                         self.close_connection = True
                         return
                     if reply.events is not None:
@@ -384,7 +393,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Scripted chat-completions server for tests.")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--replies", help="JSON file holding a list of Reply objects")
-    parser.add_argument("--echo", action="store_true", help="echo the last user message once the queue is empty")
+    parser.add_argument(
+        "--echo", action="store_true", help="echo the last user message once the queue is empty"
+    )
     args = parser.parse_args(argv)
     replies: list[Reply | Responder] = []
     if args.replies:

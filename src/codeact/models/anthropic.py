@@ -77,10 +77,7 @@ class Anthropic(Model):
         self._sdk = sdk
         self._api_key = key
         self._classify = sdk_classifier(sdk)
-        # The SDK's own retries are off: ours convert errors and honour Retry-After with a cap.
-        self._client: Any = sdk.Anthropic(
-            api_key=key, base_url=self.base_url, timeout=timeout, max_retries=0
-        )
+        self._client: Any = None
         self._aclient: tuple[asyncio.AbstractEventLoop, Any] | None = None
 
     def complete(
@@ -91,6 +88,7 @@ class Anthropic(Model):
         tools: Sequence[ToolSpec] | None = None,
     ) -> ModelReply:
         if self._client is None:
+            # The SDK's own retries are off: ours convert errors and cap Retry-After.
             self._client = self._sdk.Anthropic(
                 api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0
             )

@@ -114,10 +114,7 @@ class OpenAICompatible(Model):
         self._sdk = openai
         self._api_key = key
         self._classify = sdk_classifier(openai)
-        # The SDK's own retries are off: ours convert errors and honour Retry-After with a cap.
-        self._client: openai.OpenAI | None = openai.OpenAI(
-            api_key=key, base_url=url, timeout=timeout, max_retries=0
-        )
+        self._client: openai.OpenAI | None = None
         self._aclient: tuple[asyncio.AbstractEventLoop, openai.AsyncOpenAI] | None = None
         # What this server turned out not to accept (learned once, kept for later calls).
         self._dropped: set[str] = set()
@@ -135,7 +132,7 @@ class OpenAICompatible(Model):
         client = self._sync_client()
 
         def attempt() -> Any:
-            return self._adapting(lambda p: client.chat.completions.create(**p), messages, stop, tools)
+            return self._adapting(client.chat.completions.create, messages, stop, tools)
 
         completion = call_with_retries(
             attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout
@@ -151,9 +148,7 @@ class OpenAICompatible(Model):
         client = self._sync_client()
 
         def attempt() -> Any:
-            return self._adapting(
-                lambda p: client.chat.completions.create(**p), messages, stop, None, stream=True
-            )
+            return self._adapting(client.chat.completions.create, messages, stop, None, stream=True)
 
         chunks = call_with_retries(
             attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout
@@ -240,6 +235,8 @@ class OpenAICompatible(Model):
 
     # -- internals ----------------------------------------------------------------------------
 
+    # The SDK's own retries are off (max_retries=0): ours convert errors and cap Retry-After.
+
     def _sync_client(self) -> openai.OpenAI:
         if self._client is None:
             self._client = self._sdk.OpenAI(
@@ -284,7 +281,7 @@ class OpenAICompatible(Model):
 
     def _adapting(
         self,
-        create: Callable[[dict[str, Any]], Any],
+        create: Callable[..., Any],
         messages: Sequence[Message],
         stop: Sequence[str] | None,
         tools: Sequence[ToolSpec] | None,
@@ -295,11 +292,11 @@ class OpenAICompatible(Model):
         for _ in range(len(_ADAPTABLE) + 1):
             params = self._params(messages, stop, tools, stream)
             try:
-                return create(params)
+                return create(**params)
             except self._sdk.APIStatusError as exc:
                 if not self._adapt(exc, params):
                     raise
-        return create(self._params(messages, stop, tools, stream))
+        return create(**self._params(messages, stop, tools, stream))
 
     async def _aadapting(
         self,
@@ -396,8 +393,9 @@ def to_openai_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
 
 
 def _arguments_json(arguments: Mapping[str, Any]) -> str:
-    if set(arguments) == {RAW_ARGUMENTS} and isinstance(arguments[RAW_ARGUMENTS], str):
-        return arguments[RAW_ARGUMENTS]  # give the model back exactly what it wrote
+    raw = arguments.get(RAW_ARGUMENTS)
+    if len(arguments) == 1 and isinstance(raw, str):
+        return raw  # give the model back exactly what it wrote
     return json.dumps(arguments)
 
 
