@@ -82,8 +82,9 @@ class RecordedTool(Tool):
         params = []
         for p in spec.get("params", ()):
             kind = getattr(inspect.Parameter, str(p.get("kind", "POSITIONAL_OR_KEYWORD")))
-            default = _RecordedDefault(p.get("default", "...")) if p.get("has_default") else inspect.Parameter.empty
-            params.append(inspect.Parameter(p["name"], kind, default=default))
+            default = _RecordedText(p.get("default", "...")) if p.get("has_default") else inspect.Parameter.empty
+            annotation = _RecordedText(p["annotation"]) if p.get("annotation") else inspect.Parameter.empty
+            params.append(inspect.Parameter(p["name"], kind, default=default, annotation=annotation))
         signature = inspect.Signature(params)
 
         def recorded(*args: Any, **kwargs: Any) -> Any:
@@ -98,13 +99,15 @@ class RecordedTool(Tool):
     def function(self) -> Any:
         return self._fn
 
+    def validate(self) -> Tool:
+        return self  # the recorded tool was validated when it was recorded
 
-class _RecordedDefault:
-    def __init__(self, text: str) -> None:
-        self.text = text
+
+class _RecordedText(str):
+    """A default or annotation known only as text; shown bare in the kernel's stub."""
 
     def __repr__(self) -> str:
-        return self.text
+        return str(self)
 
 
 def describe_tools(tools: Mapping[str, Tool]) -> dict[str, dict[str, Any]]:
@@ -120,6 +123,8 @@ def describe_tools(tools: Mapping[str, Tool]) -> dict[str, dict[str, Any]]:
         params = []
         for p in signature.parameters.values():
             param: dict[str, Any] = {"name": p.name, "kind": p.kind.name, "has_default": p.default is not p.empty}
+            if p.annotation is not p.empty:
+                param["annotation"] = inspect.formatannotation(p.annotation)
             if p.default is not p.empty:
                 param["default"] = repr(p.default)[:200]
             params.append(param)

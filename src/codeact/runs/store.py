@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from codeact.errors import ConfigError
-from codeact.runs.codec import event_from_dict
+from codeact.runs.codec import decode_value, event_from_dict
 from codeact.runs.events import Event
 
 __all__ = ["RunRecord", "RunStore", "default_store_path", "open_store"]
@@ -305,8 +305,9 @@ _SELECT = ("id, task, agent, model, status, steps, prompt_tokens, completion_tok
 def _record(row: tuple[Any, ...]) -> RunRecord:
     (id_, task, agent, model, status, steps, pt, ct, cost, created, updated, output, error, pid, host,
      meta) = row
+    value = decode_value(json.loads(output), allow_pickle=False) if output else None
     return RunRecord(id_, task, agent, model, status, steps, pt, ct, cost, created, updated,
-                     json.loads(output) if output else None, error, pid, host, json.loads(meta or "{}"))
+                     value, error, pid, host, json.loads(meta or "{}"))
 
 
 def _resolve(location: str | Path | None) -> str:
