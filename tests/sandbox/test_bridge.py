@@ -169,7 +169,11 @@ def test_tool_definitions_carry_signature_parts():
     (definition,) = tool_definitions({"add": add})
     assert definition["signature"] == "add(a: int, b: int = 1) -> int"
     assert definition["params"][1] == {
-        "name": "b", "kind": "POSITIONAL_OR_KEYWORD", "has_default": True, "annotation": "int", "default": "1"
+        "name": "b",
+        "kind": "POSITIONAL_OR_KEYWORD",
+        "has_default": True,
+        "annotation": "int",
+        "default": "1",
     }
 
 
@@ -241,7 +245,9 @@ def test_unsendable_results_become_errors_in_the_code(sandbox):
 
 
 def test_arguments_cross_as_data_not_objects(sandbox):
-    run = sandbox.execute("import datetime\necho({'t': (1, 2), 'b': b'x', 'when': datetime.date(2024, 1, 2)})")
+    run = sandbox.execute(
+        "import datetime\necho({'t': (1, 2), 'b': b'x', 'when': datetime.date(2024, 1, 2)})"
+    )
     assert run.ok
     argument = run.tool_calls[0].arguments["value"]
     assert argument["t"] == (1, 2) and argument["b"] == b"x"
@@ -249,9 +255,7 @@ def test_arguments_cross_as_data_not_objects(sandbox):
 
 
 def test_tool_exception_can_be_caught_by_the_code(sandbox):
-    run = sandbox.execute(
-        "try:\n    fail('bad city')\nexcept ValueError as e:\n    caught = str(e)\ncaught"
-    )
+    run = sandbox.execute("try:\n    fail('bad city')\nexcept ValueError as e:\n    caught = str(e)\ncaught")
     assert run.ok and run.result == "'ValueError: bad city'"
     uncaught = sandbox.execute("fail('bad city')")
     assert uncaught.error.type == "ToolCallError" and uncaught.error.message == "ValueError: bad city"

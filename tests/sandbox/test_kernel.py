@@ -50,12 +50,16 @@ def test_long_result_repr_is_truncated(sandbox):
 
 
 def test_top_level_await(sandbox):
-    run = sandbox.execute("import asyncio\nasync def twice(x):\n    await asyncio.sleep(0)\n    return 2 * x\nawait twice(21)")
+    run = sandbox.execute(
+        "import asyncio\nasync def twice(x):\n    await asyncio.sleep(0)\n    return 2 * x\nawait twice(21)"
+    )
     assert run.ok and run.result == "42"
 
 
 def test_classes_defined_by_the_model_can_be_pickled(sandbox):
-    run = sandbox.execute("import pickle\nclass Point:\n    pass\np = Point(); p.x = 3\npickle.loads(pickle.dumps(p)).x")
+    run = sandbox.execute(
+        "import pickle\nclass Point:\n    pass\np = Point(); p.x = 3\npickle.loads(pickle.dumps(p)).x"
+    )
     assert run.ok and run.result == "3"
 
 
@@ -90,7 +94,9 @@ def test_output_flood_is_truncated_and_kernel_keeps_working(sandbox):
     assert len(run.stdout) < 20_100
     assert "[... 199,980,008 characters truncated ...]" in run.stdout
     assert run.stdout.startswith("x" * 100) and run.stdout.endswith("THE END\n")
-    fd_flood = sandbox.execute("import os\nos.system('head -c 50000000 /dev/zero | tr \"\\\\0\" y')", timeout=60)
+    fd_flood = sandbox.execute(
+        "import os\nos.system('head -c 50000000 /dev/zero | tr \"\\\\0\" y')", timeout=60
+    )
     assert "characters truncated" in fd_flood.stdout and len(fd_flood.stdout) < 20_100
     assert sandbox.execute("1 + 1").result == "2"
 
@@ -138,14 +144,18 @@ def test_memory_error_keeps_the_kernel(sandbox):
 
 
 def test_final_answer_stops_the_action(sandbox):
-    run = sandbox.execute("print('before')\nfinal_answer({'city': 'Rome', 'temps': (20, 21)})\nprint('after')")
+    run = sandbox.execute(
+        "print('before')\nfinal_answer({'city': 'Rome', 'temps': (20, 21)})\nprint('after')"
+    )
     assert run.is_final and run.error is None
     assert run.final_answer == {"city": "Rome", "temps": (20, 21)}
     assert run.stdout == "before\n"
 
 
 def test_final_answer_passes_through_except_exception(sandbox):
-    run = sandbox.execute("try:\n    final_answer(7)\nexcept Exception:\n    print('swallowed')\nprint('after')")
+    run = sandbox.execute(
+        "try:\n    final_answer(7)\nexcept Exception:\n    print('swallowed')\nprint('after')"
+    )
     assert run.is_final and run.final_answer == 7 and run.stdout == ""
 
 

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -37,7 +38,9 @@ def test_starts_lazily_and_runs_in_its_workspace(sandbox):
 def test_modules_written_to_the_workspace_are_importable(sandbox):
     sandbox.execute("open('helper_mod.py', 'w').write('VALUE = 7')")
     assert sandbox.execute("import helper_mod\nhelper_mod.VALUE").result == "7"
-    assert sandbox.execute("import bridge").error.type == "ModuleNotFoundError"  # codeact's files are not on the path
+    assert (
+        sandbox.execute("import bridge").error.type == "ModuleNotFoundError"
+    )  # codeact's files are not on the path
 
 
 def test_host_secrets_are_not_in_the_kernel_environment(monkeypatch, sandbox):
@@ -48,7 +51,9 @@ def test_host_secrets_are_not_in_the_kernel_environment(monkeypatch, sandbox):
 
 def test_explicit_env_and_workspace_are_used_and_kept(tmp_path):
     with ProcessSandbox(workspace=tmp_path, env={"PATH": os.defpath, "MY_SETTING": "on"}) as sb:
-        assert sb.execute("import os\nos.environ.get('MY_SETTING'), os.getcwd()").result == repr(("on", str(tmp_path)))
+        assert sb.execute("import os\nos.environ.get('MY_SETTING'), os.getcwd()").result == repr(
+            ("on", str(tmp_path))
+        )
     assert tmp_path.is_dir()  # a workspace the caller gave is not deleted
 
 
@@ -68,7 +73,10 @@ def test_bad_options_and_missing_python_fail_clearly():
         ProcessSandbox(timeout=0)
     with pytest.raises(ConfigError):
         ProcessSandbox(max_output_chars=0)
-    with ProcessSandbox(python="/nonexistent/python3") as sb, pytest.raises(SandboxError, match="cannot start"):
+    with (
+        ProcessSandbox(python="/nonexistent/python3") as sb,
+        pytest.raises(SandboxError, match="cannot start"),
+    ):
         sb.execute("1")
     with ProcessSandbox(python=sys.executable, env={"PYTHONPATH": "/x", "PYTHONSTARTUP": "/x"}) as sb:
         assert sb.execute("1").result == "1"
@@ -89,7 +97,9 @@ def test_timeout_interrupts_and_keeps_state(sandbox):
     run = sandbox.execute("while True:\n    x = 42", timeout=0.5)
     assert time.monotonic() - started < 2
     assert run.timed_out and not run.state_lost
-    assert run.error.type == "TimeoutError" and "variables" in run.error.message and "kept" in run.error.message
+    assert (
+        run.error.type == "TimeoutError" and "variables" in run.error.message and "kept" in run.error.message
+    )
     assert 'File "<step' in run.error.traceback
     assert sandbox.execute("x").result == "42"
 
@@ -103,7 +113,9 @@ def test_timeout_interrupts_sleep_and_subprocesses(sandbox):
 def test_code_that_ignores_sigint_is_killed_and_replaced(sandbox):
     sandbox.execute("y = 1")
     started = time.monotonic()
-    run = sandbox.execute("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass", timeout=0.3)
+    run = sandbox.execute(
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass", timeout=0.3
+    )
     assert time.monotonic() - started < 3
     assert run.timed_out and run.state_lost
     assert "killed" in run.error.message and "lost" in run.error.message
@@ -121,6 +133,25 @@ def test_sigint_ignored_last_step_is_restored_next_step(sandbox):
     sandbox.execute("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)")
     run = sandbox.execute("while True:\n    pass", timeout=0.3)
     assert run.timed_out and not run.state_lost
+
+
+def test_ctrl_c_on_the_host_stops_the_step_but_keeps_state(sandbox):
+    sandbox.execute("kept = 1")
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        sandbox.execute("import time\nwhile True:\n    time.sleep(0.01)")
+    timer.join()
+    assert sandbox.execute("kept").result == "1"
+
+
+def test_close_from_another_thread_ends_a_running_step():
+    sb = ProcessSandbox(timeout=30)
+    threading.Timer(0.3, sb.close).start()
+    started = time.monotonic()
+    run = sb.execute("while True:\n    pass")
+    assert run.state_lost and time.monotonic() - started < 5
+    assert "closed" in run.error.message
 
 
 # -- crashes ----------------------------------------------------------------------------------

@@ -74,7 +74,9 @@ class FrameChannel:
         """Send one frame. FrameError if it is too large; BridgeClosed if the kernel is gone."""
         data = json.dumps(message).encode()
         if len(data) > MAX_FRAME_BYTES:
-            raise FrameError(f"a message of {len(data):,} bytes is over the {MAX_FRAME_BYTES:,}-byte frame limit")
+            raise FrameError(
+                f"a message of {len(data):,} bytes is over the {MAX_FRAME_BYTES:,}-byte frame limit"
+            )
         try:
             self.sock.settimeout(timeout)
             self.sock.sendall(len(data).to_bytes(4, "big") + data)
@@ -96,7 +98,7 @@ class FrameChannel:
             try:
                 self.sock.settimeout(remaining if remaining is None or remaining > 0 else 0.0)
                 chunk = self.sock.recv(max(1 << 16, self._wanted()))
-            except (TimeoutError, BlockingIOError, socket.timeout):
+            except (TimeoutError, BlockingIOError):
                 return None
             except OSError as exc:
                 raise BridgeClosed(f"the connection to the kernel failed: {exc}") from exc
@@ -194,7 +196,9 @@ def to_kernel(value: Any) -> dict[str, Any]:
             f"({type(exc).__name__}: {exc}); return plain data (str, numbers, lists, dicts) instead"
         ) from None
     if len(data) * 4 // 3 > MAX_FRAME_BYTES - 4096:
-        raise UnsendableValue(f"its result is too large to send into the sandbox ({len(data):,} bytes pickled)")
+        raise UnsendableValue(
+            f"its result is too large to send into the sandbox ({len(data):,} bytes pickled)"
+        )
     return {
         "pickle": binascii.b2a_base64(data, newline=False).decode(),
         "type": _type_name(value),

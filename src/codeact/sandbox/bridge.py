@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from codeact.errors import ConfigError, SandboxError
 from codeact.sandbox._codec import (
@@ -54,10 +54,16 @@ _SEND_TIMEOUT = 10.0
 # -- tools ------------------------------------------------------------------------------------
 
 
-class ToolPolicy(Protocol):
-    """Decides whether a tool call may run: True (or None) allows, False or a reason denies."""
-
+@runtime_checkable
+class _HasAllow(Protocol):
     def allow(self, name: str, arguments: Mapping[str, Any]) -> bool | str | None: ...
+
+
+class ToolPolicy(_HasAllow, Protocol):
+    """Decides whether a tool call may run: True (or None) allows, False or a reason denies.
+
+    A plain function `(name, arguments) -> bool | str | None` works as a policy too.
+    """
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,9 @@ class ToolDispatcher:
     def add_policy(self, policy: ToolPolicy | Callable[[str, Mapping[str, Any]], bool | str | None]) -> None:
         self.policies.append(policy)
 
-    def call(self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> ToolOutcome:
+    def call(
+        self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
+    ) -> ToolOutcome:
         """Run tool `name` with the arguments as the code passed them."""
         kwargs = dict(kwargs or {})
         self.calls += 1
@@ -120,8 +128,14 @@ class ToolDispatcher:
         arguments: dict[str, Any] = dict(kwargs)
         if tool is None:
             close = difflib.get_close_matches(name, self._tools, n=1)
-            hint = f"; did you mean `{close[0]}`?" if close else f"; available: {', '.join(sorted(self._tools)) or 'none'}"
-            return self._finish(name, arguments, started, error=("NameError", f"there is no tool named `{name}`{hint}"))
+            hint = (
+                f"; did you mean `{close[0]}`?"
+                if close
+                else f"; available: {', '.join(sorted(self._tools)) or 'none'}"
+            )
+            return self._finish(
+                name, arguments, started, error=("NameError", f"there is no tool named `{name}`{hint}")
+            )
         signature = self._signatures.get(name)
         if signature is not None:
             try:
@@ -132,7 +146,12 @@ class ToolDispatcher:
             arguments["*args"] = list(args)
         denial = self._denial(name, arguments)
         if denial is not None:
-            return self._finish(name, arguments, started, error=("PermissionError", f"the call to `{name}` was denied: {denial}"))
+            return self._finish(
+                name,
+                arguments,
+                started,
+                error=("PermissionError", f"the call to `{name}` was denied: {denial}"),
+            )
         try:
             value = tool(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a tool failure is the calling code's to handle
@@ -141,8 +160,9 @@ class ToolDispatcher:
 
     def _denial(self, name: str, arguments: Mapping[str, Any]) -> str | None:
         for policy in self.policies:
-            allow = getattr(policy, "allow", policy)
-            verdict = allow(name, arguments)
+            verdict = (
+                policy.allow(name, arguments) if isinstance(policy, _HasAllow) else policy(name, arguments)
+            )
             if verdict is True or verdict is None:
                 continue
             return verdict if isinstance(verdict, str) and verdict else "not allowed by policy"
@@ -178,7 +198,11 @@ def tool_definitions(tools: Mapping[str, Tool]) -> list[dict[str, Any]]:
         params = []
         signature = t.signature
         for p in signature.parameters.values():
-            param: dict[str, Any] = {"name": p.name, "kind": p.kind.name, "has_default": p.default is not p.empty}
+            param: dict[str, Any] = {
+                "name": p.name,
+                "kind": p.kind.name,
+                "has_default": p.default is not p.empty,
+            }
             if p.annotation is not p.empty:
                 param["annotation"] = inspect.formatannotation(p.annotation)
             if p.default is not p.empty:
@@ -253,7 +277,12 @@ class KernelProcess:
         """Start a kernel as a child in its own session; `command(fd)` gives its argv."""
         host_end, kernel_end = socket.socketpair()
         fd = kernel_end.fileno()
-        argv = list(command(fd)) if command is not None else kernel_command(fd, python=python)
+        try:
+            argv = list(command(fd)) if command is not None else kernel_command(fd, python=python)
+        except BaseException:
+            host_end.close()
+            kernel_end.close()
+            raise
         options: dict[str, Any] = {
             "stdin": subprocess.DEVNULL,
             "stdout": subprocess.DEVNULL,
@@ -276,7 +305,11 @@ class KernelProcess:
         return cls(host_end, process=process, group=True)
 
     def interrupt(self) -> None:
-        """SIGINT, like Ctrl-C in a terminal: the running cell gets KeyboardInterrupt."""
+        """SIGINT, like Ctrl-C in a terminal: the running cell gets KeyboardInterrupt.
+
+        With `group`, the kernel's children get it too (a `subprocess.run` in the cell stops);
+        children started in a session of their own are not touched.
+        """
         self._signal(signal.SIGINT)
 
     def kill(self) -> None:
@@ -366,10 +399,15 @@ class KernelClient:
         self.kernel_info: dict[str, Any] = {}
         self._definitions = tool_definitions(self.dispatcher.tools)
         self._exec_id = 0
+        self._call_in_flight: int | None = None
+        self._lock = threading.Lock()  # one step at a time
+        self._closed = False
 
     # Life cycle -------------------------------------------------------------------------------
     def start(self) -> KernelProcess:
         """Start a kernel if none is running; SandboxError if one cannot be started."""
+        if self._closed:
+            raise SandboxError("this kernel client is closed")
         if self.kernel is None:
             self.kernel = self._boot()
         return self.kernel
@@ -390,6 +428,8 @@ class KernelClient:
         return self.start()
 
     def close(self) -> None:
+        """Kill the kernel; no new one will be started. Safe from another thread mid-step."""
+        self._closed = True
         self._discard()
 
     def _boot(self) -> KernelProcess:
@@ -406,7 +446,9 @@ class KernelClient:
             stderr = kernel.stderr_text().strip()
             kernel.kill()
             detail = f"the kernel {reason}" if reason else str(exc)
-            raise SandboxError(f"cannot start the kernel: {detail}" + (f"\n{stderr}" if stderr else "")) from None
+            raise SandboxError(
+                f"cannot start the kernel: {detail}" + (f"\n{stderr}" if stderr else "")
+            ) from None
         self.kernel_info = hello
         return kernel
 
@@ -423,19 +465,29 @@ class KernelClient:
         started = time.monotonic()
         calls: list[ToolCallRecord] = []
         try:
-            return self._run(kernel, code, timeout, started, calls)
+            with self._lock:
+                return self._run(kernel, code, timeout, started, calls)
         except (BridgeClosed, FrameError) as exc:
             return self._crashed(kernel, exc, started, calls)
+        except KeyboardInterrupt:
+            self._settle(kernel)  # Ctrl-C on the host stops the step, not the kernel's state
+            raise
         except BaseException:
-            self._discard()  # a host-side failure mid-step (a listener raised, Ctrl-C): state unknown
+            self._discard()  # a host-side failure mid-step (a listener raised): state unknown
             raise
 
     def _run(
-        self, kernel: KernelProcess, code: str, timeout: float | None, started: float, calls: list[ToolCallRecord]
+        self,
+        kernel: KernelProcess,
+        code: str,
+        timeout: float | None,
+        started: float,
+        calls: list[ToolCallRecord],
     ) -> Execution:
         exec_id = self._exec_id
         kernel.channel.send(
-            {"op": "exec", "id": exec_id, "code": code, "max_output": self.max_output_chars}, timeout=_SEND_TIMEOUT
+            {"op": "exec", "id": exec_id, "code": code, "max_output": self.max_output_chars},
+            timeout=_SEND_TIMEOUT,
         )
         deadline = None if timeout is None else started + timeout
         interrupted_at: float | None = None
@@ -463,10 +515,23 @@ class KernelClient:
             else:
                 raise FrameError(f"an unexpected `{op[:40]}` frame")
 
-    def _serve_call(self, kernel: KernelProcess, frame: dict[str, Any], deadline: float | None) -> ToolCallRecord:
-        call_id, name, args, kwargs = frame.get("id"), frame.get("name"), frame.get("args"), frame.get("kwargs")
-        if not (isinstance(call_id, int) and isinstance(name, str) and isinstance(args, list) and isinstance(kwargs, dict)):
+    def _serve_call(
+        self, kernel: KernelProcess, frame: dict[str, Any], deadline: float | None
+    ) -> ToolCallRecord:
+        call_id, name, args, kwargs = (
+            frame.get("id"),
+            frame.get("name"),
+            frame.get("args"),
+            frame.get("kwargs"),
+        )
+        if not (
+            isinstance(call_id, int)
+            and isinstance(name, str)
+            and isinstance(args, list)
+            and isinstance(kwargs, dict)
+        ):
             raise FrameError("a malformed `call` frame")
+        self._call_in_flight = call_id
         outcome = self.dispatcher.call(name, from_kernel(args), from_kernel(kwargs))
         reply: dict[str, Any] = {"op": "return", "id": call_id}
         if outcome.ok:
@@ -479,15 +544,52 @@ class KernelClient:
             reply = {"op": "raise", "id": call_id, "type": outcome.error_type, "message": message}
         remaining = _SEND_TIMEOUT if deadline is None else max(_SEND_TIMEOUT, deadline - time.monotonic())
         kernel.channel.send(reply, timeout=remaining)
+        self._call_in_flight = None
         return outcome.record
+
+    def _settle(self, kernel: KernelProcess) -> None:
+        """The host was interrupted mid-step: interrupt the step too and wait for its end.
+
+        Tool calls in flight or still coming are answered with KeyboardInterrupt. If the step
+        does not end within the grace period, the kernel is killed.
+        """
+        settled = False
+        refusal = {"op": "raise", "type": "KeyboardInterrupt", "message": "the host was interrupted"}
+        try:
+            if self._call_in_flight is not None:
+                kernel.channel.send({**refusal, "id": self._call_in_flight}, timeout=1.0)
+            kernel.interrupt()
+            deadline = time.monotonic() + self.interrupt_grace
+            while not settled:
+                frame = kernel.channel.recv(deadline - time.monotonic())
+                if frame is None:
+                    break
+                if frame["op"] == "call":
+                    kernel.channel.send({**refusal, "id": frame.get("id")}, timeout=1.0)
+                settled = frame["op"] == "done" and frame.get("id") == self._exec_id
+        except SandboxError:
+            pass
+        finally:
+            self._call_in_flight = None
+            if not settled:
+                self._discard()
 
     # Building results -------------------------------------------------------------------------
     def _execution(
-        self, frame: dict[str, Any], timeout: float | None, started: float, calls: list[ToolCallRecord], interrupted: bool
+        self,
+        frame: dict[str, Any],
+        timeout: float | None,
+        started: float,
+        calls: list[ToolCallRecord],
+        interrupted: bool,
     ) -> Execution:
         cap = self.max_output_chars
         stdout, stderr, result = frame.get("stdout"), frame.get("stderr"), frame.get("result")
-        if not (isinstance(stdout, str) and isinstance(stderr, str) and (result is None or isinstance(result, str))):
+        if not (
+            isinstance(stdout, str)
+            and isinstance(stderr, str)
+            and (result is None or isinstance(result, str))
+        ):
             raise FrameError("a malformed `done` frame")
         error = _exec_error(frame.get("error"), cap)
         timed_out = interrupted and frame.get("interrupted") is True
@@ -550,6 +652,8 @@ class KernelClient:
         )
 
     def _restart_quietly(self) -> str:
+        if self._closed:
+            return ", and the sandbox was closed"
         try:
             self.start()
         except SandboxError as exc:
@@ -560,7 +664,9 @@ class KernelClient:
 def _exec_error(data: Any, cap: int) -> ExecError | None:
     if data is None:
         return None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("type", "message", "traceback")):
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), str) for k in ("type", "message", "traceback")
+    ):
         raise FrameError("a malformed error in a `done` frame")
     return ExecError(data["type"][:200], _capped(data["message"], cap), _capped(data["traceback"], cap))
 

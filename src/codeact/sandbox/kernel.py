@@ -23,6 +23,7 @@ coming from the host may be pickles (that direction is trusted).
 
 import _ast
 import binascii
+import codecs
 import io
 import json
 import os
@@ -47,7 +48,7 @@ def truncate_middle(text: str, limit: int) -> str:
         return text
     head, tail = limit - limit // 2, limit // 2
     dropped = len(text) - head - tail
-    return f"{text[:head]}\n[... {dropped:,} characters truncated ...]\n{text[len(text) - tail:]}"
+    return f"{text[:head]}\n[... {dropped:,} characters truncated ...]\n{text[len(text) - tail :]}"
 
 
 # -- values sent to the host ------------------------------------------------------------------
@@ -77,9 +78,9 @@ def to_wire(value: object, depth: int = 0) -> object:
             if isinstance(value, base):
                 return base(value)  # type: ignore[call-overload]
         if isinstance(value, (list, tuple, dict, set, frozenset)):  # namedtuple, OrderedDict...
-            for base in (dict, tuple, list, set, frozenset):
-                if isinstance(value, base):
-                    return to_wire(base(value), depth)  # type: ignore[call-overload]
+            for container in (dict, tuple, list, set, frozenset):
+                if isinstance(value, container):
+                    return to_wire(container(value), depth)  # type: ignore[call-overload]
         if t.__module__ == "numpy" and hasattr(value, "tolist"):
             return to_wire(value.tolist(), depth)  # type: ignore[attr-defined]
         if hasattr(t, "__index__"):
@@ -95,7 +96,11 @@ def _opaque(value: object) -> dict[str, str]:
         text = repr(value)
     except Exception as exc:  # noqa: BLE001
         text = f"<{t.__qualname__} object; repr() failed: {type(exc).__name__}>"
-    return {TAG: "repr", "type": f"{t.__module__}.{t.__qualname__}", "repr": truncate_middle(text, _REPR_LIMIT)}
+    return {
+        TAG: "repr",
+        "type": f"{t.__module__}.{t.__qualname__}",
+        "repr": truncate_middle(text, _REPR_LIMIT),
+    }
 
 
 # -- frames -----------------------------------------------------------------------------------
@@ -208,7 +213,7 @@ class _Output:
         self.pending: dict[int, list[str]] = {1: [], 2: []}
         self.readers: dict[int, int] = {}  # pipe read end -> 1 or 2
         self.writers: dict[int, int] = {}  # 1 or 2 -> a private copy of the pipe's write end
-        self.decoders = {}
+        self.decoders: dict[int, codecs.IncrementalDecoder] = {}
 
     def fold(self, which: int) -> None:
         with self.lock:
@@ -225,8 +230,6 @@ class _Output:
         del items[:count]
 
     def capture_fds(self, watch_fd: int) -> None:
-        import codecs
-
         for which in (1, 2):
             r, w = os.pipe()
             os.set_blocking(r, False)
@@ -234,7 +237,9 @@ class _Output:
             self.readers[r] = which
             self.writers[which] = w
             self.decoders[r] = codecs.getincrementaldecoder("utf-8")("replace")
-        threading.Thread(target=self._drain_forever, args=(watch_fd,), name="codeact-output", daemon=True).start()
+        threading.Thread(
+            target=self._drain_forever, args=(watch_fd,), name="codeact-output", daemon=True
+        ).start()
 
     def reattach(self) -> None:
         """Point fds 1 and 2 back at the pipes, in case model code redirected them."""
@@ -246,6 +251,12 @@ class _Output:
 
     def take(self, next_limit: int) -> tuple[str, str]:
         """Everything written since the last take, and start the next step's buffers."""
+        for original in (sys.__stdout__, sys.__stderr__):  # they write to fds 1 and 2, buffered
+            try:
+                if original is not None:
+                    original.flush()
+            except (OSError, ValueError):
+                pass
         with self.lock:
             self._fold(1)
             self._fold(2)
@@ -331,8 +342,6 @@ class _BinarySink(io.RawIOBase):
     """sys.stdout.buffer: bytes are decoded as UTF-8, invalid bytes replaced."""
 
     def __init__(self, text: _TextSink) -> None:
-        import codecs
-
         super().__init__()
         self._text = text
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -409,7 +418,7 @@ class _Annotation(str):
 def _pack(posonly: tuple, poskw: tuple, varargs: tuple, kwonly: tuple, varkw: dict) -> tuple[list, dict]:
     """The call as the code made it: parameters left at their defaults are not sent."""
     args = [v for v in posonly if type(v) is not _Default]
-    kwargs = {}
+    kwargs: dict[str, object] = {}
     if varargs:
         args.extend(v for _, v in poskw)
         args.extend(varargs)
@@ -429,7 +438,12 @@ def _make_stub(spec: dict, call: object) -> object:
     try:
         fn = _generated_stub(name, spec, namespace)
     except Exception:  # noqa: BLE001 - an odd signature still gets a working stub
-        exec(compile(f"def {name}(*args, **kwargs):\n    return _call(_name, list(args), kwargs)\n", _HERE, "exec"), namespace)
+        exec(
+            compile(
+                f"def {name}(*args, **kwargs):\n    return _call(_name, list(args), kwargs)\n", _HERE, "exec"
+            ),
+            namespace,
+        )
         fn = namespace[name]
         fn.__doc__ = f"{spec.get('signature') or name + '(...)'}\n\n{spec.get('doc') or ''}"
         return fn
@@ -461,7 +475,11 @@ def _generated_stub(name: str, spec: dict, namespace: dict) -> object:
         else:
             texts[kind].append(text)
             names[kind].append(pname)
-    parts = texts["POSITIONAL_ONLY"] + (["/"] if texts["POSITIONAL_ONLY"] else []) + texts["POSITIONAL_OR_KEYWORD"]
+    parts = (
+        texts["POSITIONAL_ONLY"]
+        + (["/"] if texts["POSITIONAL_ONLY"] else [])
+        + texts["POSITIONAL_OR_KEYWORD"]
+    )
     if varargs:
         parts.append(f"*{varargs}")
     elif texts["KEYWORD_ONLY"]:
@@ -551,9 +569,23 @@ class Kernel:
             return self.run(message)
         except BaseException as exc:  # noqa: BLE001 - e.g. MemoryError in our own bookkeeping
             self.in_action = False
-            error = {"type": type(exc).__name__, "message": "the kernel failed while reporting this step", "traceback": ""}
-            return {"op": "done", "id": message.get("id"), "stdout": "", "stderr": "", "result": None,
-                    "error": error, "final": False, "final_answer": None, "interrupted": False, "duration": 0.0}
+            error = {
+                "type": type(exc).__name__,
+                "message": "the kernel failed while reporting this step",
+                "traceback": "",
+            }
+            return {
+                "op": "done",
+                "id": message.get("id"),
+                "stdout": "",
+                "stderr": "",
+                "result": None,
+                "error": error,
+                "final": False,
+                "final_answer": None,
+                "interrupted": False,
+                "duration": 0.0,
+            }
 
     def run(self, message: dict) -> dict:
         code = message.get("code")
@@ -595,7 +627,6 @@ class Kernel:
         self.globals.update(self.stubs)
         self.globals["final_answer"] = self.final_stub
         sys.stdout, sys.stderr = self.sinks
-        sys.__stdout__, sys.__stderr__ = self.sinks
         self.output.reattach()
         signal.signal(signal.SIGINT, self._on_sigint)
         self.pending_interrupt = self.interrupted = False
@@ -659,8 +690,13 @@ class Kernel:
 
     # Tool calls -------------------------------------------------------------------------------
     def call_tool(self, name: str, args: list, kwargs: dict) -> object:
-        message = {"op": "call", "id": 0, "name": name, "args": [to_wire(a) for a in args],
-                   "kwargs": {k: to_wire(v) for k, v in kwargs.items()}}
+        message = {
+            "op": "call",
+            "id": 0,
+            "name": name,
+            "args": [to_wire(a) for a in args],
+            "kwargs": {k: to_wire(v) for k, v in kwargs.items()},
+        }
         on_main = threading.get_ident() == self.main_thread
         with self.wire.lock:
             self.call_id += 1
@@ -697,13 +733,15 @@ class Kernel:
     def _make_final_answer(self) -> object:
         kernel = self
 
-        def final_answer(answer):  # noqa: ANN001, ANN202
+        def final_answer(answer):  # type: ignore[no-untyped-def]  # the model sees this signature
             """Give the final answer to the task and stop: code after this call does not run."""
             value = to_wire(answer)
             size = len(json.dumps(value))
             if size > MAX_FRAME_BYTES - (1 << 20):
-                raise ValueError(f"final_answer() value is too large to send ({size:,} bytes as JSON); "
-                                 "give a smaller value or a summary")
+                raise ValueError(
+                    f"final_answer() value is too large to send ({size:,} bytes as JSON); "
+                    "give a smaller value or a summary"
+                )
             if kernel.final is None:
                 kernel.final = (value,)
             raise _FinalAnswer
@@ -751,7 +789,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     if "--pdeathsig" in args:
         _die_with_parent()
-    if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(_HERE)):
+    here = os.path.dirname(os.path.realpath(_HERE))
+    if sys.path and sys.path[0] and os.path.realpath(sys.path[0]) == here:
         sys.path[0] = ""  # model code imports from the working directory, not from codeact
     os.set_inheritable(fd, False)
     try:
