@@ -6,8 +6,10 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import sysconfig
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,7 @@ facts = {
     "cwd": os.getcwd(), "env": sorted(os.environ), "hostname": socket.gethostname(), "pid": os.getpid(),
     "shadow": attempt(lambda: open("/etc/shadow").read()),
     "host_files": {p: attempt(lambda p=p: open(p, "rb").read(1)) for p in args["host_files"]},
+    "owner_only": attempt(lambda: open(args["owner_only"]).read()),
     "site_packages": attempt(lambda: write(os.path.join(args["site"], "codeact-sandbox-test"))),
     "workspace": attempt(lambda: write("written-inside")),
     "tmp_over_cap": attempt(fill_tmp),
@@ -93,6 +96,12 @@ print(json.dumps(facts))
 @pytest.fixture(scope="module")
 def workspace() -> Iterator[str]:
     path = tempfile.mkdtemp(prefix="codeact-bwrap-test-")
+    # A bound directory holding a file only its owner (the host user) may read.
+    owner_only = Path(path, "bound", "owner-only.txt")
+    owner_only.parent.mkdir()
+    owner_only.parent.chmod(0o755)
+    owner_only.write_text("host secret")
+    owner_only.chmod(0o600)
     yield prepare_workspace(os.path.join(path, "ws"))
     shutil.rmtree(path, ignore_errors=True)
 
@@ -107,11 +116,13 @@ def _host_files() -> list[str]:
 
 
 def _run(bwrap: str, workspace: str, *, bare: bool, tmp_size: int = 4 << 20) -> tuple[dict[str, Any], bytes]:
-    config = BwrapConfig(workspace=workspace, tmp_size=tmp_size)
+    bound = str(Path(workspace).parent / "bound")
+    config = BwrapConfig(workspace=workspace, tmp_size=tmp_size, ro_paths=(bound,))
     host, inside = socket.socketpair()
     with host, inside, socket.create_server(("127.0.0.1", 0)) as server:
         args = {
             "host_files": _host_files(),
+            "owner_only": os.path.join(bound, "owner-only.txt"),
             "site": SITE_PACKAGES,
             "fd": inside.fileno(),
             "port": server.getsockname()[1],
@@ -160,6 +171,27 @@ def test_host_files_outside_the_binds_are_invisible(facts: dict[str, Any]) -> No
         )
 
 
+@pytest.mark.skipif(not ROOT, reason="as a normal user the sandbox uid is that user, who owns the file")
+def test_a_bound_root_only_file_stays_unreadable(facts: dict[str, Any]) -> None:
+    # The reason for the privileged mode: with a user namespace, root's sandbox uid 65534 would
+    # be host uid 0 and pass the owner check (see test_userns_as_root_is_still_host_root).
+    assert facts["full"]["owner_only"] == errno.EACCES
+    assert facts["bare"]["owner_only"] == errno.EACCES
+
+
+@pytest.mark.skipif(not (ROOT and BINARIES), reason="a fact about bwrap run by root")
+def test_userns_as_root_is_still_host_root(tmp_path: Path) -> None:
+    secret = tmp_path / "owner-only.txt"
+    secret.write_text("host secret")
+    secret.chmod(0o600)
+    argv = [BINARIES[0], "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534"]
+    argv += ["--cap-drop", "ALL", "--ro-bind", "/", "/", "--", "cat", str(secret)]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=30)
+    assert done.stdout == "host secret", (
+        "if this fails, bwrap changed and the userns mode could serve root too"
+    )
+
+
 def test_bound_site_packages_cannot_be_written_or_remounted(facts: dict[str, Any]) -> None:
     assert facts["full"]["site_packages"] in (errno.EROFS, errno.EACCES)
     assert facts["bare"]["site_packages"] == errno.EROFS
@@ -185,6 +217,36 @@ def test_only_loopback_and_it_cannot_reach_the_host(facts: dict[str, Any]) -> No
     assert facts["bare"]["host_tcp"] == errno.ECONNREFUSED
     assert facts["bare"]["pids_visible"] <= 3, "a private pid namespace"
     assert facts["full"]["socket"] == errno.EPERM
+
+
+@needs_bwrap
+def test_the_sandbox_dies_with_its_launcher(workspace: str) -> None:
+    marker = f"codeact-orphan-{os.getpid()}-{time.monotonic_ns()}"
+    command = confined_command(
+        BwrapConfig(workspace=workspace), ["-c", "import time; time.sleep(60)", marker], bwrap=BINARIES[0]
+    )
+    launcher = (
+        "import subprocess, sys, time\n"
+        "subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "time.sleep(1.5)\n"
+    )
+    subprocess.run([sys.executable, "-c", launcher, *command.argv], check=True, timeout=30)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _processes_with(marker):
+        time.sleep(0.05)
+    assert not _processes_with(marker), "the sandboxed kernel outlived the process that launched it"
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def test_the_inherited_fd_reaches_the_host(facts: dict[str, Any]) -> None:
