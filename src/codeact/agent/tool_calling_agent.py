@@ -1,0 +1,261 @@
+"""The tool-calling agent: the model acts by calling tools with JSON arguments instead of writing code.
+
+It exists to be compared with `CodeAgent` on equal terms, so it shares everything but the action
+format: the same loop, events, budgets, final-answer checks and host tools. Actions are native
+tool calls when the model API returns them, else JSON read from the reply text (see
+`_json_actions`). The calls of one step run concurrently on the host, in a thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from codeact.agent._json_actions import ParsedCalls, parse_tool_calls
+from codeact.agent.agent import Agent
+from codeact.agent.loop import Action, NoAction
+from codeact.agent.observation import truncate
+from codeact.agent.prompt import load_template, render_tools
+from codeact.models.base import Message, Model, ModelReply, ToolCall, ToolSpec
+from codeact.sandbox.base import ExecError, Execution, ToolCallRecord
+from codeact.sandbox.bridge import ToolDispatcher
+from codeact.tools.tool import Tool
+
+__all__ = ["FINAL_ANSWER_SPEC", "JsonFormat", "ToolCallingAgent", "ToolExecution"]
+
+ToolMode = Literal["native", "text"]
+
+FINAL_ANSWER_SPEC = ToolSpec(
+    "final_answer",
+    "Finish the task and return this answer to the user.",
+    {
+        "type": "object",
+        "properties": {"answer": {"description": "The final answer to the task."}},
+        "required": ["answer"],
+    },
+)
+_POSITIONAL = "__args__"  # set by the JSON reader when arguments were a list or a bare value
+_RAW = "_raw"  # set by the OpenAI backend when native arguments were not a JSON object
+
+
+@dataclass(frozen=True)
+class ToolExecution(Execution):
+    """An Execution that also keeps each call's observation text, by call id."""
+
+    outputs: tuple[tuple[str, str], ...] = ()
+
+
+class JsonFormat:
+    """Prompts and reading for tool-call actions.
+
+    In "native" mode the tool specs go to the model API and the reply's `tool_calls` are used;
+    replies that carry the calls as text (e.g. llama.cpp's server returns Qwen's `<tool_call>`
+    tags as text) are read as JSON and then treated like native calls, so the conversation stays
+    in the API's canonical form. In "text" mode the prompt describes the JSON format and the
+    tools, nothing is sent as specs, and results come back as an "Observation:" message.
+    """
+
+    name = "json"
+    stop: tuple[str, ...] = ("\nObservation:",)
+
+    def __init__(
+        self,
+        tools: Mapping[str, Tool],
+        *,
+        mode: ToolMode = "native",
+        max_observation_chars: int = 8_000,
+    ) -> None:
+        if mode not in ("native", "text"):
+            from codeact.errors import ConfigError
+
+            raise ConfigError(f"tool_mode must be 'native' or 'text', got {mode!r}")
+        self.tools = tools
+        self.mode = mode
+        self.max_observation_chars = max_observation_chars
+        self.tool_specs: tuple[ToolSpec, ...] = ()
+        if mode == "native":
+            self.tool_specs = (*(t.spec() for t in tools.values()), FINAL_ANSWER_SPEC)
+            self._system = load_template("tool_calling_native.txt").rstrip("\n")
+        else:
+            self._system = load_template("tool_calling_agent.txt").replace("{tools}", render_tools(tools))
+        self._outputs: dict[str, str] = {}
+
+    def system_prompt(self) -> str:
+        return self._system
+
+    def task_message(self, task: str) -> str:
+        return f"Task: {task}"
+
+    def read(self, reply: ModelReply) -> Action | NoAction:
+        if reply.tool_calls:
+            return Action(reply.text.strip(), payload=tuple(reply.tool_calls))
+        parsed = parse_tool_calls(reply.text)
+        if not isinstance(parsed, ParsedCalls):
+            return NoAction(reply.text.strip(), parsed.message)
+        notes = (("calls read from text",) if self.mode == "native" else ()) + parsed.repaired
+        return Action(parsed.thought, payload=parsed.calls, note="; ".join(notes))
+
+    def assistant_message(self, reply: ModelReply, action: Action | NoAction) -> Message:
+        if self.mode == "native" and isinstance(action, Action):
+            content = reply.text if reply.tool_calls else action.thought
+            return Message("assistant", content, tool_calls=tuple(action.payload))
+        return Message("assistant", reply.text)
+
+    def observation_messages(self, action: Action | None, observation: str) -> list[Message]:
+        if self.mode == "text" or action is None:
+            return [Message("user", f"Observation:\n{observation}")]
+        # Every call id in the assistant message needs its own tool message.
+        return [
+            Message("tool", self._outputs.get(call.id, observation), tool_call_id=call.id)
+            for call in action.payload
+        ]
+
+    def format_observation(self, execution: Execution) -> str:
+        outputs = execution.outputs if isinstance(execution, ToolExecution) else ()
+        self._outputs = dict(outputs)
+        if not outputs:
+            if execution.error is not None:
+                return f"{execution.error.type}: {execution.error.message}"
+            return "No tool was called."
+        if len(outputs) == 1:
+            return outputs[0][1]
+        names = [r.name for r in execution.tool_calls]
+        lines = [f"{i}. {names[i - 1] if i <= len(names) else 'call'}: {text}"
+                 for i, (_, text) in enumerate(outputs, 1)]
+        return "\n".join(lines)
+
+    def final_request(self) -> str:
+        return (
+            "You have reached the step limit. Call final_answer now with your best answer from "
+            "what you have found so far."
+        )
+
+
+class ToolCallingAgent(Agent):
+    """An agent whose actions are tool calls (JSON), run on the host.
+
+    Args:
+        model: the chat model; defaults to the embedded local model.
+        tools: `@tool` functions or `Tool` instances.
+        tool_mode: "native" sends tool specs through the model API (and still reads JSON from
+            text when the server returns calls as text); "text" describes the tools and the
+            JSON format in the prompt, for APIs without tool support.
+        max_parallel_tools: how many calls of one step run at the same time.
+    """
+
+    kind = "json"
+
+    def __init__(
+        self,
+        model: Model | None = None,
+        tools: Iterable[Tool | Callable[..., Any]] = (),
+        *,
+        tool_mode: ToolMode = "native",
+        max_parallel_tools: int = 8,
+        max_observation_chars: int = 8_000,
+        max_steps: int = 10,
+        max_tokens: int | None = None,
+        max_seconds: float | None = None,
+        final_answer_checks: Sequence[Callable[[Any], Any]] = (),
+        step_callbacks: Sequence[Callable[..., None]] = (),
+        event_callbacks: Sequence[Callable[..., None]] = (),
+    ) -> None:
+        super().__init__(
+            model,
+            tools,
+            max_steps=max_steps,
+            max_tokens=max_tokens,
+            max_seconds=max_seconds,
+            final_answer_checks=final_answer_checks,
+            step_callbacks=step_callbacks,
+            event_callbacks=event_callbacks,
+        )
+        self.max_parallel_tools = max(1, max_parallel_tools)
+        self._fmt = JsonFormat(self.tools, mode=tool_mode, max_observation_chars=max_observation_chars)
+        self.tool_dispatcher = ToolDispatcher(self.tools)
+        """Calls the tools; add policies with `agent.tool_dispatcher.add_policy(...)`."""
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _format(self) -> JsonFormat:
+        return self._fmt
+
+    def _begin(self) -> None:
+        self._pool = ThreadPoolExecutor(self.max_parallel_tools, thread_name_prefix="codeact-tool")
+
+    def _end(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _perform(self, action: Action) -> Execution:
+        started = time.monotonic()
+        calls: tuple[ToolCall, ...] = tuple(action.payload or ())
+        finals = [c for c in calls if c.name == "final_answer"]
+        others = [c for c in calls if c.name != "final_answer"]
+        if len(others) > 1 and self._pool is not None:
+            outcomes = list(self._pool.map(self._invoke, others))
+        else:
+            outcomes = [self._invoke(c) for c in others]
+        outputs = [(c.id, text) for c, (_, text, _) in zip(others, outcomes)]
+        records = tuple(record for record, _, _ in outcomes)
+        error = next((err for _, _, err in outcomes if err is not None), None)
+        final: dict[str, Any] = {}
+        for call in finals:
+            answer, problem = _answer_of(call.arguments)
+            if problem is not None:
+                error = error or ExecError("TypeError", problem, "")
+                outputs.append((call.id, f"Error: {problem}"))
+            else:
+                final = {"is_final": True, "final_answer": answer}
+                outputs.append((call.id, "Final answer received."))
+        return ToolExecution(
+            error=None if final else error,
+            duration_s=time.monotonic() - started,
+            tool_calls=records,
+            outputs=tuple(outputs),
+            **final,
+        )
+
+    def _invoke(self, call: ToolCall) -> tuple[ToolCallRecord, str, ExecError | None]:
+        """Run one call on the host through the dispatcher: (record, observation, error)."""
+        arguments = dict(call.arguments)
+        if set(arguments) == {_RAW}:
+            problem = f"the arguments of {call.name} are not a valid JSON object: {arguments[_RAW]!r}"
+            record = ToolCallRecord(call.name, arguments, None, f"ValueError: {problem}")
+            return record, f"Error: ValueError: {problem}", ExecError("ValueError", problem, "")
+        args = arguments.pop(_POSITIONAL, [])
+        outcome = self.tool_dispatcher.call(call.name, args, arguments)
+        if outcome.ok:
+            return outcome.record, truncate(_render(outcome.value), self._fmt.max_observation_chars), None
+        kind, message = outcome.error_type or "Error", outcome.error_message
+        tool = self.tools.get(call.name)
+        if kind == "TypeError" and tool is not None and message.startswith(f"{call.name}():"):
+            message += f". Its parameters are: {', '.join(tool.signature.parameters) or 'none'}."
+        return outcome.record, f"Error: {kind}: {message}", ExecError(kind, message, "")
+
+
+def _answer_of(arguments: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """The value of a final_answer call, tolerating a differently named single argument."""
+    if "answer" in arguments:
+        return arguments["answer"], None
+    if _POSITIONAL in arguments and len(arguments) == 1 and len(arguments[_POSITIONAL]) == 1:
+        return arguments[_POSITIONAL][0], None
+    if set(arguments) == {_RAW}:
+        return None, f"the arguments of final_answer are not a valid JSON object: {arguments[_RAW]!r}"
+    values = list(arguments.values())
+    if len(values) == 1:
+        return values[0], None
+    return None, 'final_answer takes one argument: {"answer": <your answer>}.'
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, str):
+        return value if value else "(empty string)"
+    try:
+        return json.dumps(value, ensure_ascii=False, default=repr)
+    except (TypeError, ValueError):
+        return repr(value)
