@@ -130,7 +130,7 @@ def test_escape_and_kernel_attack_surface_syscalls_fail_with_eperm() -> None:
     got = run_child(
         _INSTALL
         + """
-nr = sc._ARCHES[sc.platform.machine()][1]
+nr = sc._ARCHES[os.uname().machine][1]
 CLONE_NEWUSER, SIGCHLD = 0x10000000, 17
 results = {
     "ptrace": err(libc.ptrace(0, 0, 0, 0)),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import struct
 
 __all__ = ["DENIED_SYSCALLS", "SUPPORTED_ARCHES", "build_filter", "install"]
@@ -135,7 +134,7 @@ def _block(nr: int, body: list[tuple[int, int, int, int]]) -> list[tuple[int, in
 
 def build_filter(arch: str | None = None) -> bytes:
     """The filter program as an array of `struct sock_filter`, for `arch` (default: this machine)."""
-    arch = arch or platform.machine()
+    arch = arch or os.uname().machine
     if arch not in _ARCHES:
         raise OSError(errno.ENOTSUP, f"seccomp filter: unsupported architecture {arch!r}")
     audit_arch, table = _ARCHES[arch]
@@ -192,7 +191,7 @@ def install(arch: str | None = None) -> int:
     the start-up layers: after it, mount/unshare/landlock set-up calls that need no denied
     syscall still work, but nothing can loosen it. Returns the number of BPF instructions.
     """
-    arch = arch or platform.machine()
+    arch = arch or os.uname().machine
     program = build_filter(arch)
     count = len(program) // 8
     buf = ctypes.create_string_buffer(program, len(program))
