@@ -88,16 +88,24 @@ def test_non_utf8_bytes_are_replaced_not_fatal(sandbox):
     assert run.stdout == "a\ufffd\ufffdb\ncéd\ufffd\n"  # a split multi-byte sequence still decodes
 
 
-def test_output_flood_is_truncated_and_kernel_keeps_working(sandbox):
+PEAK_RSS_KB = "int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
+
+
+def test_fd_level_flood_is_truncated_without_growing_memory(sandbox):
+    before = int(sandbox.execute(PEAK_RSS_KB).result)
+    run = sandbox.execute("import os\nos.system('head -c 300000000 /dev/zero | tr \"\\\\0\" y')", timeout=60)
+    assert run.ok and len(run.stdout) < 20_100
+    assert "[... 299,980,000 characters truncated ...]" in run.stdout
+    assert int(sandbox.execute(PEAK_RSS_KB).result) - before < 50_000  # kB: 300 MB went through
+    assert sandbox.execute("1 + 1").result == "2"
+
+
+def test_python_level_flood_is_truncated(sandbox):
     run = sandbox.execute("print('x' * 200_000_000, end='')\nprint('THE END')", timeout=60)
     assert run.ok
     assert len(run.stdout) < 20_100
     assert "[... 199,980,008 characters truncated ...]" in run.stdout
     assert run.stdout.startswith("x" * 100) and run.stdout.endswith("THE END\n")
-    fd_flood = sandbox.execute(
-        "import os\nos.system('head -c 50000000 /dev/zero | tr \"\\\\0\" y')", timeout=60
-    )
-    assert "characters truncated" in fd_flood.stdout and len(fd_flood.stdout) < 20_100
     assert sandbox.execute("1 + 1").result == "2"
 
 
