@@ -145,6 +145,12 @@ class OpenAICompatible(Model):
         *,
         stop: Sequence[str] | None = None,
     ) -> Iterator[str | ModelReply]:
+        """Yield text chunks, then the ModelReply.
+
+        Only opening the stream is retried. When a stop sequence shows up in the text (the
+        server ignored `stop`) the stream is closed at once, so the reply's usage then holds
+        only what the server sent before that (often nothing).
+        """
         client = self._sync_client()
 
         def attempt() -> Any:
