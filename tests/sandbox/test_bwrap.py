@@ -208,7 +208,8 @@ def test_workspace_is_writable_and_tmp_is_capped(facts: dict[str, Any]) -> None:
 
 
 def test_environment_is_cleared(facts: dict[str, Any]) -> None:
-    assert set(facts["full"]["env"]) <= {"PATH", "HOME", "TMPDIR", "LANG", "PWD"}
+    allowed = {"PATH", "HOME", "USER", "TMPDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "LANG", "PWD"}
+    assert set(facts["full"]["env"]) <= allowed
     assert "CODEACT_TEST_SECRET" not in facts["bare"]["env"]
 
 
@@ -217,6 +218,34 @@ def test_only_loopback_and_it_cannot_reach_the_host(facts: dict[str, Any]) -> No
     assert facts["bare"]["host_tcp"] == errno.ECONNREFUSED
     assert facts["bare"]["pids_visible"] <= 3, "a private pid namespace"
     assert facts["full"]["socket"] == errno.EPERM
+
+
+@needs_bwrap
+def test_nested_binds_keep_their_modes_and_symlinks_their_names(workspace: str) -> None:
+    base = Path(workspace).parent / "nested"
+    (base / "data" / "reference").mkdir(parents=True)
+    (base / "real").mkdir()
+    (base / "real" / "note.txt").write_text("through a symlink")
+    (base / "link").symlink_to(base / "real")
+    for d in (base, base / "data", base / "data" / "reference", base / "real"):
+        d.chmod(0o777)
+    config = BwrapConfig(
+        workspace=workspace,
+        rw_paths=(str(base / "data"),),
+        ro_paths=(str(base / "data" / "reference"), str(base / "link")),
+    )
+    code = (
+        "import json, sys\n"
+        "def attempt(path):\n"
+        "    try:\n        open(path, 'w').close(); return 0\n"
+        "    except OSError as exc:\n        return exc.errno\n"
+        "print(json.dumps([attempt(sys.argv[1] + '/data/x'), attempt(sys.argv[1] + '/data/reference/x'),\n"
+        "                  open(sys.argv[1] + '/link/note.txt').read()]))\n"
+    )
+    command = confined_command(config, ["-c", code, str(base)], bwrap=BINARIES[0])
+    done = subprocess.run(command.argv, check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [0, errno.EROFS, "through a symlink"]
 
 
 @needs_bwrap

@@ -27,6 +27,7 @@ import sysconfig
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from codeact.errors import ConfigError
 
@@ -51,7 +52,7 @@ _MiB = 1 << 20
 _CODEACT_PACKAGE = str(Path(__file__).resolve().parent.parent)
 CONFINE_SCRIPT = str(Path(__file__).resolve().parent / "_confine.py")
 
-# Run by `PythonRuntime.of(executable)` in the target interpreter; mirrors `_current_fields`.
+# Run by `PythonRuntime.of(executable)` in the target interpreter; mirrors `PythonRuntime.current`.
 _RUNTIME_SCRIPT = """
 import json, os, site, sys, sysconfig
 libdir = sysconfig.get_config_var("LIBDIR") or ""
@@ -107,11 +108,13 @@ class PythonRuntime:
         return cls._from_fields(json.loads(out))
 
     @classmethod
-    def _from_fields(cls, info: Mapping[str, object]) -> PythonRuntime:
-        executable = os.path.abspath(str(info["executable"]))
+    def _from_fields(cls, info: Mapping[str, Any]) -> PythonRuntime:
+        # Paths stay as the interpreter spells them (it looks for exactly those inside the
+        # sandbox); bwrap resolves symlinks in the source of each bind itself.
+        executable = _norm(str(info["executable"]))
         real = os.path.realpath(executable)
         roots = {os.path.realpath(str(info[k])) for k in ("base_prefix", "base_exec_prefix")}
-        site_dirs = [os.path.realpath(str(p)) for p in info["site"]]  # type: ignore[attr-defined]
+        site_dirs = {os.path.realpath(str(p)) for p in info["site"]}
         paths: list[str] = []
         libpython = str(info["libpython"])
         if not libpython or not os.path.exists(libpython):
@@ -121,19 +124,19 @@ class PythonRuntime:
             )
             libpython = candidate if libpython and os.path.exists(candidate) else ""
         if libpython:
-            paths.append(os.path.realpath(libpython))
-        for entry in info["path"]:  # type: ignore[attr-defined]
+            paths.append(_norm(libpython))
+        for entry in info["path"]:
             if not entry or not os.path.exists(entry):
                 continue
             resolved = os.path.realpath(str(entry))
             # The interpreter's own paths and its site-packages; not the caller's cwd or test dirs,
             # and not directories that .pth files add (an editable project may hold secrets).
             if any(_is_within(resolved, root) for root in roots) or resolved in site_dirs:
-                paths.append(resolved)
+                paths.append(_norm(str(entry)))
         prefix = str(info["prefix"])
         cfg = os.path.join(prefix, "pyvenv.cfg")
         if prefix != str(info["base_prefix"]) and os.path.exists(cfg):
-            paths.append(os.path.realpath(cfg))
+            paths.append(_norm(cfg))
         return cls(executable=executable, real_executable=real, paths=_dedupe([real, *paths]))
 
 
@@ -154,7 +157,7 @@ class BwrapConfig:
     gid: int = 65534
     hostname: str = "sandbox"
     env: Mapping[str, str] = field(default_factory=dict)
-    """Added to the minimal environment (PATH, HOME, TMPDIR, LANG); nothing else is inherited."""
+    """Added to the minimal environment (`_environment`); nothing of the host's is inherited."""
 
 
 @dataclass(frozen=True)
@@ -345,12 +348,13 @@ def _layout(
     dests = [*ro, *rw, config.workspace_dest, *(dest for _, dest in links)]
     for parent in sorted(_parents(dests), key=_depth):
         argv += ["--perms", "0755", "--dir", parent]
-    for path in sorted(ro, key=_depth):
-        argv += ["--ro-bind", path, path]
+    # Shallowest first, read-only and read-write together, so a nested bind is never hidden
+    # by a later bind of its parent.
+    binds = [("--ro-bind", p) for p in ro] + [("--bind", p) for p in rw]
+    for flag, path in sorted(binds, key=lambda b: _depth(b[1])):
+        argv += [flag, path, path]
     for target, dest in links:
         argv += ["--symlink", target, dest]
-    for path in sorted(rw, key=_depth):
-        argv += ["--bind", path, path]
     argv += ["--bind", os.path.realpath(config.workspace), config.workspace_dest]
     if not privileged:
         # As root without CAP_DAC_OVERRIDE bwrap cannot enter a 0700 workspace owned by `uid`:
@@ -367,7 +371,11 @@ def _environment(config: BwrapConfig, runtime: PythonRuntime) -> dict[str, str]:
     env = {
         "PATH": f"{os.path.dirname(runtime.executable)}:/usr/bin:/bin",
         "HOME": config.workspace_dest,
+        "USER": "sandbox",  # getpass.getuser() without an /etc/passwd
         "TMPDIR": "/tmp",
+        # Libraries' caches and config files go to the private /tmp, not the user's workspace.
+        "XDG_CACHE_HOME": "/tmp/.cache",
+        "XDG_CONFIG_HOME": "/tmp/.config",
         "LANG": "C.UTF-8",
     }
     env.update(config.env)
@@ -377,7 +385,11 @@ def _environment(config: BwrapConfig, runtime: PythonRuntime) -> dict[str, str]:
 def _existing(path: str, what: str) -> str:
     if not os.path.exists(path):
         raise ConfigError(f"Sandbox {what} entry {path!r} does not exist on this machine")
-    return os.path.realpath(path)
+    return _norm(path)
+
+
+def _norm(path: str) -> str:
+    return os.path.normpath(os.path.abspath(path))
 
 
 def _is_within(path: str, root: str) -> bool:
