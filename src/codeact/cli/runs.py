@@ -85,10 +85,11 @@ def show(
             console.print(Text(event.message, style="bold red"))  # type: ignore[attr-defined]
         else:
             view.show(event)
-    if record.state in ("crashed", "interrupted", "error", "running"):
-        console.print(Text(f"{record.state}" + (f": {record.error}" if record.error else "") +
-                           (f"  (continue with `codeact resume {record.id}`)" if record.state != "running" else ""),
-                           style="yellow"))
+    if record.state == "running":
+        console.print(Text("still running", style="cyan"))
+    elif record.state != "success":
+        console.print(Text(f"{record.state}" + (f": {record.error}" if record.error else ""), style="yellow"))
+        console.print(Text(f"continue it with `codeact resume {record.id}`", style="dim"))
 
 
 @app.command()

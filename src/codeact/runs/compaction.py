@@ -17,6 +17,7 @@ The result depends only on the messages, so resume and replay rebuild the same p
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -61,14 +62,40 @@ class Compaction:
 
 
 def estimate_tokens(messages: Sequence[Message]) -> int:
-    """About four characters per token plus a few per message: no tokenizer needed, and close
-    enough (within ~25% for English and code) to decide when to compact."""
-    chars = 0
+    """Tokens the messages take, estimated without a tokenizer, erring a little high.
+
+    "Four characters per token" holds for English but not for what agents print: Qwen's
+    tokenizer spends a token per digit, and tables of numbers came out at 1.7 characters per
+    token (measured: 15 KB of printed data, 9,160 tokens; chars/4 said 3,830). Counting each
+    digit and symbol as a token and letters at six per token came within +1% (prose), +9% (data)
+    and +27% (code) of the real count.
+    """
+    total = 0.0
     for m in messages:
-        chars += len(m.content) + 16
+        total += _text_tokens(m.content) + 5
         for call in m.tool_calls:
-            chars += len(call.name) + len(repr(call.arguments))
-    return chars // 4
+            total += _text_tokens(call.name) + _text_tokens(repr(call.arguments))
+    return int(total)
+
+
+_PIECES = re.compile(r"[^\W\d_]+|\d|[^\w\s]|\s+")
+
+
+def _text_tokens(text: str) -> float:
+    n = 0.0
+    for match in _PIECES.finditer(text):
+        piece = match.group()
+        first = piece[0]
+        if first.isalpha():
+            n += max(1.0, len(piece) / 6)
+        elif first.isspace():
+            if "\n" in piece:
+                n += 0.5 * piece.count("\n")
+            elif len(piece) > 1:
+                n += 1  # indentation
+        else:
+            n += 1  # a digit, an underscore or a symbol
+    return n
 
 
 class Compactor:

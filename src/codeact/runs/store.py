@@ -131,9 +131,9 @@ class RunStore:
 
     def __init__(self, location: str | Path | None = None) -> None:
         self.path = _resolve(location)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA busy_timeout = 30000")
             if self.path != ":memory:":
@@ -141,8 +141,11 @@ class RunStore:
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise ConfigError(f"cannot open the run log at {self.path}: {exc}") from exc
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"cannot open the run log at {self.path}: {exc}; pick another file with store=... "
+                "(--store on the command line) or set CODEACT_HOME"
+            ) from exc
         self._lock = threading.Lock()
 
     # -- writing -------------------------------------------------------------------------------
@@ -210,22 +213,22 @@ class RunStore:
         return _record(row)
 
     def runs(self, *, limit: int | None = 20, status: str | None = None) -> list[RunRecord]:
-        """The newest runs first."""
+        """The newest runs first; `status` filters by `RunRecord.state` ("crashed" included)."""
         query = f"SELECT {_SELECT} FROM runs"
         params: list[Any] = []
         if status is not None:
             query += " WHERE status = ?"
-            params.append(status)
+            params.append("running" if status == "crashed" else status)
         query += " ORDER BY created DESC"
-        if limit is not None:
+        if limit is not None and status not in ("running", "crashed"):  # those two filter below
             query += " LIMIT ?"
             params.append(limit)
         with self._lock:
             rows = self._db.execute(query, params).fetchall()
         records = [_record(r) for r in rows]
-        if status == "crashed":
-            return [r for r in records if r.state == "crashed"]
-        return records
+        if status is not None:
+            records = [r for r in records if r.state == status]
+        return records if limit is None else records[:limit]
 
     def raw_events(self, run_id: str) -> list[dict[str, Any]]:
         """The run's events as the JSON dicts that were written, in order."""

@@ -1,0 +1,88 @@
+"""`codeact runs`, `show`, `resume` and `replay` as a user runs them: subprocesses, a real HTTP
+model server, a run log in a temporary CODEACT_HOME."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.servers.chat_server import ChatServer, chat, error
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def codeact(home, *args, timeout=60):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CODEACT_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "codeact", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=REPO)
+
+
+def fenced(code):
+    return f"Thought: next.\n```python\n{code}\n```"
+
+
+def write_tools(path, calls, factor):
+    path.write_text(
+        "def grow(n: int) -> int:\n"
+        "    'Grow a number.'\n"
+        f"    open({str(calls)!r}, 'a').write(f'{{n}}\\n')\n"
+        f"    return n * {factor}\n"
+    )
+
+
+def test_list_show_resume_replay(tmp_path):
+    home, calls, tools = tmp_path / "home", tmp_path / "calls.txt", tmp_path / "tools.py"
+    write_tools(tools, calls, 10)
+    replies = [chat(fenced("x = grow(4)\nprint('x =', x)"), usage=(100, 20)), error(400, "context too long")]
+    with ChatServer(replies) as server:
+        first = codeact(home, "run", "Grow 4, then add 2", "--model", f"openai-compat:{server.url}#m",
+                        "--sandbox", "process", "--tool", f"{tools}:grow", "--quiet")
+    assert first.returncode == 1 and "model_error" in first.stderr
+
+    listed = codeact(home, "runs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (run,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (run["status"], run["steps"], run["prompt_tokens"], run["completion_tokens"]) == ("model_error", 1, 100, 20)
+    table = codeact(home, "runs")
+    assert run["id"] in table.stdout and "model_error" in table.stdout and "Grow 4" in table.stdout
+
+    shown = codeact(home, "show", run["id"][:6])
+    assert shown.returncode == 0, shown.stderr
+    assert "Grow 4, then add 2" in shown.stdout and "x = 40" in shown.stdout and "grow(n=4)" in shown.stdout
+    assert f"codeact resume {run['id']}" in shown.stdout
+
+    with ChatServer([chat(fenced("final_answer(x + 2)"), usage=(150, 10))]) as server:
+        resumed = codeact(home, "resume", run["id"], "--model", f"openai-compat:{server.url}#m",
+                          "--tool", f"{tools}:grow", "--sandbox", "process")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout == "42\n"
+    assert "resuming run" in resumed.stderr
+    assert calls.read_text().split() == ["4"]  # grow(4) was served from the log, not called again
+
+    (run,) = [json.loads(line) for line in codeact(home, "runs", "--json").stdout.splitlines()]
+    assert (run["status"], run["steps"], run["output"]) == ("success", 2, 42)
+
+    replayed = codeact(home, "replay", run["id"], "--sandbox", "process")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "no divergence" in replayed.stderr
+
+    changed = tmp_path / "changed.py"
+    write_tools(changed, calls, 100)
+    diverged = codeact(home, "replay", run["id"], "--sandbox", "process", "--tool", f"{changed}:grow", "--json")
+    assert diverged.returncode == 1
+    report = json.loads(diverged.stdout)
+    assert report["ok"] is False
+    assert report["divergences"][0]["step"] == 1 and report["divergences"][0]["what"] == "tool_result"
+
+
+def test_unknown_run_is_a_clear_error(tmp_path):
+    for command in (["show", "nope"], ["replay", "nope"], ["resume", "nope", "--model", "local"]):
+        proc = codeact(tmp_path, *command)
+        assert proc.returncode == 2
+        assert "no run 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_empty_log(tmp_path):
+    proc = codeact(tmp_path, "runs")
+    assert proc.returncode == 0 and "No runs" in proc.stdout
