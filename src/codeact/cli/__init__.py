@@ -24,6 +24,7 @@ def _register() -> None:
     # Imported for their side effect of adding commands to `app`.
     from codeact.cli import run  # noqa: F401
     from codeact.cli import runs  # noqa: F401
+    from codeact.cli import bench  # noqa: F401
 
 
 def main() -> None:

@@ -1,0 +1,164 @@
+"""`codeact bench TASKSET`: run agent configs on a task set and write a report."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from codeact.cli import app
+from codeact.errors import CodeactError, ConfigError
+
+__all__ = ["bench"]
+
+_SIZE = re.compile(r"\d+(?:\.\d+)?b", re.IGNORECASE)
+_PEERS = ("smolagents-code", "smolagents-json")
+
+
+@app.command(context_settings={"allow_extra_args": True})
+def bench(
+    ctx: typer.Context,
+    taskset: Annotated[str, typer.Argument(help="A shipped task set (gsm8k, shop) or a JSONL file.")],
+    agents: Annotated[str, typer.Option(help="Comma-separated agent configs: codeact-code, codeact-json, "
+                                        "codeact-json-native, no-agent, smolagents-code, smolagents-json.")
+                      ] = "codeact-code,codeact-json",
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model spec every config uses, e.g. "
+                                                 "openai-compat:URL#MODEL. Default: --serve-local.")] = None,
+    serve_local: Annotated[bool, typer.Option("--serve-local", help="Serve the embedded model with "
+                                              "llama-cpp-python's OpenAI server and point every config "
+                                              "at it; add the size after it: --serve-local 0.5b "
+                                              "(default 1.5b).")] = False,
+    limit: Annotated[Optional[int], typer.Option(help="Run only this many tasks.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Sample tasks at random with this seed "
+                                                "(default: file order).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Tasks run at the same time.")] = 1,
+    max_steps: Annotated[int, typer.Option(help="Step limit, the same for every config.")] = 10,
+    out: Annotated[Optional[Path], typer.Option(help="Results directory (default bench-out/TASKSET). "
+                                                "Rerunning with the same directory resumes.")] = None,
+    sandbox: Annotated[str, typer.Option(help="Sandbox for code configs: default or process.")] = "default",
+) -> None:
+    """Benchmark agent configs on TASKSET with one model: a Markdown table on stdout, report files in --out."""
+    err = Console(stderr=True)
+    try:
+        taskset, size = _positionals(taskset, list(ctx.args), serve_local)
+        _run(err, taskset=taskset, agents=agents, model=model, size=size, limit=limit, seed=seed,
+             concurrency=concurrency, max_steps=max_steps, out=out, sandbox=sandbox)
+    except CodeactError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted:[/] finished tasks are saved; run the same command again to resume.")
+        raise typer.Exit(130) from None
+
+
+def _positionals(taskset: str, extra: list[str], serve_local: bool) -> tuple[str, str | None]:
+    """The task set and the served model size: `--serve-local 0.5b` leaves "0.5b" as a positional."""
+    words = [taskset, *extra]
+    sizes = [w for w in words if _SIZE.fullmatch(w)]
+    rest = [w for w in words if not _SIZE.fullmatch(w)]
+    if len(rest) != 1:
+        raise ConfigError(f"expected one TASKSET, got {rest or 'none'}")
+    if sizes and not serve_local:
+        raise ConfigError(f"a model size ({sizes[0]}) only goes after --serve-local")
+    if len(sizes) > 1:
+        raise ConfigError(f"give one model size after --serve-local, got {sizes}")
+    size = sizes[0].lower() if sizes else ("1.5b" if serve_local else None)
+    return rest[0], size
+
+
+def _run(err: Console, *, taskset: str, agents: str, model: str | None, size: str | None, limit: int | None,
+         seed: int | None, concurrency: int, max_steps: int, out: Path | None, sandbox: str) -> None:
+    from codeact.bench.agents import BenchModel, get_agent_config
+    from codeact.bench.local_server import LocalServer
+    from codeact.bench.report import render_markdown, summarize, write_report
+    from codeact.bench.runner import run_bench
+    from codeact.bench.tasks import load_taskset, select_tasks
+
+    names = [a.strip() for a in agents.split(",") if a.strip()]
+    if not names:
+        raise ConfigError("--agents is empty")
+    for name in names:
+        get_agent_config(name)
+    if model is not None and size is not None:
+        raise ConfigError("use either --model or --serve-local, not both")
+    if model is None and size is None:
+        size = "1.5b"
+    if max_steps < 1 or concurrency < 1:
+        raise ConfigError("--max-steps and --concurrency must be at least 1")
+    loaded = load_taskset(taskset)
+    tasks = select_tasks(loaded.tasks, limit=limit, seed=seed)
+    out_dir = out or Path("bench-out") / loaded.name
+    if any(n in _PEERS for n in names):
+        from codeact._optional import require
+
+        require("smolagents", extra="bench-peers", feature="The smolagents configs")
+
+    started = time.monotonic()
+    with ExitStack() as stack:
+        if size is not None:
+            server = LocalServer(size, log_path=out_dir / "server.log")
+            err.print(f"starting llama.cpp server for the {size} model on {server.url} ...")
+            stack.enter_context(server)
+            bench_model = BenchModel(server.model_spec, label=f"local-{size} (llama-cpp-python server)",
+                                     sandbox=sandbox)
+        else:
+            assert model is not None
+            bench_model = BenchModel(model, sandbox=sandbox)
+        stack.callback(bench_model.close)
+        if any(n in _PEERS for n in names):
+            bench_model.openai_endpoint()  # fail now, not once per task
+        results = _with_progress(err, names, len(tasks), lambda on_result: run_bench(
+            loaded.name, tasks, names, bench_model, out_dir=out_dir, max_steps=max_steps,
+            concurrency=concurrency, on_result=on_result))
+
+    summaries = summarize(results, names)
+    meta: dict[str, Any] = {
+        "taskset": loaded.name, "model": bench_model.label, "tasks": len(tasks), "max_steps": max_steps,
+        "agents": names, "limit": limit, "seed": seed, "concurrency": concurrency,
+        "command": "codeact " + shlex.join(sys.argv[1:]), "wall_seconds_this_invocation":
+        round(time.monotonic() - started, 1), "versions": _versions(names),
+    }
+    md, js = write_report(out_dir, summaries, meta)
+    sys.stdout.write(render_markdown(summaries))
+    err.print(f"report: {md} and {js}; per-task results: {out_dir / 'results.jsonl'}")
+
+
+def _with_progress(err: Console, names: list[str], total: int, run: Any) -> Any:
+    progress = Progress(
+        TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("[green]{task.fields[solved]} solved"), TextColumn("{task.fields[resumed]}"),
+        TimeElapsedColumn(), console=err,
+    )
+    rows: dict[str, TaskID] = {n: progress.add_task(n, total=total, solved=0, resumed="") for n in names}
+    counts = {n: [0, 0] for n in names}  # solved, resumed
+
+    def on_result(result: Any, resumed: bool) -> None:
+        solved_resumed = counts[result.agent]
+        solved_resumed[0] += int(result.solved)
+        solved_resumed[1] += int(resumed)
+        note = f"({solved_resumed[1]} from earlier run)" if solved_resumed[1] else ""
+        progress.update(rows[result.agent], advance=1, solved=solved_resumed[0], resumed=note)
+
+    with progress:
+        return run(on_result)
+
+
+def _versions(names: list[str]) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = ["codeact", "llama_cpp_python"] + (["smolagents"] if any(n in _PEERS for n in names) else [])
+    found = {}
+    for package in packages:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found

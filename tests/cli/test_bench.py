@@ -1,0 +1,66 @@
+"""`codeact bench` as a user runs it: a subprocess, a real HTTP model server, a task file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codeact.cli.bench import _positionals
+from codeact.errors import ConfigError
+from tests.bench.test_runner import arithmetic
+from tests.servers.chat_server import ChatServer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def codeact(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120"}
+    return subprocess.run([sys.executable, "-m", "codeact", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=REPO)
+
+
+def test_bench_writes_a_table_and_reports_and_resumes(tmp_path):
+    tasks = tmp_path / "arith.jsonl"
+    tasks.write_text("\n".join(json.dumps(t) for t in [
+        {"id": "a", "question": "What is 2 + 3?", "answer": 5},
+        {"id": "b", "question": "What is 1 + 1?", "answer": 3, "checker": "exact"},
+    ]) + "\n")
+    out = tmp_path / "out"
+    with ChatServer(default=arithmetic) as server:
+        args = ["bench", str(tasks), "--model", f"openai-compat:{server.url}#m", "--agents",
+                "codeact-json,no-agent", "--out", str(out), "--concurrency", "2"]
+        first = codeact(*args)
+        posts = sum(r.method == "POST" for r in server.requests)
+        second = codeact(*args)
+        assert sum(r.method == "POST" for r in server.requests) == posts  # all resumed
+    assert first.returncode == 0, first.stderr
+    assert "| codeact-json | 1/2 | 50% (" in first.stdout
+    assert "| no-agent | 1/2 |" in first.stdout
+    assert second.returncode == 0 and second.stdout == first.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["taskset"] == "arith" and report["tasks"] == 2
+    assert report["agents"]["codeact-json"]["errors"] == {"wrong_answer": 1}
+    assert len((out / "results.jsonl").read_text().splitlines()) == 4
+
+
+def test_bench_rejects_unknown_configs_with_a_suggestion(tmp_path):
+    proc = codeact("bench", "gsm8k", "--model", "openai-compat:http://127.0.0.1:9/v1#m",
+                   "--agents", "codeact-cod", "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert "Did you mean 'codeact-code'" in proc.stderr
+
+
+def test_serve_local_takes_an_optional_size():
+    assert _positionals("gsm8k", [], serve_local=True) == ("gsm8k", "1.5b")
+    assert _positionals("gsm8k", ["0.5b"], serve_local=True) == ("gsm8k", "0.5b")
+    assert _positionals("0.5b", ["gsm8k"], serve_local=True) == ("gsm8k", "0.5b")
+    assert _positionals("gsm8k", [], serve_local=False) == ("gsm8k", None)
+    with pytest.raises(ConfigError, match="only goes after --serve-local"):
+        _positionals("gsm8k", ["0.5b"], serve_local=False)
+    with pytest.raises(ConfigError, match="one TASKSET"):
+        _positionals("gsm8k", ["shop"], serve_local=True)
