@@ -64,7 +64,7 @@ def bench_execution(repeat: int) -> dict[str, float]:
 
     namespace: dict[str, Any] = {}
     compiled = compile(SNIPPET, "<action>", "exec")
-    plain = _best_time(lambda: exec(compiled, namespace), repeat)
+    plain = _best_time(lambda: exec(compiled, namespace), repeat)  # noqa: S102 - the baseline
     expected = namespace["result"]
 
     executor = LocalPythonExecutor(additional_authorized_imports=[])
@@ -235,7 +235,7 @@ def bench_prompts() -> tuple[dict[str, int], str]:
 
 def _table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
     return "\n".join([f"\n{title}", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
                       *map(line, rows)])
 
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
 
     execution = bench_execution(args.repeat)
     floor = execution["plain exec"]
-    print(_table("1. One CPU-bound action (best of %d)" % args.repeat,
+    print(_table(f"1. One CPU-bound action (best of {args.repeat})",
                  [(k, f"{v * 1000:.1f} ms", f"{v / floor:.2f}x") for k, v in execution.items()],
                  ("executor", "time", "vs plain exec")))
 

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def codeact(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120"}
-    return subprocess.run([sys.executable, "-m", "codeact", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "codeact", *args], check=False, capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=REPO)
 
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 import ast
 import itertools
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from codeact.models.base import ToolCall
 
-__all__ = ["ParsedCalls", "ParseFailure", "parse_tool_calls"]
+__all__ = ["ParseFailure", "ParsedCalls", "parse_tool_calls"]
 
 _NAME_KEYS = ("name", "tool", "tool_name", "function", "action", "function_name")
 _ARG_KEYS = ("arguments", "args", "parameters", "params", "input", "action_input", "tool_input", "kwargs")
@@ -212,7 +211,8 @@ def _one_call(obj: dict[Any, Any]) -> ToolCall | str:
         arguments = {}
     if not isinstance(arguments, dict):
         arguments = {"__args__": arguments if isinstance(arguments, list) else [arguments]}
-    call_id = obj.get("id") if isinstance(obj.get("id"), str) else f"call_{next(_ids)}"
+    given = obj.get("id")
+    call_id = given if isinstance(given, str) and given else f"call_{next(_ids)}"
     return ToolCall(call_id, name.strip(), arguments)
 
 

@@ -147,7 +147,7 @@ def run_no_agent(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_s
     except ModelError as exc:
         return Outcome(None, False, "model_error", 1, 0, 0, f"{type(exc).__name__}: {exc}")
     text = reply.text.strip()
-    head, sep, tail = text.rpartition("Answer:")
+    _, sep, tail = text.rpartition("Answer:")
     answer = tail.strip() if sep else text
     return Outcome(answer, True, "success", 1, reply.usage.prompt_tokens, reply.usage.completion_tokens)
 

@@ -131,13 +131,12 @@ def run_bench(
 
     def one(agent: str, task: Task) -> TaskResult | None:
         started = time.monotonic()
+        crash: str | None = None
         try:
             outcome = runners[agent](task, tools_by_spec[task.tools], model, max_steps)
         except Exception as exc:  # noqa: BLE001 - one broken run must not end the benchmark
             outcome = Outcome(None, False, "crash", 0, 0, 0, f"{type(exc).__name__}: {exc}")
             crash = f"crash:{type(exc).__name__}"
-        else:
-            crash = None
         result = _checked(taskset, model.label, agent, task, outcome, checkers[task.checker_name],
                           time.monotonic() - started, crash)
         if stopping.is_set():

@@ -53,7 +53,7 @@ def load_taskset(name_or_path: str | Path) -> TaskSet:
     """A shipped task set by name ("gsm8k", "shop"), or any JSONL file by path."""
     text_name = str(name_or_path)
     if text_name in shipped_tasksets():
-        resource = files("codeact.bench").joinpath("tasks", f"{text_name}.jsonl")
+        resource = files("codeact.bench").joinpath("tasks").joinpath(f"{text_name}.jsonl")
         return TaskSet(text_name, _parse(resource.read_text(encoding="utf-8"), text_name))
     path = Path(name_or_path)
     if not path.is_file():

@@ -8,7 +8,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -30,18 +30,18 @@ def bench(
     agents: Annotated[str, typer.Option(help="Comma-separated agent configs: codeact-code, codeact-json, "
                                         "codeact-json-native, no-agent, smolagents-code, smolagents-json.")
                       ] = "codeact-code,codeact-json",
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model spec every config uses, e.g. "
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model spec every config uses, e.g. "
                                                  "openai-compat:URL#MODEL. Default: --serve-local.")] = None,
     serve_local: Annotated[bool, typer.Option("--serve-local", help="Serve the embedded model with "
                                               "llama-cpp-python's OpenAI server and point every config "
                                               "at it; add the size after it: --serve-local 0.5b "
                                               "(default 1.5b).")] = False,
-    limit: Annotated[Optional[int], typer.Option(help="Run only this many tasks.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Sample tasks at random with this seed "
+    limit: Annotated[int | None, typer.Option(help="Run only this many tasks.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sample tasks at random with this seed "
                                                 "(default: file order).")] = None,
     concurrency: Annotated[int, typer.Option(help="Tasks run at the same time.")] = 1,
     max_steps: Annotated[int, typer.Option(help="Step limit, the same for every config.")] = 10,
-    out: Annotated[Optional[Path], typer.Option(help="Results directory (default bench-out/TASKSET). "
+    out: Annotated[Path | None, typer.Option(help="Results directory (default bench-out/TASKSET). "
                                                 "Rerunning with the same directory resumes.")] = None,
     sandbox: Annotated[str, typer.Option(help="Sandbox for code configs: default or process.")] = "default",
 ) -> None:
