@@ -23,27 +23,55 @@ from codeact.sandbox.process import ProcessSandbox
 __all__ = ["main"]
 
 STEPS = [
-    "import random\nrandom.seed(7)\n"
-    "cities = ['Rome', 'Paris', 'Oslo', 'Lima', 'Cairo', 'Delhi', 'Tokyo', 'Quito']\n"
-    "rows = [{'id': i, 'city': random.choice(cities), 'amount': round(random.uniform(5, 500), 2), "
-    "'day': random.randint(1, 28)} for i in range(400)]\nprint(rows[:40])",
-    "by_city = {}\nfor r in rows:\n    by_city.setdefault(r['city'], []).append(r['amount'])\n"
-    "for c, v in sorted(by_city.items()):\n    print(c, len(v), sorted(v)[:12])",
-    "totals = {c: round(sum(v), 2) for c, v in by_city.items()}\n"
-    "for r in rows[40:90]:\n    print(r)\nprint(totals)",
-    "by_day = {}\nfor r in rows:\n    by_day[r['day']] = by_day.get(r['day'], 0) + r['amount']\n"
-    "for d in sorted(by_day):\n    print(f'day {d:2d}: {by_day[d]:9.2f} ' + '#' * int(by_day[d] // 100))",
-    "big = [r for r in rows if r['amount'] > 400]\nprint(len(big))\nfor r in big:\n    print(r)",
-    "import statistics\nfor c, v in sorted(by_city.items()):\n"
-    "    print(c, 'mean', round(statistics.mean(v), 2), 'median', round(statistics.median(v), 2), "
-    "'stdev', round(statistics.stdev(v), 2), 'quartiles', [round(q, 1) for q in statistics.quantiles(v)])",
-    "pairs = sorted(((a, b, round(totals[a] - totals[b], 2)) for a in totals for b in totals if a < b), "
-    "key=lambda p: -abs(p[2]))\nfor p in pairs:\n    print(p)",
-    "weekly = {}\nfor r in rows:\n    weekly.setdefault((r['city'], (r['day'] - 1) // 7), []).append(r['amount'])\n"
-    "for k in sorted(weekly):\n    print(k, round(sum(weekly[k]), 2), len(weekly[k]))",
-    "ranking = sorted(totals.items(), key=lambda kv: -kv[1])\nfor i, (c, t) in enumerate(ranking, 1):\n"
-    "    print(i, c, t, [r['id'] for r in rows if r['city'] == c][:25])",
-    "final_answer({'top_city': ranking[0][0], 'top_total': ranking[0][1], 'rows': len(rows)})",
+    """\
+import random
+random.seed(7)
+cities = ['Rome', 'Paris', 'Oslo', 'Lima', 'Cairo', 'Delhi', 'Tokyo', 'Quito']
+rows = [{'id': i, 'city': random.choice(cities), 'amount': round(random.uniform(5, 500), 2),
+         'day': random.randint(1, 28)} for i in range(400)]
+print(rows[:40])""",
+    """\
+by_city = {}
+for r in rows:
+    by_city.setdefault(r['city'], []).append(r['amount'])
+for c, v in sorted(by_city.items()):
+    print(c, len(v), sorted(v)[:12])""",
+    """\
+totals = {c: round(sum(v), 2) for c, v in by_city.items()}
+for r in rows[40:90]:
+    print(r)
+print(totals)""",
+    """\
+by_day = {}
+for r in rows:
+    by_day[r['day']] = by_day.get(r['day'], 0) + r['amount']
+for d in sorted(by_day):
+    print(f'day {d:2d}: {by_day[d]:9.2f} ' + '#' * int(by_day[d] // 100))""",
+    """\
+big = [r for r in rows if r['amount'] > 400]
+print(len(big))
+for r in big:
+    print(r)""",
+    """\
+import statistics
+for c, v in sorted(by_city.items()):
+    print(c, 'mean', round(statistics.mean(v), 2), 'median', round(statistics.median(v), 2), 'stdev', round(statistics.stdev(v), 2), 'quartiles', [round(q, 1) for q in statistics.quantiles(v)])""",
+    """\
+pairs = sorted(((a, b, round(totals[a] - totals[b], 2)) for a in totals for b in totals if a < b), key=lambda p: -abs(p[2]))
+for p in pairs:
+    print(p)""",
+    """\
+weekly = {}
+for r in rows:
+    weekly.setdefault((r['city'], (r['day'] - 1) // 7), []).append(r['amount'])
+for k in sorted(weekly):
+    print(k, round(sum(weekly[k]), 2), len(weekly[k]))""",
+    """\
+ranking = sorted(totals.items(), key=lambda kv: -kv[1])
+for i, (c, t) in enumerate(ranking, 1):
+    print(i, c, t, [r['id'] for r in rows if r['city'] == c][:25])""",
+    """\
+final_answer({'top_city': ranking[0][0], 'top_total': ranking[0][1], 'rows': len(rows)})""",
 ]
 
 

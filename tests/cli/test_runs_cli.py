@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 def codeact(home, *args, timeout=60):
     env = {**os.environ, "PYTHONPATH": str(REPO), "CODEACT_HOME": str(home), "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "codeact", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=REPO)
+                          timeout=timeout, env=env, cwd=REPO, check=False)
 
 
 def fenced(code):

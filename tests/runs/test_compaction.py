@@ -1,5 +1,7 @@
 """Compaction: old observations cut, older steps summarized, the log keeps everything."""
 
+import itertools
+
 import pytest
 
 from codeact import CodeAgent
@@ -46,7 +48,7 @@ def test_older_steps_are_summarized_past_the_token_limit_and_stay_summarized():
     # Alternation is kept: after the task message come assistant/user pairs.
     assert [m.role for m in messages[2:]] == ["assistant", "user"] * (len(messages[2:]) // 2)
     # Once summarized, a prefix stays put until the next batch is folded in.
-    changes = sum(1 for a, b in zip(prefixes, prefixes[1:]) if a != b)
+    changes = sum(1 for a, b in itertools.pairwise(prefixes) if a != b)
     assert changes < len(prefixes) - 1
 
 

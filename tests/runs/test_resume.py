@@ -15,7 +15,6 @@ from codeact.models import ScriptedModel
 from codeact.runs.events import ModelReplied, RunResumed, RunStarted
 from codeact.runs.store import RunStore
 from codeact.sandbox.process import ProcessSandbox
-
 from tests.runs import crash_script
 
 SCRIPT = Path(crash_script.__file__)
@@ -150,3 +149,24 @@ def test_a_run_can_be_resumed_twice(tmp_path):
                       sandbox=ProcessSandbox, store=store).resume(run.run_id)
     assert final.output == "AB" and calls == ["a", "b"]
     assert [s.index for s in final.steps] == [1, 2, 3]
+
+
+def test_tool_calling_agent_resumes_with_the_same_tool_messages(tmp_path, monkeypatch):
+    from codeact.agent.tool_calling_agent import ToolCallingAgent
+    from codeact.models.base import ModelReply, ToolCall
+
+    monkeypatch.setenv("CODEACT_HOME", str(tmp_path))  # the agent logs to the default store
+    calls = []
+    step1 = ModelReply("", tool_calls=(ToolCall("c1", "fetch", {"key": "one"}),))
+    first = ToolCallingAgent(ScriptedModel([step1]), [counting_tool(calls)])
+    failed = first.run("t")
+    assert failed.status == "model_error" and calls == ["one"]
+
+    model = ScriptedModel([ModelReply("", tool_calls=(ToolCall("c2", "final_answer", {"answer": "done"}),))])
+    second = ToolCallingAgent(model, [counting_tool(calls)])
+    second.stateful = False  # its actions leave no state: nothing to re-run (ToolCallingAgent's own default soon)
+    result = second.resume(failed.run_id)
+    assert (result.status, result.output) == ("success", "done")
+    assert calls == ["one"]
+    tool_message = model.calls[0][-1]
+    assert (tool_message.role, tool_message.tool_call_id, tool_message.content) == ("tool", "c1", "ONE")

@@ -3,6 +3,7 @@
 import json
 import multiprocessing
 import sqlite3
+from typing import ClassVar
 
 import pytest
 
@@ -26,7 +27,7 @@ from codeact.runs.log import RunLog, new_run_id
 from codeact.runs.pricing import PriceTable
 from codeact.runs.redact import Redactor
 from codeact.runs.store import RunStore, default_store_path
-from codeact.sandbox.base import ExecError, Execution, ToolCallRecord
+from codeact.sandbox.base import Execution, ToolCallRecord
 
 
 def started(run_id="r1", task="task"):
@@ -168,7 +169,7 @@ def test_secrets_are_redacted_before_writing(tmp_path, monkeypatch):
 
     class Db:
         name = "db"
-        secrets = {"password": "hunter2hunter2"}
+        secrets: ClassVar[dict[str, str]] = {"password": "hunter2hunter2"}
 
     redactor = Redactor.from_environment(tools=[Db()])
     store = RunStore(tmp_path / "runs.db")

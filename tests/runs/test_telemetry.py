@@ -7,15 +7,15 @@ import pytest
 pytest.importorskip("opentelemetry.sdk")
 pytest.importorskip("openinference.semconv.trace")
 
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from opentelemetry.trace import StatusCode  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
-from codeact import CodeAgent, tool  # noqa: E402
-from codeact.models import ScriptedModel  # noqa: E402
-from codeact.runs.telemetry import Telemetry  # noqa: E402
-from codeact.sandbox.process import ProcessSandbox  # noqa: E402
+from codeact import CodeAgent, tool
+from codeact.models import ScriptedModel
+from codeact.runs.telemetry import Telemetry
+from codeact.sandbox.process import ProcessSandbox
 
 
 @pytest.fixture

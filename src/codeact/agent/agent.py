@@ -42,6 +42,7 @@ __all__ = ["Agent", "EventCallback", "StepCallback"]
 StepCallback = Callable[[Step], None]
 EventCallback = Callable[[Event], None]
 StoreOption = RunStore | str | Path | bool | None
+_DEFAULT_COMPACTION = Compaction()
 
 
 class Agent:
@@ -67,6 +68,10 @@ class Agent:
     """
 
     kind = "agent"
+    stateful = True
+    """Whether actions leave state behind (a kernel's variables). Resume re-runs the recorded
+    actions of a stateful agent to rebuild it; set False where actions are independent (plain
+    tool calls), and resume then only feeds the recorded results back."""
 
     def __init__(
         self,
@@ -78,7 +83,7 @@ class Agent:
         max_seconds: float | None = None,
         max_cost: float | None = None,
         prices: Mapping[str, PriceInput] | None = None,
-        compaction: Compaction | None = Compaction(),
+        compaction: Compaction | None = _DEFAULT_COMPACTION,
         store: StoreOption = None,
         telemetry: Any = None,
         final_answer_checks: Sequence[FinalAnswerCheck] = (),
@@ -352,6 +357,7 @@ class Agent:
             live_tools=live_tools,
             format_observation=self._format().format_observation,
             loop=loop,
+            reexecute=self.stateful,
         )
 
     def _open_recording(self, run_id: str) -> tuple[Recording, RunLog]:

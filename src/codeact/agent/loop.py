@@ -128,15 +128,15 @@ class Budget:
         """Stop *before* a model call whose prompt alone would overrun the token or cost budget."""
         projected = Usage(usage.prompt_tokens + prompt_tokens, usage.completion_tokens)
         if self.max_tokens is not None and projected.total_tokens > self.max_tokens:
-            return ("tokens", self.max_tokens, usage.total_tokens,
-                    f"token budget exhausted: used {usage.total_tokens:,} of {self.max_tokens:,}, and "
-                    f"the next prompt needs about {prompt_tokens:,} more")
+            message = (f"token budget exhausted: used {usage.total_tokens:,} of {self.max_tokens:,}, and "
+                       f"the next prompt needs about {prompt_tokens:,} more")
+            return ("tokens", self.max_tokens, usage.total_tokens, message)
         if self.max_cost is not None and self.cost_of is not None:
             cost = self.cost_of(projected)
             if cost > self.max_cost:
-                return ("cost", self.max_cost, self.cost_of(usage),
-                        f"cost budget exhausted: the next prompt would bring the run to ${cost:.4f} "
-                        f"of ${self.max_cost:g}")
+                message = (f"cost budget exhausted: the next prompt would bring the run to ${cost:.4f} "
+                           f"of ${self.max_cost:g}")
+                return ("cost", self.max_cost, self.cost_of(usage), message)
         return None
 
     def exceeded(self, usage: Usage, seconds: float) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,16 +17,16 @@ from codeact.errors import CodeactError, ConfigError
 
 __all__ = ["list_runs", "replay", "resume", "show"]
 
-StoreOption = Annotated[Optional[str], typer.Option("--store", help="Run log file or sqlite:/// URL "
+StoreOption = Annotated[str | None, typer.Option("--store", help="Run log file or sqlite:/// URL "
                                                     "(default: $CODEACT_HOME/runs.db or the user data dir).")]
-ToolsOption = Annotated[Optional[list[str]], typer.Option("--tool", "-t", help="module:function or "
+ToolsOption = Annotated[list[str] | None, typer.Option("--tool", "-t", help="module:function or "
                                                           "file.py:function; repeatable")]
 
 
 @app.command("runs")
 def list_runs(
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs, newest first.")] = 20,
-    status: Annotated[Optional[str], typer.Option(help="Only runs with this status (e.g. crashed).")] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status (e.g. crashed).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
     store: StoreOption = None,
 ) -> None:
@@ -43,9 +43,10 @@ def list_runs(
         console.print(f"No runs in {log.path}.")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column, justify in (("run", "left"), ("status", "left"), ("steps", "right"), ("tokens", "right"),
-                            ("cost", "right"), ("age", "right"), ("model", "left"), ("task", "left")):
-        table.add_column(column, justify=justify, no_wrap=column != "task", overflow="ellipsis")
+    for column in ("run", "status", "steps", "tokens", "cost", "age", "model", "task"):
+        right = column in ("steps", "tokens", "cost", "age")
+        table.add_column(column, justify="right" if right else "left", no_wrap=column != "task",
+                         overflow="ellipsis")
     now = time.time()
     for r in records:
         table.add_row(r.id, Text(r.state, style=_STATUS_STYLE.get(r.state, "")), str(r.steps),
@@ -95,13 +96,13 @@ def show(
 @app.command()
 def resume(
     run_id: Annotated[str, typer.Argument(help="The run's id, or a unique prefix of it.")],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model spec; default: the run's.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model spec; default: the run's.")] = None,
     tools: ToolsOption = None,
     live_tools: Annotated[bool, typer.Option(help="Call the tools again while rebuilding the kernel's "
                                              "state, instead of serving their recorded results.")] = False,
-    max_steps: Annotated[Optional[int], typer.Option(help="Step limit; default: the run's.")] = None,
-    timeout: Annotated[Optional[float], typer.Option(help="Seconds one code step may run.")] = None,
-    sandbox: Annotated[Optional[str], typer.Option(help="default or process (no isolation).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Step limit; default: the run's.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds one code step may run.")] = None,
+    sandbox: Annotated[str | None, typer.Option(help="default or process (no isolation).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole run as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view on stderr.")] = False,
     store: StoreOption = None,
@@ -138,11 +139,11 @@ def resume(
 @app.command()
 def replay(
     run_id: Annotated[str, typer.Argument(help="The run's id, or a unique prefix of it.")],
-    tools: Annotated[Optional[list[str]], typer.Option("--tool", "-t", help="Call this real tool and "
+    tools: Annotated[list[str] | None, typer.Option("--tool", "-t", help="Call this real tool and "
                                                        "compare its results with the recording; "
                                                        "repeatable. Without it, results come from the log.")] = None,
-    timeout: Annotated[Optional[float], typer.Option(help="Seconds one code step may run.")] = None,
-    sandbox: Annotated[Optional[str], typer.Option(help="default or process (no isolation).")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds one code step may run.")] = None,
+    sandbox: Annotated[str | None, typer.Option(help="default or process (no isolation).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     store: StoreOption = None,
 ) -> None:
@@ -196,11 +197,10 @@ class _errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if isinstance(exc, CodeactError):
             self.console.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(2)
-        return False
 
 
 def _open(store: str | None) -> Any:

@@ -39,8 +39,8 @@ from codeact.runs.events import (
 from codeact.sandbox.base import ExecError, Execution, ToolCallRecord
 
 __all__ = [
-    "RecordedObject",
     "TAG",
+    "RecordedObject",
     "decode_execution",
     "decode_tool_call",
     "decode_value",
@@ -101,12 +101,13 @@ def decode_value(data: Any, *, allow_pickle: bool = True) -> Any:
     if tag == "bytes":
         return base64.b64decode(data.get("base64", ""))
     if tag == "object":
+        recorded = RecordedObject(str(data.get("type", "object")), str(data.get("repr", "")))
         if allow_pickle and data.get("pickle"):
             try:
-                return pickle.loads(base64.b64decode(data["pickle"]))  # noqa: S301 - see module docstring
+                return pickle.loads(base64.b64decode(data["pickle"]))  # see the module docstring
             except Exception:  # noqa: BLE001 - a class that no longer imports: fall back to the repr
-                pass
-        return RecordedObject(str(data.get("type", "object")), str(data.get("repr", "")))
+                return recorded
+        return recorded
     return {k: decode_value(v, allow_pickle=allow_pickle) for k, v in data.items()}
 
 
@@ -123,7 +124,11 @@ def encode_event(event: Event) -> dict[str, Any]:
 
 def _struct(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {}
+        out: dict[str, Any] = {}
+        if isinstance(value, Execution) and type(value) is not Execution:
+            # An agent kind's own Execution (the tool-calling agent's keeps per-call outputs):
+            # resume must hand the loop the same class, or its observations would change.
+            out[_TYPE] = f"{type(value).__module__}:{type(value).__qualname__}"
         for f in dataclasses.fields(value):
             item = getattr(value, f.name)
             out[f.name] = encode_value(item) if (type(value), f.name) in _VALUE_SLOTS else _struct(item)
@@ -189,7 +194,8 @@ def decode_tool_call(data: Mapping[str, Any]) -> ToolCallRecord:
 
 def decode_execution(data: Mapping[str, Any]) -> Execution:
     error = data.get("error")
-    return Execution(
+    kind, extra = _execution_class(data)
+    return kind(
         stdout=data.get("stdout", ""),
         stderr=data.get("stderr", ""),
         result=data.get("result"),
@@ -200,7 +206,37 @@ def decode_execution(data: Mapping[str, Any]) -> Execution:
         state_lost=bool(data.get("state_lost", False)),
         duration_s=float(data.get("duration_s", 0.0)),
         tool_calls=tuple(decode_tool_call(c) for c in data.get("tool_calls", ())),
+        **extra,
     )
+
+
+_TYPE = "$type"
+
+
+def _execution_class(data: Mapping[str, Any]) -> tuple[type[Execution], dict[str, Any]]:
+    """The recorded Execution subclass (only codeact's own) and its extra fields, as tuples."""
+    name = data.get(_TYPE)
+    if not isinstance(name, str) or not name.startswith("codeact."):
+        return Execution, {}
+    module_name, _, qualname = name.partition(":")
+    try:
+        import importlib
+
+        kind = getattr(importlib.import_module(module_name), qualname)
+    except (ImportError, AttributeError):
+        return Execution, {}
+    if not (isinstance(kind, type) and issubclass(kind, Execution) and dataclasses.is_dataclass(kind)):
+        return Execution, {}
+    base = {f.name for f in dataclasses.fields(Execution)}
+    extra = {f.name: _tuples(data[f.name]) for f in dataclasses.fields(kind) if f.name not in base and f.name in data}
+    return kind, extra
+
+
+def _tuples(value: Any) -> Any:
+    """Lists back to tuples, as frozen dataclasses hold them."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
 
 
 def _usage(data: Mapping[str, Any] | None) -> Usage:

@@ -136,7 +136,8 @@ class Compactor:
     def _summary(self) -> str:
         digests = self._digests
         budget = (self.policy.max_tokens or 6_000) * 2  # characters: at most half the prompt budget
-        kept, size = [], 0
+        kept: list[str] = []
+        size = 0
         for digest in reversed(digests):
             if size + len(digest) > budget and kept:
                 break

@@ -48,7 +48,7 @@ class RunLog:
         prices: PriceTable | None = None,
         meta: Mapping[str, Any] | None = None,
         seq: int = 0,
-        usage: Usage = Usage(),
+        usage: Usage | None = None,
         cost: float | None = 0.0,
         created: bool = False,
     ) -> None:
@@ -58,7 +58,7 @@ class RunLog:
         self.prices = prices or PriceTable()
         self.meta = dict(meta or {})
         self._seq = seq
-        self._usage = usage
+        self._usage = usage or Usage()
         self._cost = cost
         self._model = ""
         self._created = created

@@ -16,7 +16,7 @@ from typing import Union
 from codeact.errors import ConfigError
 from codeact.models.base import Usage
 
-__all__ = ["DEFAULT_PRICES", "Price", "PriceTable", "PriceInput", "load_prices"]
+__all__ = ["DEFAULT_PRICES", "Price", "PriceInput", "PriceTable", "load_prices"]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["Redactor", "SECRET_NAME"]
+__all__ = ["SECRET_NAME", "Redactor"]
 
 SECRET_NAME = re.compile(
     r"(?:^|_)(?:API_?KEY|APIKEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIALS?)(?:_|$)",

@@ -134,7 +134,8 @@ def describe_tools(tools: Mapping[str, Tool]) -> dict[str, dict[str, Any]]:
 
 def recorded_tools(meta: Mapping[str, Any], recording: Recording) -> list[Tool]:
     """Stand-ins for the run's tools, from the signatures in its metadata (or its tool names)."""
-    specs = meta.get("tools") if isinstance(meta.get("tools"), Mapping) else {}
+    found = meta.get("tools")
+    specs: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     generic = {"params": [{"name": "args", "kind": "VAR_POSITIONAL"}, {"name": "kwargs", "kind": "VAR_KEYWORD"}]}
     return [RecordedTool(name, specs.get(name, generic)) for name in recording.started.tools]
 
@@ -143,7 +144,8 @@ def budget_from_meta(meta: Mapping[str, Any], recording: Recording, prices: Pric
     """The recorded run's step, token and cost limits (not its time limit: replay is faster)."""
     from codeact.agent.loop import Budget
 
-    limits = meta.get("budget") if isinstance(meta.get("budget"), Mapping) else {}
+    found = meta.get("budget")
+    limits: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     max_cost = limits.get("max_cost")
     price = prices.price(recording.started.model) if max_cost is not None else None
     return Budget(
@@ -166,7 +168,6 @@ def replay_run(run_id: str, *, store: RunStore | None = None, live_tools: Sequen
         sandbox: as for CodeAgent; the default sandbox when None.
         agent_options: more CodeAgent options, e.g. `step_timeout`.
     """
-    from codeact.agent.code_agent import CodeAgent
     from codeact.runs.store import RunStore
 
     own_store = store is None

@@ -71,6 +71,8 @@ class RunSession:
             then reports results that differ).
         format_observation: the agent's own formatting, to compare re-executed actions.
         loop: the event loop async tools should run on (async driver).
+        reexecute: resume runs recorded actions again to rebuild state (False: the agent's
+            actions leave none, so recorded results are fed back without running anything).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class RunSession:
         live_tools: bool = False,
         format_observation: Callable[[Execution], str] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        reexecute: bool = True,
     ) -> None:
         if mode != "record" and recording is None:
             raise ValueError(f"a {mode} session needs the recording")
@@ -94,6 +97,7 @@ class RunSession:
         self.recording = recording
         self.live_tools = live_tools
         self.format_observation = format_observation
+        self.reexecute = reexecute
         self.divergences: list[Divergence] = []
         self.feed = ToolFeed(on_divergence=self._diverged, loop=loop)
         self.finished: RunFinished | None = None
@@ -151,6 +155,8 @@ class RunSession:
         recorded = self.recording.steps.get(step) if self.recording else None
         if self.mode == "resume" and recorded is not None and step <= self.ff_until:
             kept = recorded.execution()
+            if kept is not None and not self.reexecute:
+                return kept
             if self.live_tools:
                 self.feed.live()
             else:
