@@ -9,6 +9,7 @@
     ├── SandboxError           the kernel could not be started or talked to
     │   └── IsolationUnavailable   this machine cannot provide the requested isolation
     ├── ToolError              a tool is malformed, or failed on the host
+    ├── RunLogError            the run log could not be written or read
     └── BudgetExceeded         a step, token, cost or time budget ran out (a signal, not a crash)
 """
 
@@ -23,6 +24,7 @@ __all__ = [
     "ModelConnectionError",
     "ModelError",
     "ModelResponseError",
+    "RunLogError",
     "SandboxError",
     "ToolError",
 ]
@@ -77,6 +79,10 @@ class IsolationUnavailable(SandboxError):
 
 class ToolError(CodeactError):
     """A tool definition is unusable, or a tool failed on the host."""
+
+
+class RunLogError(CodeactError):
+    """The run log (SQLite) could not be written or read: disk full, file locked too long..."""
 
 
 class BudgetExceeded(CodeactError):

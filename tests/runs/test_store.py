@@ -215,3 +215,10 @@ def test_store_is_plain_sqlite(tmp_path):
     store.close()
     db = sqlite3.connect(tmp_path / "runs.db")
     assert db.execute("SELECT kind FROM events WHERE run_id = 'r1'").fetchall() == [("run_started",)]
+
+
+def test_a_file_that_is_not_a_run_log_is_a_clear_error(tmp_path):
+    path = tmp_path / "runs.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ConfigError, match="cannot open the run log"):
+        RunStore(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -62,6 +63,7 @@ class RunLog:
         self._cost = cost
         self._model = ""
         self._created = created
+        self._lock = threading.Lock()  # tools may report calls from several threads at once
 
     @classmethod
     def reopen(cls, store: RunStore, run_id: str, *, redactor: Redactor | None = None,
@@ -85,6 +87,10 @@ class RunLog:
     def write(self, event: Event) -> None:
         """Append `event`; the first event of a new run must be RunStarted."""
         data = self.redactor.value(_lean(encode_event(event)))
+        with self._lock:
+            self._write(event, data)
+
+    def _write(self, event: Event, data: dict[str, Any]) -> None:
         summary: dict[str, Any] = {}
         if isinstance(event, RunStarted):
             self._model = event.model

@@ -18,12 +18,12 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codeact.errors import ConfigError
+from codeact.errors import ConfigError, RunLogError
 from codeact.runs.codec import decode_value, event_from_dict
 from codeact.runs.events import Event
 
@@ -192,11 +192,10 @@ class RunStore:
     # -- reading -------------------------------------------------------------------------------
     def resolve(self, run_id: str) -> str:
         """The full id for an id or a unique prefix of one (like git's short hashes)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id FROM runs WHERE id = ? OR id LIKE ? ESCAPE '\\' ORDER BY created DESC LIMIT 6",
-                (run_id, _like_prefix(run_id)),
-            ).fetchall()
+        rows = self._read(
+            "SELECT id FROM runs WHERE id = ? OR id LIKE ? ESCAPE '\\' ORDER BY created DESC LIMIT 6",
+            (run_id, _like_prefix(run_id)),
+        )
         ids = [r[0] for r in rows]
         if run_id in ids:
             return run_id
@@ -208,9 +207,7 @@ class RunStore:
 
     def get(self, run_id: str) -> RunRecord:
         full = self.resolve(run_id)
-        with self._lock:
-            row = self._db.execute(f"SELECT {_SELECT} FROM runs WHERE id = ?", (full,)).fetchone()
-        return _record(row)
+        return _record(self._read(f"SELECT {_SELECT} FROM runs WHERE id = ?", (full,))[0])
 
     def runs(self, *, limit: int | None = 20, status: str | None = None) -> list[RunRecord]:
         """The newest runs first; `status` filters by `RunRecord.state` ("crashed" included)."""
@@ -223,8 +220,7 @@ class RunStore:
         if limit is not None and status not in ("running", "crashed"):  # those two filter below
             query += " LIMIT ?"
             params.append(limit)
-        with self._lock:
-            rows = self._db.execute(query, params).fetchall()
+        rows = self._read(query, params)
         records = [_record(r) for r in rows]
         if status is not None:
             records = [r for r in records if r.state == status]
@@ -233,8 +229,7 @@ class RunStore:
     def raw_events(self, run_id: str) -> list[dict[str, Any]]:
         """The run's events as the JSON dicts that were written, in order."""
         full = self.resolve(run_id)
-        with self._lock:
-            rows = self._db.execute("SELECT data FROM events WHERE run_id = ? ORDER BY seq", (full,)).fetchall()
+        rows = self._read("SELECT data FROM events WHERE run_id = ? ORDER BY seq", (full,))
         return [json.loads(r[0]) for r in rows]
 
     def events(self, run_id: str) -> list[Event]:
@@ -242,9 +237,8 @@ class RunStore:
         return [event_from_dict(d) for d in self.raw_events(run_id)]
 
     def last_seq(self, run_id: str) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT max(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+        rows = self._read("SELECT max(seq) FROM events WHERE run_id = ?", (run_id,))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
     # -- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:
@@ -259,6 +253,13 @@ class RunStore:
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r})"
+
+    def _read(self, query: str, params: Sequence[Any]) -> list[Any]:
+        try:
+            with self._lock:
+                return self._db.execute(query, params).fetchall()
+        except sqlite3.Error as exc:
+            raise RunLogError(f"cannot read the run log at {self.path}: {exc}") from exc
 
     def _write(self) -> _Transaction:
         return _Transaction(self._db, self._lock)
@@ -276,16 +277,26 @@ class _Transaction:
         self._lock.acquire()
         try:
             self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._lock.release()
+            raise RunLogError(f"cannot write the run log: {exc}") from exc
         except BaseException:
             self._lock.release()
             raise
         return self._db
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         try:
-            self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+            if exc is not None:
+                self._db.execute("ROLLBACK")
+            else:
+                self._db.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise RunLogError(f"cannot write the run log: {error}") from error
         finally:
             self._lock.release()
+        if isinstance(exc, sqlite3.Error):
+            raise RunLogError(f"cannot write the run log: {exc}") from exc
 
 
 def open_store(store: RunStore | str | Path | None | bool = None) -> RunStore | None:
