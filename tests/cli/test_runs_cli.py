@@ -1,5 +1,5 @@
-"""`codeact runs`, `show`, `resume` and `replay` as a user runs them: subprocesses, a real HTTP
-model server, a run log in a temporary CODEACT_HOME."""
+"""`codeact runs`, `show`, `resume` and `replay` as a user runs them: a real HTTP model server,
+a run log in a temporary CODEACT_HOME; runs and resumes in subprocesses, reads in-process."""
 
 import json
 import os
@@ -7,15 +7,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from codeact.cli import _register, app
 from tests.servers.chat_server import ChatServer, chat, error
 
 REPO = Path(__file__).resolve().parents[2]
+_register()
 
 
 def codeact(home, *args, timeout=60):
     env = {**os.environ, "PYTHONPATH": str(REPO), "CODEACT_HOME": str(home), "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "codeact", *args], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=REPO, check=False)
+
+
+def cli(home, *args):
+    """In-process, for the commands that only read the log (a subprocess costs ~1.5 s here)."""
+    result = CliRunner().invoke(app, list(args), env={"CODEACT_HOME": str(home), "COLUMNS": "200"})
+    result.returncode = result.exit_code
+    return result
 
 
 def fenced(code):
@@ -40,14 +51,14 @@ def test_list_show_resume_replay(tmp_path):
                         "--sandbox", "process", "--tool", f"{tools}:grow", "--quiet")
     assert first.returncode == 1 and "model_error" in first.stderr
 
-    listed = codeact(home, "runs", "--json")
+    listed = cli(home, "runs", "--json")
     assert listed.returncode == 0, listed.stderr
     (run,) = [json.loads(line) for line in listed.stdout.splitlines()]
     assert (run["status"], run["steps"], run["prompt_tokens"], run["completion_tokens"]) == ("model_error", 1, 100, 20)
-    table = codeact(home, "runs")
+    table = cli(home, "runs")
     assert run["id"] in table.stdout and "model_error" in table.stdout and "Grow 4" in table.stdout
 
-    shown = codeact(home, "show", run["id"][:6])
+    shown = cli(home, "show", run["id"][:6])
     assert shown.returncode == 0, shown.stderr
     assert "Grow 4, then add 2" in shown.stdout and "x = 40" in shown.stdout and "grow(n=4)" in shown.stdout
     assert f"codeact resume {run['id']}" in shown.stdout
@@ -60,7 +71,7 @@ def test_list_show_resume_replay(tmp_path):
     assert "resuming run" in resumed.stderr
     assert calls.read_text().split() == ["4"]  # grow(4) was served from the log, not called again
 
-    (run,) = [json.loads(line) for line in codeact(home, "runs", "--json").stdout.splitlines()]
+    (run,) = [json.loads(line) for line in cli(home, "runs", "--json").stdout.splitlines()]
     assert (run["status"], run["steps"], run["output"]) == ("success", 2, 42)
 
     replayed = codeact(home, "replay", run["id"], "--sandbox", "process")
@@ -69,7 +80,7 @@ def test_list_show_resume_replay(tmp_path):
 
     changed = tmp_path / "changed.py"
     write_tools(changed, calls, 100)
-    diverged = codeact(home, "replay", run["id"], "--sandbox", "process", "--tool", f"{changed}:grow", "--json")
+    diverged = cli(home, "replay", run["id"], "--sandbox", "process", "--tool", f"{changed}:grow", "--json")
     assert diverged.returncode == 1
     report = json.loads(diverged.stdout)
     assert report["ok"] is False
@@ -78,11 +89,12 @@ def test_list_show_resume_replay(tmp_path):
 
 def test_unknown_run_is_a_clear_error(tmp_path):
     for command in (["show", "nope"], ["replay", "nope"], ["resume", "nope", "--model", "local"]):
-        proc = codeact(tmp_path, *command)
+        proc = cli(tmp_path, *command)
         assert proc.returncode == 2
-        assert "no run 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+        assert "no run 'nope'" in proc.output
+        assert isinstance(proc.exception, SystemExit)  # a clean exit, not a traceback
 
 
 def test_empty_log(tmp_path):
-    proc = codeact(tmp_path, "runs")
+    proc = cli(tmp_path, "runs")
     assert proc.returncode == 0 and "No runs" in proc.stdout

@@ -170,3 +170,23 @@ def test_tool_calling_agent_resumes_with_the_same_tool_messages(tmp_path, monkey
     assert calls == ["one"]
     tool_message = model.calls[0][-1]
     assert (tool_message.role, tool_message.tool_call_id, tool_message.content) == ("tool", "c1", "ONE")
+
+
+def test_a_caller_that_stops_reading_leaves_a_resumable_run(tmp_path):
+    from codeact.runs.events import StepFinished
+
+    store = RunStore(tmp_path / "runs.db")
+    calls = []
+    agent = CodeAgent(ScriptedModel([code("a = fetch('a')"), code("final_answer(a)")]), [counting_tool(calls)],
+                      sandbox=ProcessSandbox, store=store)
+    stream = agent.run("t", stream=True)
+    for event in stream:
+        if isinstance(event, StepFinished):
+            break
+    stream.close()
+    record = store.runs()[0]
+    assert (record.status, record.steps) == ("interrupted", 1)
+    assert "stopped reading" in record.error
+    result = CodeAgent(ScriptedModel([code("final_answer(a + '!')")]), [counting_tool(calls)],
+                       sandbox=ProcessSandbox, store=store).resume(record.id)
+    assert result.output == "A!" and calls == ["a"]

@@ -109,3 +109,19 @@ def test_failed_run_marks_the_run_span(exporter):
 def test_telemetry_is_off_by_default():
     agent = CodeAgent(ScriptedModel([code("final_answer(1)")]), sandbox=ProcessSandbox)
     assert agent._telemetry is None
+
+
+def test_a_resumed_run_traces_only_its_new_steps(exporter, tmp_path):
+    from codeact.runs.store import RunStore
+
+    exporter, provider = exporter
+    store = RunStore(tmp_path / "runs.db")
+    failed = CodeAgent(ScriptedModel([code("x = 1")]), sandbox=ProcessSandbox, store=store).run("t")
+    agent = CodeAgent(ScriptedModel([code("final_answer(x)")]), sandbox=ProcessSandbox, store=store,
+                      telemetry=provider)
+    assert agent.resume(failed.run_id).output == 1
+    assert tree(exporter.get_finished_spans()) == [
+        ("run", "AGENT", [("step 2", "CHAIN", [("model", "LLM", []), ("python", "TOOL", [])])]),
+    ]
+    run = next(s for s in exporter.get_finished_spans() if s.name == "run")
+    assert json.loads(run.attributes["metadata"])["resumed_from_step"] == 2
