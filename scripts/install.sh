@@ -89,13 +89,18 @@ if ((${#MODELS[@]})); then
     else
         step "reusing $(basename "$wheel") (built with CMAKE_ARGS=$CMAKE_FLAGS)"
     fi
-    # Reinstall only when the venv holds something else (e.g. a crashing default build).
+    # Reinstall only when the venv holds something else (e.g. a crashing default build): pip
+    # records the hash of the wheel it installed from in direct_url.json.
     wheel_sum=$(sha256sum "$wheel" | cut -d' ' -f1)
-    marker=$VENV/.codeact-llama-wheel
-    if [[ ! -f $marker || "$(<"$marker")" != "$wheel_sum" ]] || ! "$VPY" -c 'import llama_cpp' 2>/dev/null; then
+    installed_sum=$("$VPY" -c '
+import json
+from importlib.metadata import distribution
+info = json.loads(distribution("llama_cpp_python").read_text("direct_url.json") or "{}")
+print(info.get("archive_info", {}).get("hash", "").replace("sha256=", ""))
+' 2>/dev/null || true)
+    if [[ $installed_sum != "$wheel_sum" ]]; then
         step "installing $(basename "$wheel")"
         pip install -q --force-reinstall --no-deps "$wheel"
-        printf '%s' "$wheel_sum" >"$marker"
     fi
 fi
 
