@@ -111,18 +111,15 @@ class Recording:
     @property
     def last_complete(self) -> int:
         """The last step such that it and every step before it were recorded whole (0: none)."""
+        complete = {i for i, s in self.steps.items() if s.complete}
         index = 0
-        while (index + 1) in steps_complete(self.steps):
+        while index + 1 in complete:
             index += 1
         return index
 
     @property
     def task(self) -> str:
         return self.started.task
-
-
-def steps_complete(steps: dict[int, RecordedStep]) -> set[int]:
-    return {i for i, s in steps.items() if s.complete}
 
 
 def _step(event: Event) -> int | None:
