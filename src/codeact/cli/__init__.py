@@ -25,6 +25,7 @@ def _register() -> None:
     from codeact.cli import run  # noqa: F401
     from codeact.cli import runs  # noqa: F401
     from codeact.cli import bench  # noqa: F401
+    from codeact.cli import doctor  # noqa: F401
 
 
 def main() -> None:

@@ -158,6 +158,9 @@ class BwrapConfig:
     hostname: str = "sandbox"
     env: Mapping[str, str] = field(default_factory=dict)
     """Added to the minimal environment (`_environment`); nothing of the host's is inherited."""
+    nested_userns: bool = False
+    """Let the sandbox create user namespaces (no `--disable-userns`): the zygote needs it to
+    give each session its own; sessions then deny it to themselves with seccomp."""
 
 
 @dataclass(frozen=True)
@@ -316,7 +319,9 @@ def _layout(
         argv += ["--unshare-pid", "--unshare-ipc", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
         argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
-        argv += ["--unshare-all", "--unshare-user", "--disable-userns"]
+        argv += ["--unshare-all", "--unshare-user"]
+        if not config.nested_userns:
+            argv.append("--disable-userns")
         argv += ["--uid", str(config.uid), "--gid", str(config.gid), "--cap-drop", "ALL"]
     argv += ["--die-with-parent", "--new-session", "--hostname", config.hostname]
     argv += ["--clearenv"]

@@ -7,7 +7,9 @@ code issues those.
 
 What the filter checks, in order:
 - the architecture (x86_64, aarch64), and on x86_64 the x32 bit;
-- `socket()` for every family: fds for the network or host unix sockets cannot be created.
+- `socket()` for every family: fds for the network or host unix sockets cannot be created;
+  and `connect()`, `bind()`, `listen()`, so a socket handed in by the host (the network
+  allowlist) cannot be disconnected and pointed elsewhere, nor serve;
   `socketpair()` stays allowed for AF_UNIX stream/seqpacket pairs (asyncio, multiprocessing and
   the inherited bridge socket keep working); datagram pairs are denied because `sendto()` on one
   can reach a named unix socket;
@@ -27,7 +29,7 @@ import struct
 __all__ = ["DENIED_SYSCALLS", "SUPPORTED_ARCHES", "build_filter", "install"]
 
 DENIED_SYSCALLS: tuple[str, ...] = (
-    "socket",
+    "socket", "connect", "bind", "listen",
     "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",
     "mount", "umount2", "pivot_root", "chroot", "unshare", "setns",
     "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr",
@@ -43,7 +45,7 @@ DENIED_SYSCALLS: tuple[str, ...] = (
 # Syscall numbers from the kernel's unistd tables. aarch64 uses the generic table; calls absent
 # from an architecture (iopl on aarch64) are simply not listed for it.
 _X86_64 = {
-    "socket": 41, "socketpair": 53, "ioctl": 16, "clone": 56, "clone3": 435,
+    "socket": 41, "socketpair": 53, "connect": 42, "bind": 49, "listen": 50, "ioctl": 16, "clone": 56, "clone3": 435,
     "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "pidfd_getfd": 438, "kcmp": 312,
     "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "unshare": 272, "setns": 308,
     "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "move_mount": 429,
@@ -58,7 +60,7 @@ _X86_64 = {
     "seccomp": 317,
 }  # fmt: skip
 _AARCH64 = {
-    "socket": 198, "socketpair": 199, "ioctl": 29, "clone": 220, "clone3": 435,
+    "socket": 198, "socketpair": 199, "connect": 203, "bind": 200, "listen": 201, "ioctl": 29, "clone": 220, "clone3": 435,
     "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_getfd": 438, "kcmp": 272,
     "mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51, "unshare": 97, "setns": 268,
     "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "move_mount": 429,

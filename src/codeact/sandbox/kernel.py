@@ -531,6 +531,8 @@ class Kernel:
         self.in_io = False  # ...and not in the middle of a frame, which would desync the bridge
         self.pending_interrupt = False
         self.interrupted = False
+        self.pid = os.getpid()
+        self.init = False  # pid 1 of the session's own pid namespace (the isolated sandbox)
 
     # The main loop ----------------------------------------------------------------------------
     def serve(self) -> None:
@@ -541,6 +543,8 @@ class Kernel:
             op = message.get("op")
             if op == "exec":
                 reply = self._run_safely(message)
+                if os.getpid() != self.pid:
+                    os._exit(0)  # a child the action forked ran off its end: only the kernel replies
                 with self.wire.lock:
                     self.wire.send(reply)
             elif op == "tools":
@@ -682,6 +686,8 @@ class Kernel:
     def _on_sigint(self, signum: int, frame: object) -> None:
         if not self.in_action:
             return
+        if self.init and os.getpid() == self.pid:
+            _stop_others()
         self.interrupted = True
         if self.in_io:
             self.pending_interrupt = True
@@ -769,6 +775,28 @@ def _trim(report: object, seen: set) -> None:
         _trim(inner, seen)
 
 
+def _stop_others(limit: float = 1.0) -> None:
+    """As pid 1 of a pid namespace: SIGKILL every other process in it and reap them.
+
+    An interrupted step must not leave a fork bomb or a busy child behind; and reaped
+    processes stop counting against the session's RLIMIT_NPROC.
+    """
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            os.kill(-1, signal.SIGKILL)  # everyone we may signal, except ourselves (pid 1)
+        except OSError:  # ESRCH: no process left, not even a zombie
+            return
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                break
+        time.sleep(0.001)
+
+
 def _die_with_parent() -> None:
     """PR_SET_PDEATHSIG(SIGKILL): the kernel must not outlive the host that started it."""
     try:
@@ -780,12 +808,16 @@ def _die_with_parent() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`kernel.py --fd N [--pdeathsig]`: serve the host on fd N until it goes away."""
+    """`kernel.py --fd N [--pdeathsig] [--init]`: serve the host on fd N until it goes away.
+
+    `--init`: the kernel is pid 1 of its session's pid namespace (the isolated sandbox); an
+    interrupted step then also stops every other process of the session.
+    """
     args = sys.argv[1:] if argv is None else argv
     try:
         fd = int(args[args.index("--fd") + 1])
     except (ValueError, IndexError):
-        sys.stderr.write("usage: kernel.py --fd N [--pdeathsig]\n")
+        sys.stderr.write("usage: kernel.py --fd N [--pdeathsig] [--init]\n")
         raise SystemExit(2) from None
     if "--pdeathsig" in args:
         _die_with_parent()
@@ -800,6 +832,7 @@ def main(argv: list[str] | None = None) -> None:
     except (ImportError, OSError, ValueError):
         pass
     kernel = Kernel(fd)
+    kernel.init = "--init" in args and os.getpid() == 1
     signal.signal(signal.SIGINT, kernel._on_sigint)
     kernel.output.capture_fds(fd)
     sys.modules.setdefault("_codeact_kernel", sys.modules[__name__])  # keep our own module alive

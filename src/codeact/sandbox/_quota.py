@@ -1,0 +1,133 @@
+"""A disk quota for workspaces on filesystems without quotas: watch free space, measure on growth.
+
+The workspace is a host directory, so the sandbox could fill the host's disk one file at a
+time (RLIMIT_FSIZE only caps each file). One thread watches every open sandbox: every 100 ms
+it reads the free space of each filesystem holding a workspace (one `statvfs`, microseconds),
+and only when that has dropped by a quarter of the smallest quota since the last measurement
+does it measure the workspaces on that filesystem. A workspace that grew past its quota gets
+its callback (the sandbox then kills its session). Detection lags by about 100 ms plus one
+measurement, so a fast writer can overshoot the quota by what it writes in that time.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["Watch", "usage", "watch", "unwatch"]
+
+_INTERVAL = 0.1
+_MAX_ENTRIES = 200_000
+_INODE_TRIGGER = 20_000
+
+
+def usage(path: str, *, max_entries: int = _MAX_ENTRIES) -> int:
+    """Bytes allocated under `path` (symlinks not followed; 4 KiB at least per entry).
+
+    Past `max_entries` entries the walk stops and returns a number larger than any quota:
+    an inode flood counts as over quota.
+    """
+    total, entries = 0, 0
+    stack = [path]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with it:
+            for entry in it:
+                entries += 1
+                if entries > max_entries:
+                    return 1 << 62
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                total += max(st.st_blocks * 512, 4096)
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(entry.path)
+    return total
+
+
+@dataclass(eq=False)
+class Watch:
+    path: str
+    quota: int
+    on_exceeded: Callable[[int], None]
+    baseline: int
+    device: int
+
+
+_lock = threading.Lock()
+_watches: list[Watch] = []
+_free: dict[int, tuple[int, int]] = {}  # device -> (free bytes, free inodes) at the last measurement
+_wake = threading.Event()
+_thread: threading.Thread | None = None
+
+
+def watch(path: str, quota: int, on_exceeded: Callable[[int], None]) -> Watch:
+    """Call `on_exceeded(growth)` when `path` holds more than `quota` bytes beyond what it holds now."""
+    global _thread
+    w = Watch(path, quota, on_exceeded, usage(path), os.stat(path).st_dev)
+    with _lock:
+        _watches.append(w)
+        if w.device not in _free:
+            _free[w.device] = _statvfs(path)
+        if _thread is None or not _thread.is_alive():
+            _thread = threading.Thread(target=_run, name="codeact-disk-quota", daemon=True)
+            _thread.start()
+    _wake.set()
+    return w
+
+
+def unwatch(w: Watch) -> None:
+    with _lock:
+        if w in _watches:
+            _watches.remove(w)
+        if not any(other.device == w.device for other in _watches):
+            _free.pop(w.device, None)
+
+
+def _statvfs(path: str) -> tuple[int, int]:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return (0, 0)
+    return st.f_bavail * st.f_frsize, st.f_favail
+
+
+def _run() -> None:
+    while True:
+        with _lock:
+            watches = list(_watches)
+        if not watches:
+            _wake.clear()
+            _wake.wait(5.0)
+            continue
+        for device in {w.device for w in watches}:
+            group = [w for w in watches if w.device == device]
+            _check(device, group)
+        _wake.wait(_INTERVAL)
+
+
+def _check(device: int, group: list[Watch]) -> None:
+    free, inodes = _statvfs(group[0].path)
+    with _lock:
+        last_free, last_inodes = _free.get(device, (free, inodes))
+        # Space freed (files deleted) raises the mark, so growth is measured from the highest point.
+        _free[device] = (max(free, last_free), max(inodes, last_inodes))
+    trigger = max(min(w.quota for w in group) // 4, 1 << 20)
+    if last_free - free < trigger and last_inodes - inodes < _INODE_TRIGGER:
+        return
+    for w in group:
+        grown = usage(w.path) - w.baseline
+        if grown > w.quota:
+            try:
+                w.on_exceeded(grown)
+            except Exception:  # noqa: BLE001 - a failing callback must not stop the watch
+                pass
+    with _lock:
+        _free[device] = _statvfs(group[0].path)
