@@ -51,8 +51,8 @@ def test_local_model_calls_a_host_tool(small_model):
         return {"Paris": 18, "Rome": 24}.get(city, 0)
 
     result = CodeAgent(small_model, tools=[get_temperature], max_steps=4).run(
-        "Use get_temperature to find which is warmer right now, Paris or Rome. Answer with the city name."
+        "What is the temperature in Rome right now, in degrees Celsius? Use get_temperature."
     )
     assert result.status == "success", result.steps
-    assert "Rome" in str(result.output)
-    assert set(calls) >= {"Rome"}
+    assert "Rome" in calls
+    assert int(result.output) == 24

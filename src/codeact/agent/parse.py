@@ -34,10 +34,8 @@ _SHAPES = re.compile(  # lines that only code has; used when `ast` cannot decide
     r"[A-Za-z_][\w.]*(?:\[[^\]\n]*\])?[ \t]*[-+*/%|&]?=[^=])",
     re.MULTILINE,
 )
-_EXAMPLE = (
-    "Thought: I will add the numbers, then give the result.\n"
-    "```python\ntotal = 2 + 3\nprint(total)\nfinal_answer(total)\n```"
-)
+# No concrete values: small models copy an example's numbers into their answer.
+_EXAMPLE = "Thought: I know the answer now.\n```python\nfinal_answer(<the answer you found>)\n```"
 
 
 @dataclass(frozen=True)
@@ -329,6 +327,6 @@ def _no_code_message(others: list[str]) -> str:
         kinds = ", ".join(others).replace("a ``` block", "a ``` block with no language")
         found = f"Your reply had {kinds}; only non-empty ```python blocks are run. "
     return (
-        f"{found}No code to run was found. Reply with a short thought, then one ```python block; "
-        f"call final_answer(...) in it when you have the answer. For example:\n{_EXAMPLE}"
+        f"{found}No code to run was found. Every reply needs a short thought, then one ```python block. "
+        f"If you already know the answer, finish by calling final_answer with it, e.g.:\n{_EXAMPLE}"
     )
