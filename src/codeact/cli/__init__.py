@@ -22,10 +22,12 @@ def _group() -> None:
 
 def _register() -> None:
     # Imported for their side effect of adding commands to `app`.
-    from codeact.cli import run  # noqa: F401
-    from codeact.cli import runs  # noqa: F401
-    from codeact.cli import bench  # noqa: F401
-    from codeact.cli import doctor  # noqa: F401
+    from codeact.cli import (
+        bench,  # noqa: F401
+        doctor,  # noqa: F401
+        run,  # noqa: F401
+        runs,  # noqa: F401
+    )
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,7 +15,7 @@ from codeact.cli._loading import load_tool, split_list
 from codeact.errors import CodeactError
 from codeact.runs.events import StepFinished, event_to_dict
 
-__all__ = ["run", "result_to_dict"]
+__all__ = ["print_result", "result_to_dict", "run"]
 
 
 @app.command()
@@ -23,14 +23,14 @@ def run(
     task: Annotated[str, typer.Argument(help="What the agent should do.")],
     model: Annotated[str, typer.Option("--model", "-m", help="local, local-small, openai:MODEL, "
                                        "openai-compat:URL#MODEL, anthropic:MODEL, litellm:MODEL")] = "local",
-    tools: Annotated[Optional[list[str]], typer.Option("--tool", "-t", help="module:function or "
+    tools: Annotated[list[str] | None, typer.Option("--tool", "-t", help="module:function or "
                                                        "file.py:function; repeatable")] = None,
     max_steps: Annotated[int, typer.Option(help="Steps before the agent must answer.")] = 10,
-    imports: Annotated[Optional[str], typer.Option(help="Comma-separated modules the code may import "
+    imports: Annotated[str | None, typer.Option(help="Comma-separated modules the code may import "
                                                    "(default: any).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds one code step may run.")] = 30.0,
     sandbox: Annotated[str, typer.Option(help="default or process (no isolation).")] = "default",
-    workspace: Annotated[Optional[Path], typer.Option(help="Directory the code works in; kept after "
+    workspace: Annotated[Path | None, typer.Option(help="Directory the code works in; kept after "
                                                       "the run.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole run as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view on stderr.")] = False,
@@ -60,12 +60,21 @@ def run(
     finally:
         agent.close()
     assert result is not None
+    if view is not None and result.run_id:
+        err.print(f"[dim]run {result.run_id} · codeact show {result.run_id}[/]")
+    print_result(result, as_json=as_json, err=err, quiet=quiet or view is None)
+
+
+def print_result(result: Any, *, as_json: bool, err: Console, quiet: bool) -> None:
+    """The answer (or the JSON run) on stdout; exit 1 when the run did not succeed."""
     if as_json:
-        sys.stdout.write(json.dumps(result_to_dict(result), ensure_ascii=False, default=repr) + "\n")
+        data = result_to_dict(result)
+        data["run_id"] = result.run_id
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, default=repr) + "\n")
     elif result.output is not None:
         sys.stdout.write(_answer_text(result.output) + "\n")
     if result.status != "success":
-        if not as_json and (quiet or view is None):
+        if not as_json and quiet:
             err.print(f"[bold red]{result.status}:[/] {result.error}")
         raise typer.Exit(1)
 
@@ -82,7 +91,7 @@ def _build_agent(model_spec: str, tool_specs: list[str], max_steps: int, imports
     if workspace is not None:
         workspace.mkdir(parents=True, exist_ok=True)
         options["workspace"] = workspace
-    return CodeAgent(
+    agent = CodeAgent(
         model,
         tools,
         sandbox=lambda: resolve_sandbox(sandbox_name, **options),
@@ -90,6 +99,10 @@ def _build_agent(model_spec: str, tool_specs: list[str], max_steps: int, imports
         step_timeout=timeout,
         max_steps=max_steps,
     )
+    # Kept with the run so `codeact resume RUN_ID` can rebuild the same agent.
+    agent.run_meta = {"model_spec": model_spec, "tool_specs": tool_specs, "sandbox": sandbox_name,
+                      "timeout": timeout, "imports": imports}
+    return agent
 
 
 def _answer_text(output: Any) -> str:

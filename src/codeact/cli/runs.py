@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from codeact.cli import app
+from codeact.cli.run import print_result
 from codeact.errors import CodeactError, ConfigError
 
 __all__ = ["list_runs", "replay", "resume", "show"]
@@ -133,7 +134,7 @@ def resume(
     finally:
         agent.close()
     assert result is not None
-    _print_result(result, as_json, err, quiet or view is None)
+    print_result(result, as_json=as_json, err=err, quiet=quiet or view is None)
 
 
 @app.command()
@@ -255,19 +256,6 @@ def _sandbox_options(meta: dict[str, Any], timeout: float | None, sandbox: str |
     return {"sandbox": lambda: resolve_sandbox(name, timeout=seconds), "step_timeout": seconds}
 
 
-def _print_result(result: Any, as_json: bool, err: Console, quiet: bool) -> None:
-    from codeact.cli.run import _answer_text, result_to_dict
-
-    if as_json:
-        data = result_to_dict(result)
-        data["run_id"] = result.run_id
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, default=repr) + "\n")
-    elif result.output is not None:
-        sys.stdout.write(_answer_text(result.output) + "\n")
-    if result.status != "success":
-        if not as_json and quiet:
-            err.print(f"[bold red]{result.status}:[/] {result.error}")
-        raise typer.Exit(1)
 
 
 def _record_dict(r: Any) -> dict[str, Any]:
