@@ -594,12 +594,15 @@ class KernelClient:
         error = _exec_error(frame.get("error"), cap)
         timed_out = interrupted and frame.get("interrupted") is True
         if timed_out:
-            error = ExecError(
-                "TimeoutError",
+            message = (
                 f"the step was interrupted after {timeout:g} s (its time limit); "
-                "variables and definitions made before that point are kept",
-                error.traceback if error is not None else "",
+                "variables and definitions made before that point are kept"
             )
+            # The model reads the traceback: end it with the reason, not a bare KeyboardInterrupt.
+            lines = (error.traceback if error is not None else "").rstrip().splitlines()
+            if lines and lines[-1].startswith("KeyboardInterrupt"):
+                lines.pop()
+            error = ExecError("TimeoutError", message, "\n".join([*lines, f"TimeoutError: {message}"]))
         is_final = frame.get("final") is True
         return Execution(
             stdout=_capped(stdout, cap),
