@@ -291,3 +291,55 @@ def test_warm_session_is_ready_fast(sandbox: LocalSandbox) -> None:
             assert sb.execute("1").result == "1"
         times.append(time.perf_counter() - started)
     assert min(times) < 0.25  # ~2-10 ms here; generous for a loaded CI machine
+
+
+_UNPRIVILEGED_HOST = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from codeact.sandbox.local import LocalSandbox
+with LocalSandbox(timeout=5) as sb:
+    sb.start({})
+    facts = {
+        "ids": sb.execute("import os; (os.getresuid(), os.getpid())").result,
+        "socket": sb.execute("import socket; socket.socket()").error.type,
+        "crash": sb.execute("import ctypes; ctypes.string_at(0)").state_lost,
+        "after": sb.execute("1 + 1").result,
+        "write": sb.execute("open('f', 'w').write('x')").result,
+        "owner": None,
+    }
+    facts["owner"] = os.stat(sb.workspace / "f").st_uid
+print(json.dumps(facts))
+"""
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root to run a host process as another user")
+def test_an_unprivileged_host_gets_the_user_namespace_mode(tmp_path: Path) -> None:
+    """The usual case on a workstation: bwrap makes a user namespace, the zygote nests one per session."""
+    import json
+    import shutil
+    import subprocess
+
+    import codeact
+
+    python = "/usr/bin/python3"
+    source = str(Path(codeact.__file__).resolve().parents[1])
+    if not os.path.exists(python) or not shutil.which("bwrap") or not _readable_by_others(source):
+        pytest.skip("needs a system Python and bwrap that user 65534 can run")
+    done = subprocess.run(
+        [python, "-I", "-c", _UNPRIVILEGED_HOST, source],
+        user=65534, group=65534, extra_groups=[], cwd=tmp_path, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if done.returncode != 0 and "No module named" in done.stderr:
+        pytest.skip(f"the system Python cannot import codeact: {done.stderr.strip().splitlines()[-1]}")
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert facts == {
+        "ids": "((65534, 65534, 65534), 1)", "socket": "PermissionError", "crash": True, "after": "2",
+        "write": "1", "owner": 65534,
+    }  # fmt: skip
+
+
+def _readable_by_others(path: str) -> bool:
+    p = Path(path)
+    return all(os.stat(q).st_mode & 0o005 == 0o005 for q in [p, *p.parents])

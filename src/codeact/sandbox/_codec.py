@@ -92,7 +92,9 @@ class FrameChannel:
                 return frame
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                if not select.select([self.sock], [], [], 0)[0]:
+                poller = select.poll()  # not select(): it cannot watch fds past 1024
+                poller.register(self.sock, select.POLLIN)
+                if not poller.poll(0):
                     return None
                 remaining = 0.0
             try:

@@ -11,7 +11,7 @@ network interface and may not create sockets (seccomp), so this patches the `soc
   placeholder (`dup2`). The class itself is patched, so `ssl.SSLSocket` and `isinstance` work.
 
 So `http.client`, `urllib.request`, `socket.create_connection`, `ssl`, and libraries built on
-them (requests/urllib3, httpx) work for allowed destinations; UDP, raw sockets, listening
+them (requests/urllib3) work for allowed destinations; asyncio connects, but synchronously; UDP, raw sockets, listening
 sockets and DNS queries do not exist here. A connected socket cannot be pointed elsewhere:
 Landlock and seccomp deny `connect()` itself. Stdlib only.
 """

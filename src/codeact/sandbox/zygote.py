@@ -136,7 +136,7 @@ class SessionProcess(KernelProcess):
         pidfd, self.pidfd = self.pidfd, None
         if pidfd is not None:
             try:
-                select.select([pidfd], [], [], 5.0)  # readable once the process (and its namespace) is gone
+                _readable(pidfd, 5.0)  # once the process (and with it its pid namespace) is gone
             finally:
                 os.close(pidfd)
         if self._stderr is not None:
@@ -147,7 +147,7 @@ class SessionProcess(KernelProcess):
 
     def alive(self) -> bool:
         pidfd = self.pidfd
-        return pidfd is not None and not select.select([pidfd], [], [], 0)[0]
+        return pidfd is not None and not _readable(pidfd, 0)
 
     def exit_reason(self, wait: float = 1.0) -> str | None:
         status = self.zygote.exit_status(self.zygote_pid, wait)
@@ -185,6 +185,12 @@ class SessionProcess(KernelProcess):
             signal.pidfd_send_signal(pidfd, sig)
         except (ProcessLookupError, PermissionError, OSError):
             pass
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    poller = select.poll()  # not select(): fds past 1024 are common with hundreds of sessions
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
 
 
 @dataclass
