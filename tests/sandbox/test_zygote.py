@@ -15,7 +15,8 @@ from codeact.errors import SandboxError
 from codeact.sandbox import zygote as zygote_module
 from codeact.sandbox.local import LocalSandbox
 from codeact.sandbox.probe import probe
-from codeact.sandbox.zygote import Identity, SessionParams, ZygoteSpec, acquire, release
+from codeact.sandbox.session import Identity, SessionParams
+from codeact.sandbox.zygote import ZygoteSpec, acquire, release
 
 pytestmark = pytest.mark.skipif(not probe().usable, reason="this machine cannot run the isolated sandbox")
 ROOT = os.geteuid() == 0

@@ -179,9 +179,9 @@ def install(fd: int) -> None:
     _control = _Socket(fileno=fd)
     _control.setblocking(True)
     socket.getaddrinfo = _getaddrinfo  # type: ignore[assignment]
-    _Socket.__init__ = _init  # type: ignore[method-assign]
-    _Socket.setsockopt = _setsockopt  # type: ignore[method-assign]
-    _Socket.connect = _connect  # type: ignore[method-assign]
-    _Socket.connect_ex = _connect_ex  # type: ignore[method-assign]
-    _Socket.bind = _bind  # type: ignore[method-assign]
+    _Socket.__init__ = _init  # type: ignore[method-assign, assignment]
+    _Socket.setsockopt = _setsockopt  # type: ignore[method-assign, assignment]
+    _Socket.connect = _connect  # type: ignore[method-assign, assignment]
+    _Socket.connect_ex = _connect_ex  # type: ignore[method-assign, assignment]
+    _Socket.bind = _bind  # type: ignore[method-assign, assignment]
     _Socket._real_close = _real_close  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Watch", "usage", "watch", "unwatch"]
+__all__ = ["Watch", "unwatch", "usage", "watch"]
 
 _INTERVAL = 0.1
 _MAX_ENTRIES = 200_000
@@ -127,7 +127,7 @@ def _check(device: int, group: list[Watch]) -> None:
         if grown > w.quota:
             try:
                 w.on_exceeded(grown)
-            except Exception:  # noqa: BLE001 - a failing callback must not stop the watch
+            except Exception:  # noqa: BLE001, S110 - a failing callback must not stop the watch
                 pass
     with _lock:
         _free[device] = _statvfs(group[0].path)

@@ -83,7 +83,7 @@ def recv_message(sock: socket.socket, max_fds: int = 4) -> tuple[dict[str, Any] 
         raise ValueError("a control message was truncated")
     message = json.loads(data)
     if not isinstance(message, dict):
-        raise ValueError("a control message that is not a JSON object")
+        raise ValueError("a control message that is not a JSON object")  # noqa: TRY004 - a protocol error
     return message, fds
 
 

@@ -33,17 +33,8 @@ from codeact.sandbox.base import ExecError, Execution, Sandbox, ToolListener
 from codeact.sandbox.bridge import KernelClient, KernelProcess, ToolDispatcher
 from codeact.sandbox.network import Connection, Egress, NetworkPolicy
 from codeact.sandbox.probe import probe
-from codeact.sandbox.zygote import (
-    DEFAULT_LIMITS,
-    PROCESS_HINT,
-    Identity,
-    SessionParams,
-    SessionProcess,
-    Zygote,
-    ZygoteSpec,
-    acquire,
-    release,
-)
+from codeact.sandbox.session import DEFAULT_LIMITS, Identity, SessionParams, SessionProcess
+from codeact.sandbox.zygote import PROCESS_HINT, Zygote, ZygoteSpec, acquire, release
 from codeact.tools.tool import Tool, to_tools
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "LocalSandbox", "NetworkPolicy"]

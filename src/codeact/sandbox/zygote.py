@@ -16,9 +16,7 @@ from __future__ import annotations
 import atexit
 import os
 import secrets
-import select
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -26,7 +24,7 @@ import threading
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from codeact.errors import ConfigError, IsolationUnavailable, SandboxError
@@ -34,14 +32,10 @@ from codeact.sandbox._bwrap import CONFINE_SCRIPT, BwrapConfig, PythonRuntime, b
 from codeact.sandbox._confine import ConfinePolicy
 from codeact.sandbox._rlimits import Limits
 from codeact.sandbox._zygote import recv_message, send_message
-from codeact.sandbox.bridge import KernelProcess
+from codeact.sandbox.session import Identity, SessionParams, SessionProcess
 
 __all__ = [
-    "DEFAULT_LIMITS",
     "PROCESS_HINT",
-    "Identity",
-    "SessionParams",
-    "SessionProcess",
     "Zygote",
     "ZygoteSpec",
     "acquire",
@@ -58,11 +52,6 @@ PROCESS_HINT = (
 _THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _UID_RANGE = (1 << 20, (1 << 31) - 2)
 
-DEFAULT_LIMITS = Limits(
-    address_space=4 << 30, cpu_seconds=3600, file_size=1 << 30, open_files=1024, core=0, processes=128
-)
-"""A session's rlimits unless configured: `processes` counts its processes and threads (its own
-uid and user namespace make that count per session)."""
 
 
 @dataclass(frozen=True)
@@ -82,115 +71,6 @@ class ZygoteSpec:
     @property
     def shared(self) -> bool:
         return self.root is None
-
-
-@dataclass(frozen=True)
-class SessionParams:
-    """Per-session settings applied inside the fork."""
-
-    limits: Limits = DEFAULT_LIMITS
-    tmp_size: int = 256 << 20
-    env: tuple[tuple[str, str], ...] = ()
-    network: bool = False
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Where a session lives: its workspace subdirectory (shared roots) and, as root, its uid."""
-
-    subdir: str | None
-    uid: int | None
-    gid: int | None
-
-
-class SessionProcess(KernelProcess):
-    """A kernel forked by a zygote: signalled through a pidfd, its exit status reported by the zygote."""
-
-    def __init__(
-        self,
-        sock: socket.socket,
-        *,
-        pidfd: int,
-        pid: int,
-        zygote: Zygote,
-        stderr: int,
-        identity: Identity,
-    ) -> None:
-        super().__init__(sock)
-        self.pidfd: int | None = pidfd
-        self.zygote_pid = pid
-        self.zygote = zygote
-        self.identity = identity
-        self._stderr: int | None = stderr
-        os.set_blocking(stderr, False)
-
-    def interrupt(self) -> None:
-        self._send(signal.SIGINT)
-
-    def terminate(self) -> None:
-        """SIGKILL the session (its whole pid namespace) without waiting; safe from any thread."""
-        self._send(signal.SIGKILL)
-
-    def kill(self) -> None:
-        self._send(signal.SIGKILL)
-        pidfd, self.pidfd = self.pidfd, None
-        if pidfd is not None:
-            try:
-                _readable(pidfd, 5.0)  # once the process (and with it its pid namespace) is gone
-            finally:
-                os.close(pidfd)
-        if self._stderr is not None:
-            os.close(self._stderr)
-            self._stderr = None
-        self.channel.close()
-        self.zygote.forget(self.zygote_pid)
-
-    def alive(self) -> bool:
-        pidfd = self.pidfd
-        return pidfd is not None and not _readable(pidfd, 0)
-
-    def exit_reason(self, wait: float = 1.0) -> str | None:
-        status = self.zygote.exit_status(self.zygote_pid, wait)
-        if status is None:
-            return None if self.alive() else "ended (its exit status was not reported)"
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            try:
-                name = signal.Signals(sig).name
-            except ValueError:
-                name = f"signal {sig}"
-            detail = (signal.strsignal(sig) or "").lower()
-            if sig == signal.SIGKILL:
-                detail = "killed; the sandbox may have run out of memory"
-            return f"died with signal {name}" + (f" ({detail})" if detail else "")
-        code = os.WEXITSTATUS(status)
-        if code == 121:
-            return "exited with status 121 (an isolation layer could not be applied)"
-        return f"exited with status {code}"
-
-    def stderr_text(self, limit: int = 16_000) -> str:
-        if self._stderr is None:
-            return ""
-        try:
-            data = os.read(self._stderr, limit)
-        except OSError:
-            return ""
-        return data.decode("utf-8", "replace")
-
-    def _send(self, sig: int) -> None:
-        pidfd = self.pidfd
-        if pidfd is None:
-            return
-        try:
-            signal.pidfd_send_signal(pidfd, sig)
-        except (ProcessLookupError, PermissionError, OSError):
-            pass
-
-
-def _readable(fd: int, timeout: float) -> bool:
-    poller = select.poll()  # not select(): fds past 1024 are common with hundreds of sessions
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(timeout * 1000))
 
 
 @dataclass
@@ -228,7 +108,7 @@ class Zygote:
         self._pool: deque[_Pending] = deque()
         self._dead: str | None = None
         self._control, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - open for the zygote's life, closed in close()
         try:
             self._process, self.info = self._start(bwrap, child_end, start_timeout)
         except BaseException:
