@@ -72,8 +72,10 @@ def run_smolagents(kind: str, task: Task, tools: Mapping[str, Tool], model: Benc
     """Run smolagents' CodeAgent ("code") or ToolCallingAgent ("json") on one task."""
     smolagents = _smolagents()
     url, name, key = model.openai_endpoint()
+    # Plain-string message contents: llama.cpp's server rejects OpenAI's list-of-parts form.
     server = smolagents.OpenAIServerModel(
-        model_id=name, api_base=url, api_key=key or "not-needed", temperature=model.temperature
+        model_id=name, api_base=url, api_key=key or "not-needed", temperature=model.temperature,
+        flatten_messages_as_text=True,
     )
     agent_class = smolagents.CodeAgent if kind == "code" else smolagents.ToolCallingAgent
     agent = agent_class(
@@ -82,7 +84,19 @@ def run_smolagents(kind: str, task: Task, tools: Mapping[str, Tool], model: Benc
         max_steps=max_steps,
         verbosity_level=smolagents.LogLevel.OFF,
     )
-    result = agent.run(task.question, return_full_result=True)
+    try:
+        result = agent.run(task.question, return_full_result=True)
+    except Exception as exc:  # noqa: BLE001 - e.g. the context overflowed: keep the steps it took
+        generation = isinstance(exc, smolagents.utils.AgentGenerationError)
+        status = "model_error" if generation else f"crash:{type(exc).__name__}"
+        return _outcome(smolagents, agent, None, False, status, f"{type(exc).__name__}: {exc}")
+    status = "success" if result.state == "success" else "max_steps"
+    error = None if status == "success" else f"smolagents: {result.state}"
+    return _outcome(smolagents, agent, result.output, result.output is not None, status, error)
+
+
+def _outcome(smolagents: Any, agent: Any, output: Any, answered: bool, status: str, error: str | None) -> Outcome:
+    """Steps, tokens and step errors read from the agent's memory."""
     steps = [s for s in agent.memory.steps if isinstance(s, smolagents.ActionStep)]
     prompt = completion = 0
     for step in agent.memory.steps:
@@ -90,15 +104,13 @@ def run_smolagents(kind: str, task: Task, tools: Mapping[str, Tool], model: Benc
         if usage is not None:
             prompt += usage.input_tokens
             completion += usage.output_tokens
-    errors = tuple(type(s.error).__name__ for s in steps if s.error is not None)
-    status = "success" if result.state == "success" else "max_steps"
     return Outcome(
-        output=result.output,
-        answered=result.output is not None,
+        output=output,
+        answered=answered,
         status=status,
         steps=len(steps),
         prompt_tokens=prompt,
         completion_tokens=completion,
-        error=None if status == "success" else f"smolagents: {result.state}",
-        step_errors=errors,
+        error=error,
+        step_errors=tuple(type(s.error).__name__ for s in steps if s.error is not None),
     )

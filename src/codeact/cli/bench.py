@@ -44,13 +44,15 @@ def bench(
     out: Annotated[Path | None, typer.Option(help="Results directory (default bench-out/TASKSET). "
                                                 "Rerunning with the same directory resumes.")] = None,
     sandbox: Annotated[str, typer.Option(help="Sandbox for code configs: default or process.")] = "default",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for --serve-local (default: all cores; "
+                                                   "on a busy machine 1 can be several times faster).")] = None,
 ) -> None:
     """Benchmark agent configs on TASKSET with one model: a Markdown table on stdout, report files in --out."""
     err = Console(stderr=True)
     try:
         taskset, size = _positionals(taskset, list(ctx.args), serve_local)
         _run(err, taskset=taskset, agents=agents, model=model, size=size, limit=limit, seed=seed,
-             concurrency=concurrency, max_steps=max_steps, out=out, sandbox=sandbox)
+             concurrency=concurrency, max_steps=max_steps, out=out, sandbox=sandbox, threads=threads)
     except CodeactError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -75,7 +77,8 @@ def _positionals(taskset: str, extra: list[str], serve_local: bool) -> tuple[str
 
 
 def _run(err: Console, *, taskset: str, agents: str, model: str | None, size: str | None, limit: int | None,
-         seed: int | None, concurrency: int, max_steps: int, out: Path | None, sandbox: str) -> None:
+         seed: int | None, concurrency: int, max_steps: int, out: Path | None, sandbox: str,
+         threads: int | None) -> None:
     from codeact.bench.agents import BenchModel, get_agent_config
     from codeact.bench.local_server import LocalServer
     from codeact.bench.report import render_markdown, summarize, write_report
@@ -91,8 +94,10 @@ def _run(err: Console, *, taskset: str, agents: str, model: str | None, size: st
         raise ConfigError("use either --model or --serve-local, not both")
     if model is None and size is None:
         size = "1.5b"
-    if max_steps < 1 or concurrency < 1:
-        raise ConfigError("--max-steps and --concurrency must be at least 1")
+    if max_steps < 1 or concurrency < 1 or (threads is not None and threads < 1):
+        raise ConfigError("--max-steps, --concurrency and --threads must be at least 1")
+    if threads is not None and size is None:
+        raise ConfigError("--threads sets the threads of --serve-local's server")
     loaded = load_taskset(taskset)
     tasks = select_tasks(loaded.tasks, limit=limit, seed=seed)
     out_dir = out or Path("bench-out") / loaded.name
@@ -104,7 +109,7 @@ def _run(err: Console, *, taskset: str, agents: str, model: str | None, size: st
     started = time.monotonic()
     with ExitStack() as stack:
         if size is not None:
-            server = LocalServer(size, log_path=out_dir / "server.log")
+            server = LocalServer(size, n_threads=threads, log_path=out_dir / "server.log")
             err.print(f"starting llama.cpp server for the {size} model on {server.url} ...")
             stack.enter_context(server)
             bench_model = BenchModel(server.model_spec, label=f"local-{size} (llama-cpp-python server)",
@@ -121,7 +126,7 @@ def _run(err: Console, *, taskset: str, agents: str, model: str | None, size: st
 
     summaries = summarize(results, names)
     meta: dict[str, Any] = {
-        "taskset": loaded.name, "model": bench_model.label, "tasks": len(tasks), "max_steps": max_steps,
+        "taskset": loaded.name, "model": bench_model.label, "server_threads": threads, "tasks": len(tasks), "max_steps": max_steps,
         "agents": names, "limit": limit, "seed": seed, "concurrency": concurrency,
         "command": "codeact " + shlex.join(sys.argv[1:]), "wall_seconds_this_invocation":
         round(time.monotonic() - started, 1), "versions": _versions(names),
