@@ -15,7 +15,9 @@ seccomp filter (it must create namespaces). Each session is built in two forks:
   sandbox uid, a pid namespace whose first process will be the kernel, and a mount namespace in
   which the session's directory is bound over `/workspace` (hiding its siblings) and /tmp and
   /dev/shm are fresh size-capped tmpfs. It forks the kernel, reports its pid and exits.
-- **kernel** (pid 1 of the new pid namespace): drops every capability, becomes non-dumpable,
+- **kernel** (pid 1 of the new pid namespace): drops every capability, waits until the
+  zygote has reaped the helper (so the zygote is its parent) and sets PR_SET_PDEATHSIG,
+  becomes non-dumpable,
   raises its OOM score, sets rlimits (RLIMIT_NPROC counts per uid and user namespace, so it is
   per session), applies Landlock and seccomp, and runs `kernel.py`. When it dies, the kernel
   (Linux) kills every process left in its pid namespace: a session's process tree cannot
@@ -47,6 +49,7 @@ _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWPID = 0x20000000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
 _MS_BIND, _MS_REC, _MS_PRIVATE = 4096, 16384, 1 << 18
+_PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
 _CAP_VERSION_3 = 0x20080522
@@ -232,18 +235,20 @@ class Zygote:
         if subdir is not None and (not isinstance(subdir, str) or not _SUBDIR.fullmatch(subdir)):
             raise ValueError(f"bad session directory name {subdir!r}")
         r, w = os.pipe2(os.O_CLOEXEC)
+        adopted, adopt = os.pipe2(os.O_CLOEXEC)  # closed once the helper is reaped (see _kernel)
         helper = os.fork()
         if helper == 0:
             try:
                 os.close(r)
                 self.control.detach()  # the fd is closed with the others below
-                _helper(self.spec, session, fds, w, self.layers)
+                _helper(self.spec, session, fds, w, adopted, self.layers)
             except BaseException as exc:  # noqa: BLE001
                 try:
                     os.write(w, f"error {type(exc).__name__}: {exc}".encode())
                 finally:
                     os._exit(1)
         os.close(w)
+        os.close(adopted)
         chunks = []
         while chunk := os.read(r, 4096):
             chunks.append(chunk)
@@ -252,6 +257,7 @@ class Zygote:
             os.waitpid(helper, 0)
         except ChildProcessError:
             pass
+        os.close(adopt)
         report = b"".join(chunks).decode("utf-8", "replace")
         if not report.startswith("ok "):
             raise _IsolationFailed(report.removeprefix("error ") or "the session helper died")
@@ -260,11 +266,13 @@ class Zygote:
         return pid
 
 
-def _helper(spec: dict[str, Any], session: dict[str, Any], fds: list[int], report: int, layers: dict) -> None:
+def _helper(
+    spec: dict[str, Any], session: dict[str, Any], fds: list[int], report: int, adopted: int, layers: dict
+) -> None:
     """In the first fork: own uid, new namespaces, private mounts; then fork the kernel."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    _close_except({report, *fds})
+    _close_except({report, adopted, *fds})
     inner_uid, inner_gid = spec["inner_uid"], spec["inner_gid"]
     if spec["root_mode"]:
         uid, gid = int(session["uid"]), int(session["gid"])
@@ -289,17 +297,18 @@ def _helper(spec: dict[str, Any], session: dict[str, Any], fds: list[int], repor
     if kernel == 0:
         os.close(report)
         try:
-            _kernel(spec, session, fds, layers)
+            _kernel(spec, session, fds, layers, adopted)
         except BaseException as exc:  # noqa: BLE001 - the host reads this from the session's stderr
             try:
                 os.write(2, f"codeact-session: {type(exc).__name__}: {exc}\n".encode())
             finally:
                 os._exit(121)
+    os.close(adopted)
     os.write(report, f"ok {kernel}".encode())
     os._exit(0)
 
 
-def _kernel(spec: dict[str, Any], session: dict[str, Any], fds: list[int], layers: dict) -> None:
+def _kernel(spec: dict[str, Any], session: dict[str, Any], fds: list[int], layers: dict, adopted: int) -> None:
     """In the second fork, pid 1 of the session: confine, then serve the host as the kernel."""
     bridge, stderr = fds[0], fds[1]
     network = fds[2] if len(fds) > 2 else None
@@ -311,6 +320,9 @@ def _kernel(spec: dict[str, Any], session: dict[str, Any], fds: list[int], layer
     os.close(null)
     os.close(stderr)
     _drop_capabilities()
+    os.read(adopted, 1)  # EOF once the zygote has reaped the helper: the zygote is now our parent
+    os.close(adopted)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # so we die with it, besides dying with our namespace
     try:
         _write("/proc/self/oom_score_adj", "1000")  # under memory pressure, sessions die first
     except OSError:
