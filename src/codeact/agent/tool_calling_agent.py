@@ -9,6 +9,7 @@ tool calls when the model API returns them, else JSON read from the reply text (
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -145,9 +146,11 @@ class ToolCallingAgent(Agent):
             text when the server returns calls as text); "text" describes the tools and the
             JSON format in the prompt, for APIs without tool support.
         max_parallel_tools: how many calls of one step run at the same time.
+        options: `Agent`'s run options: max_cost, prices, compaction, store, telemetry.
     """
 
     kind = "json"
+    stateful = False  # each call stands alone: resume feeds recorded results back, re-runs nothing
 
     def __init__(
         self,
@@ -163,6 +166,7 @@ class ToolCallingAgent(Agent):
         final_answer_checks: Sequence[Callable[[Any], Any]] = (),
         step_callbacks: Sequence[Callable[..., None]] = (),
         event_callbacks: Sequence[Callable[..., None]] = (),
+        **options: Any,
     ) -> None:
         super().__init__(
             model,
@@ -173,23 +177,31 @@ class ToolCallingAgent(Agent):
             final_answer_checks=final_answer_checks,
             step_callbacks=step_callbacks,
             event_callbacks=event_callbacks,
+            **options,  # max_cost, prices, compaction, store, telemetry: see Agent
         )
         self.max_parallel_tools = max(1, max_parallel_tools)
         self._fmt = JsonFormat(self.tools, mode=tool_mode, max_observation_chars=max_observation_chars)
-        self.tool_dispatcher = ToolDispatcher(self.tools)
+        self.tool_dispatcher = ToolDispatcher(self.tools, listener=self._record_call)
         """Calls the tools; add policies with `agent.tool_dispatcher.add_policy(...)`."""
         self._pool: ThreadPoolExecutor | None = None
+        self._record_lock = threading.Lock()
 
     def _format(self) -> JsonFormat:
         return self._fmt
 
     def _begin(self) -> None:
+        # This run's tools: the real ones, or recorded stand-ins during resume and replay.
+        self.tool_dispatcher.set_tools(self._run_tools())
         self._pool = ThreadPoolExecutor(self.max_parallel_tools, thread_name_prefix="codeact-tool")
 
     def _end(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+    def _record_call(self, record: ToolCallRecord) -> None:
+        with self._record_lock:  # calls of one step finish on several threads at once
+            self._on_tool_call(record)
 
     def _perform(self, action: Action) -> Execution:
         started = time.monotonic()
@@ -226,6 +238,7 @@ class ToolCallingAgent(Agent):
         if set(arguments) == {_RAW}:
             problem = f"the arguments of {call.name} are not a valid JSON object: {arguments[_RAW]!r}"
             record = ToolCallRecord(call.name, arguments, None, f"ValueError: {problem}")
+            self._record_call(record)
             return record, f"Error: ValueError: {problem}", ExecError("ValueError", problem, "")
         args = arguments.pop(_POSITIONAL, [])
         outcome = self.tool_dispatcher.call(call.name, args, arguments)
