@@ -46,6 +46,10 @@ def test_bench_writes_a_table_and_reports_and_resumes(tmp_path):
     assert report["taskset"] == "arith" and report["tasks"] == 2
     assert report["agents"]["codeact-json"]["errors"] == {"wrong_answer": 1}
     assert len((out / "results.jsonl").read_text().splitlines()) == 4
+    from codeact.runs.store import RunStore
+
+    logged = RunStore(out / "runs.db").runs(limit=None)
+    assert sorted(r.agent for r in logged) == ["json", "json"]  # no-agent runs no agent
 
 
 def test_bench_rejects_unknown_configs_with_a_suggestion(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,6 +51,8 @@ class BenchModel:
         temperature: sampling temperature for every config.
         sandbox: the sandbox name for code configs ("default" or "process").
         options: more keyword options for codeact's model (e.g. `max_retries`).
+        run_log: where codeact agents log their runs (a SQLite file, for `codeact runs` and
+            replay); None logs nothing.
     """
 
     spec: str
@@ -57,6 +60,7 @@ class BenchModel:
     temperature: float = 0.0
     sandbox: str = "default"
     options: dict[str, Any] = field(default_factory=dict)
+    run_log: Path | None = None
     _model: Model | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -88,6 +92,10 @@ class BenchModel:
             "use --serve-local or --model openai-compat:URL#MODEL"
         )
 
+    def store_option(self) -> Path | bool:
+        """The `store=` for codeact agents: the run log file, or False (none)."""
+        return self.run_log if self.run_log is not None else False
+
     def close(self) -> None:
         with self._lock:
             if self._model is not None:
@@ -116,7 +124,7 @@ def run_codeact_code(task: Task, tools: Mapping[str, Tool], model: BenchModel, m
     from codeact.sandbox import resolve_sandbox
 
     agent = CodeAgent(model.codeact_model(), list(tools.values()), max_steps=max_steps,
-                      sandbox=lambda: resolve_sandbox(model.sandbox))
+                      sandbox=lambda: resolve_sandbox(model.sandbox), store=model.store_option())
     return _codeact_outcome(agent.run(task.question))
 
 
@@ -125,7 +133,7 @@ def _tool_calling(mode: str) -> AgentRunner:
         from codeact.agent.tool_calling_agent import ToolCallingAgent
 
         agent = ToolCallingAgent(model.codeact_model(), list(tools.values()), max_steps=max_steps,
-                                 tool_mode=mode)  # type: ignore[arg-type]
+                                 tool_mode=mode, store=model.store_option())  # type: ignore[arg-type]
         return _codeact_outcome(agent.run(task.question))
 
     run.__name__ = f"run_codeact_json_{mode}"

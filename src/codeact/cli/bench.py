@@ -113,10 +113,10 @@ def _run(err: Console, *, taskset: str, agents: str, model: str | None, size: st
             err.print(f"starting llama.cpp server for the {size} model on {server.url} ...")
             stack.enter_context(server)
             bench_model = BenchModel(server.model_spec, label=f"local-{size} (llama-cpp-python server)",
-                                     sandbox=sandbox)
+                                     sandbox=sandbox, run_log=out_dir / "runs.db")
         else:
             assert model is not None
-            bench_model = BenchModel(model, sandbox=sandbox)
+            bench_model = BenchModel(model, sandbox=sandbox, run_log=out_dir / "runs.db")
         stack.callback(bench_model.close)
         if any(n in _PEERS for n in names):
             bench_model.openai_endpoint()  # fail now, not once per task
@@ -133,7 +133,8 @@ def _run(err: Console, *, taskset: str, agents: str, model: str | None, size: st
     }
     md, js = write_report(out_dir, summaries, meta)
     sys.stdout.write(render_markdown(summaries))
-    err.print(f"report: {md} and {js}; per-task results: {out_dir / 'results.jsonl'}")
+    err.print(f"report: {md} and {js}; per-task results: {out_dir / 'results.jsonl'}; "
+              f"codeact runs: {out_dir / 'runs.db'}")
 
 
 def _with_progress(err: Console, names: list[str], total: int, run: Any) -> Any:
