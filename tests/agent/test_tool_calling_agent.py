@@ -167,6 +167,7 @@ def test_calls_of_one_step_run_concurrently():
     assert result.output == "ok"
     assert [(c.name, c.result, c.error) for c in result.steps[0].tool_calls] == [
         ("left", "left", None), ("right", "right", None)]
+    assert result.steps[0].observation == "1. left: left\n2. right: right"
 
 
 def test_shares_step_budget_and_final_request_with_the_loop():

@@ -21,6 +21,7 @@ from codeact.agent.agent import Agent
 from codeact.agent.loop import Action, NoAction
 from codeact.agent.observation import truncate
 from codeact.agent.prompt import load_template, render_tools
+from codeact.errors import ConfigError
 from codeact.models.base import Message, Model, ModelReply, ToolCall, ToolSpec
 from codeact.sandbox.base import ExecError, Execution, ToolCallRecord
 from codeact.sandbox.bridge import ToolDispatcher
@@ -45,9 +46,9 @@ _RAW = "_raw"  # set by the OpenAI backend when native arguments were not a JSON
 
 @dataclass(frozen=True)
 class ToolExecution(Execution):
-    """An Execution that also keeps each call's observation text, by call id."""
+    """An Execution that also keeps each call's observation: (call id, tool name, text), in call order."""
 
-    outputs: tuple[tuple[str, str], ...] = ()
+    outputs: tuple[tuple[str, str, str], ...] = ()
 
 
 class JsonFormat:
@@ -71,8 +72,6 @@ class JsonFormat:
         max_observation_chars: int = 8_000,
     ) -> None:
         if mode not in ("native", "text"):
-            from codeact.errors import ConfigError
-
             raise ConfigError(f"tool_mode must be 'native' or 'text', got {mode!r}")
         self.tools = tools
         self.mode = mode
@@ -117,17 +116,15 @@ class JsonFormat:
 
     def format_observation(self, execution: Execution) -> str:
         outputs = execution.outputs if isinstance(execution, ToolExecution) else ()
-        self._outputs = dict(outputs)
+        # Kept for observation_messages, which the loop calls next with this step's action.
+        self._outputs = {call_id: text for call_id, _, text in outputs}
         if not outputs:
             if execution.error is not None:
                 return f"{execution.error.type}: {execution.error.message}"
             return "No tool was called."
         if len(outputs) == 1:
-            return outputs[0][1]
-        names = [r.name for r in execution.tool_calls]
-        lines = [f"{i}. {names[i - 1] if i <= len(names) else 'call'}: {text}"
-                 for i, (_, text) in enumerate(outputs, 1)]
-        return "\n".join(lines)
+            return outputs[0][2]
+        return "\n".join(f"{i}. {name}: {text}" for i, (_, name, text) in enumerate(outputs, 1))
 
     def final_request(self) -> str:
         return (
@@ -212,7 +209,7 @@ class ToolCallingAgent(Agent):
             outcomes = list(self._pool.map(self._invoke, others))
         else:
             outcomes = [self._invoke(c) for c in others]
-        outputs = [(c.id, text) for c, (_, text, _) in zip(others, outcomes)]
+        outputs = [(c.id, c.name, text) for c, (_, text, _) in zip(others, outcomes)]
         records = tuple(record for record, _, _ in outcomes)
         error = next((err for _, _, err in outcomes if err is not None), None)
         final: dict[str, Any] = {}
@@ -220,10 +217,10 @@ class ToolCallingAgent(Agent):
             answer, problem = _answer_of(call.arguments)
             if problem is not None:
                 error = error or ExecError("TypeError", problem, "")
-                outputs.append((call.id, f"Error: {problem}"))
+                outputs.append((call.id, call.name, f"Error: {problem}"))
             else:
                 final = {"is_final": True, "final_answer": answer}
-                outputs.append((call.id, "Final answer received."))
+                outputs.append((call.id, call.name, "Final answer received."))
         return ToolExecution(
             error=None if final else error,
             duration_s=time.monotonic() - started,
