@@ -10,7 +10,7 @@ from codeact.tools import to_tools
 
 def test_tool_reads_signature_and_docstring():
     @tool
-    def weather(city: str, unit: str = "C", *, days: Optional[int] = None) -> str:
+    def weather(city: str, unit: str = "C", *, days: Optional[int] = None) -> str:  # noqa: UP045 - the rendering of Optional is under test
         """Current weather for a city.
 
         Args:

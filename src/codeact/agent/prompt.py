@@ -11,7 +11,7 @@ __all__ = ["load_template", "render_imports", "render_tools"]
 
 
 def load_template(name: str) -> str:
-    return files("codeact.agent").joinpath("prompts", name).read_text(encoding="utf-8")
+    return (files("codeact.agent") / "prompts" / name).read_text(encoding="utf-8")
 
 
 def render_tools(tools: Mapping[str, Tool]) -> str:

@@ -130,7 +130,7 @@ class Model(ABC):
         yield reply.text
         yield reply
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op default, not abstract
         """Release clients or loaded weights. Safe to call twice."""
 
 

@@ -138,7 +138,7 @@ class FunctionTool(Tool):
 
     def __init__(self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None):
         self._fn = fn
-        self.name = name or getattr(fn, "__name__", "")
+        self.name = str(name or getattr(fn, "__name__", ""))
         self.description = description or ""
         self.__doc__ = fn.__doc__
         self.validate()
