@@ -21,10 +21,11 @@ from codeact.sandbox._codec import (
     from_kernel,
     to_kernel,
 )
-from codeact.sandbox.bridge import KERNEL_PATH, KernelClient, KernelProcess, ToolDispatcher, tool_definitions
+from codeact.sandbox.bridge import KERNEL_PATH, KernelClient, KernelProcess, tool_definitions
 from codeact.sandbox.kernel import to_wire
 from codeact.sandbox.process import ProcessSandbox
 from codeact.tools import tool
+from codeact.tools.dispatch import ToolDispatcher
 
 
 def frame(obj) -> bytes:

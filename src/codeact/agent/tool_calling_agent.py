@@ -24,7 +24,7 @@ from codeact.agent.prompt import load_template, render_tools
 from codeact.errors import ConfigError
 from codeact.models.base import Message, Model, ModelReply, ToolCall, ToolSpec
 from codeact.sandbox.base import ExecError, Execution, ToolCallRecord
-from codeact.sandbox.bridge import ToolDispatcher
+from codeact.tools.dispatch import ToolDispatcher
 from codeact.tools.tool import Tool
 
 __all__ = ["FINAL_ANSWER_SPEC", "JsonFormat", "ToolCallingAgent", "ToolExecution"]

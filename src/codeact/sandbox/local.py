@@ -30,11 +30,12 @@ from codeact.errors import ConfigError, IsolationUnavailable, SandboxError
 from codeact.sandbox import _quota
 from codeact.sandbox._rlimits import Limits
 from codeact.sandbox.base import ExecError, Execution, Sandbox, ToolListener
-from codeact.sandbox.bridge import KernelClient, KernelProcess, ToolDispatcher
+from codeact.sandbox.bridge import KernelClient, KernelProcess
 from codeact.sandbox.network import Connection, Egress, NetworkPolicy
 from codeact.sandbox.probe import probe
 from codeact.sandbox.session import DEFAULT_LIMITS, Identity, SessionParams, SessionProcess
 from codeact.sandbox.zygote import PROCESS_HINT, Zygote, ZygoteSpec, acquire, release
+from codeact.tools.dispatch import ToolDispatcher
 from codeact.tools.tool import Tool, to_tools
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "LocalSandbox", "NetworkPolicy"]

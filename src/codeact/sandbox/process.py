@@ -11,7 +11,8 @@ from pathlib import Path
 
 from codeact.errors import ConfigError, SandboxError
 from codeact.sandbox.base import Execution, Sandbox, ToolListener
-from codeact.sandbox.bridge import KernelClient, KernelProcess, ToolDispatcher
+from codeact.sandbox.bridge import KernelClient, KernelProcess
+from codeact.tools.dispatch import ToolDispatcher
 from codeact.tools.tool import Tool, to_tools
 
 __all__ = ["ProcessSandbox", "scrubbed_env"]
