@@ -11,7 +11,8 @@ otherwise in words (the table says which).
    in plain `exec` in this process (the floor).
 2. Per-step framework overhead: each framework's agent driven by a zero-latency scripted model
    for N trivial steps; (time of an N+1-step run - time of a 1-step run) / N, so kernel start-up
-   and other one-off costs are reported apart.
+   and other one-off costs are reported apart. codeact with its defaults (run log, compaction)
+   and bare (both off).
 3. `import` time of each package in a fresh interpreter.
 4. The system prompt each agent sends with the same tools (the `shop` task set's six).
 """
@@ -19,8 +20,11 @@ otherwise in words (the table says which).
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,9 +42,9 @@ def sieve(n):
     return sum(flags)
 
 k = 0
-for i in range(50_000):
+for i in range(200_000):
     k = (k * 31 + i) % 1_000_003
-result = sieve(30_000) + k
+result = sieve(100_000) + k
 """
 
 
@@ -95,24 +99,31 @@ def bench_execution(repeat: int) -> dict[str, float]:
 # -- 2. per-step overhead with a zero-latency model ---------------------------------------------
 
 
-def _codeact_code_run(steps: int) -> None:
+# codeact's defaults log every run (SQLite) and estimate prompt sizes for compaction; the "bare"
+# rows turn both off to show what the loop itself costs.
+_LOG = tempfile.mkdtemp(prefix="codeact-bench-")
+DEFAULTS: dict[str, Any] = {"store": os.path.join(_LOG, "runs.db")}
+BARE: dict[str, Any] = {"store": False, "compaction": None}
+
+
+def _codeact_code_run(steps: int, options: dict[str, Any]) -> None:
     from codeact import CodeAgent
     from codeact.models import ScriptedModel
 
     replies = [f"Thought: step {i}.\n```python\nx{i} = {i} + 1\n```" for i in range(steps - 1)]
     replies.append("Thought: done.\n```python\nfinal_answer(1)\n```")
-    result = CodeAgent(ScriptedModel(replies), max_steps=steps + 1).run("count")
+    result = CodeAgent(ScriptedModel(replies), max_steps=steps + 1, **options).run("count")
     assert result.success and len(result.steps) == steps, result
 
 
-def _codeact_json_run(steps: int) -> None:
+def _codeact_json_run(steps: int, options: dict[str, Any]) -> None:
     from codeact.agent.tool_calling_agent import ToolCallingAgent
     from codeact.bench.shop import get_stock
     from codeact.models import ModelReply, ScriptedModel, ToolCall
 
     replies = [ModelReply("", tool_calls=(ToolCall(f"c{i}", "get_stock", {"sku": "KB-100"}),)) for i in range(steps - 1)]
     replies.append(ModelReply("", tool_calls=(ToolCall("end", "final_answer", {"answer": 1}),)))
-    result = ToolCallingAgent(ScriptedModel(replies), [get_stock], max_steps=steps + 1).run("count")
+    result = ToolCallingAgent(ScriptedModel(replies), [get_stock], max_steps=steps + 1, **options).run("count")
     assert result.success and len(result.steps) == steps, result
 
 
@@ -168,9 +179,14 @@ def _smol_json_run(steps: int) -> None:
 def bench_overhead(steps: int, repeat: int) -> dict[str, tuple[float, float]]:
     """{agent: (seconds for a 1-step run, seconds per extra step)}."""
     out = {}
-    for name, run in [("codeact CodeAgent", _codeact_code_run), ("smolagents CodeAgent", _smol_code_run),
-                      ("codeact ToolCallingAgent", _codeact_json_run),
-                      ("smolagents ToolCallingAgent", _smol_json_run)]:
+    for name, run in [
+        ("codeact CodeAgent", functools.partial(_codeact_code_run, options=DEFAULTS)),
+        ("codeact CodeAgent, bare", functools.partial(_codeact_code_run, options=BARE)),
+        ("smolagents CodeAgent", _smol_code_run),
+        ("codeact ToolCallingAgent", functools.partial(_codeact_json_run, options=DEFAULTS)),
+        ("codeact ToolCallingAgent, bare", functools.partial(_codeact_json_run, options=BARE)),
+        ("smolagents ToolCallingAgent", _smol_json_run),
+    ]:
         run(2)  # warm imports and caches
         one = _best_time(lambda run=run: run(1), repeat)
         many = _best_time(lambda run=run: run(steps + 1), repeat)
@@ -235,7 +251,10 @@ def bench_prompts() -> tuple[dict[str, int], str]:
 
 def _table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
+
+    def line(row: tuple[str, ...]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |"
+
     return "\n".join([f"\n{title}", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
                       *map(line, rows)])
 
@@ -259,12 +278,13 @@ def main(argv: list[str] | None = None) -> None:
 
     overhead = bench_overhead(args.steps, args.repeat)
     rows = []
-    for pair in (("codeact CodeAgent", "smolagents CodeAgent"),
-                 ("codeact ToolCallingAgent", "smolagents ToolCallingAgent")):
-        ours, theirs = overhead[pair[0]], overhead[pair[1]]
-        for name, (one, per) in zip(pair, (ours, theirs)):
+    for group in (("codeact CodeAgent", "codeact CodeAgent, bare", "smolagents CodeAgent"),
+                  ("codeact ToolCallingAgent", "codeact ToolCallingAgent, bare", "smolagents ToolCallingAgent")):
+        base = overhead[group[0]][1]
+        for name in group:
+            one, per = overhead[name]
             rows.append((name, f"{one * 1000:.1f} ms", f"{per * 1000:.2f} ms",
-                         f"{per / ours[1]:.2f}x" if ours[1] > 0 else "n/a"))
+                         f"{per / base:.2f}x" if base > 0 else "n/a"))
     print(_table(f"2. Framework overhead, zero-latency scripted model ({args.steps} extra steps)", rows,
                  ("agent", "1-step run", "per extra step", "per step vs codeact")))
 
