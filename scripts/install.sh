@@ -11,7 +11,7 @@
 # Settings (environment variables):
 #   PYTHON                    interpreter for the venv (default: python3; needs >= 3.10)
 #   CODEACT_VENV              venv directory (default: .venv)
-#   CODEACT_EXTRAS            extras to install (default: local,local-small,sandbox,dev)
+#   CODEACT_EXTRAS            extras to install (default: every extra but litellm)
 #   CODEACT_PIP_ARGS          extra arguments for every pip install (e.g. an --index-url)
 #   CODEACT_WHEEL_CACHE       where the built llama-cpp-python wheel is kept
 #                             (default: ~/.cache/codeact/wheels)
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 LLAMA_VERSION=0.3.36
 PYTHON=${PYTHON:-python3}
 VENV=${CODEACT_VENV:-.venv}
-EXTRAS=${CODEACT_EXTRAS-local,local-small,sandbox,dev}
+EXTRAS=${CODEACT_EXTRAS-local,local-small,sandbox,server,anthropic,telemetry,bench-peers,dev}
 EXTRAS=${EXTRAS// /}
 WHEELS=${CODEACT_WHEEL_CACHE:-$HOME/.cache/codeact/wheels}
 CMAKE_FLAGS=${CODEACT_LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF}
