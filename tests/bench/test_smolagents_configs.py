@@ -14,7 +14,7 @@ from tests.servers.chat_server import ChatServer, chat
 
 smolagents = pytest.importorskip("smolagents")
 
-from codeact.bench._smolagents import run_smolagents, to_smolagents_tool
+from codeact.bench._smolagents import run_smolagents, to_smolagents_tool  # noqa: E402 - after the importorskip
 
 TASK = Task("s", "How many KB-100 keyboards are in Berlin?", 4)
 
