@@ -19,6 +19,7 @@ from typing import Any
 from codeact.bench.agents import BenchModel, Outcome, get_agent_config
 from codeact.bench.checkers import get_checker
 from codeact.bench.tasks import Task, load_tools
+from codeact.runs.events import to_jsonable
 
 __all__ = ["RESULTS_FILE", "ResultsFile", "TaskResult", "run_bench"]
 
@@ -206,7 +207,7 @@ def _checked(taskset: str, model: str, agent: str, task: Task, outcome: Outcome,
         solved=correct,
         answered=outcome.answered,
         status=outcome.status,
-        output=_jsonable(outcome.output),
+        output=to_jsonable(outcome.output),
         expected=task.answer,
         steps=outcome.steps,
         prompt_tokens=outcome.prompt_tokens,
@@ -216,11 +217,3 @@ def _checked(taskset: str, model: str, agent: str, task: Task, outcome: Outcome,
         error=outcome.error,
         step_errors=step_errors,
     )
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value)
-        return value
-    except (TypeError, ValueError):
-        return repr(value)

@@ -13,7 +13,7 @@ from rich.console import Console
 from codeact.cli import app
 from codeact.cli._loading import load_tool, split_list
 from codeact.errors import CodeactError, ConfigError
-from codeact.runs.events import StepFinished, event_to_dict
+from codeact.runs.events import StepFinished, event_to_dict, to_jsonable
 
 __all__ = ["print_result", "result_to_dict", "run"]
 
@@ -122,7 +122,7 @@ def result_to_dict(result: Any) -> dict[str, Any]:
     """The run as plain JSON-ready data, for `--json`."""
     return {
         "status": result.status,
-        "output": _jsonable(result.output),
+        "output": to_jsonable(result.output),
         "error": result.error,
         "usage": {"prompt_tokens": result.usage.prompt_tokens,
                   "completion_tokens": result.usage.completion_tokens,
@@ -130,11 +130,3 @@ def result_to_dict(result: Any) -> dict[str, Any]:
         "seconds": round(result.seconds, 3),
         "steps": [event_to_dict(StepFinished(s))["step"] for s in result.steps],
     }
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value)
-        return value
-    except (TypeError, ValueError):
-        return repr(value)

@@ -28,6 +28,7 @@ __all__ = [
     "StepFinished",
     "ToolCalled",
     "event_to_dict",
+    "to_jsonable",
 ]
 
 RunStatus = Literal["success", "max_steps", "budget_exceeded", "model_error", "interrupted"]
@@ -166,17 +167,18 @@ class RunFinished(Event):
 
 def event_to_dict(event: Event) -> dict[str, Any]:
     """A JSON-ready dict with the `kind` tag; non-JSON values become their repr."""
-    data = {f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event) if f.name != "result"}
+    data = {f.name: to_jsonable(getattr(event, f.name)) for f in dataclasses.fields(event) if f.name != "result"}
     return {"kind": event.kind, **data}
 
 
-def _plain(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON-ready data: dataclasses become dicts, tuples lists, anything else its repr."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [to_jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v) for k, v in value.items()}
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return repr(value)
