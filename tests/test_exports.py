@@ -10,7 +10,7 @@ import codeact.models
 def test_root_namespace():
     assert sorted(codeact.__all__) == sorted([
         "Agent", "CodeAgent", "CodeactError", "ConfigError", "Event", "ModelError", "RunResult",
-        "SandboxError", "Step", "Tool", "ToolError", "__version__", "tool",
+        "SandboxError", "Step", "Tool", "ToolCallingAgent", "ToolError", "__version__", "tool",
     ])
     for name in codeact.__all__:
         assert hasattr(codeact, name)

@@ -1,6 +1,6 @@
 """codeact: agents that act by writing Python, run in a real, isolated CPython kernel."""
 
-from codeact.agent import Agent, CodeAgent, RunResult
+from codeact.agent import Agent, CodeAgent, RunResult, ToolCallingAgent
 from codeact.errors import CodeactError, ConfigError, ModelError, SandboxError, ToolError
 from codeact.runs.events import Event, Step
 from codeact.tools import Tool, tool
@@ -16,6 +16,7 @@ __all__ = [
     "SandboxError",
     "Step",
     "Tool",
+    "ToolCallingAgent",
     "ToolError",
     "__version__",
     "tool",
