@@ -40,7 +40,11 @@ def connect_fd(host: str, port: int, timeout: float | None = None) -> int:
     if _control is None:
         raise PermissionError(errno.EACCES, "the network is off in this sandbox")
     request_id = next(_ids)
-    request = {"id": request_id, "host": str(host), "port": int(port), "timeout": timeout}
+    try:  # the host accepts ASCII names only: international ones travel in their IDNA form
+        host = str(host).encode("idna").decode("ascii")
+    except UnicodeError:
+        host = str(host)
+    request = {"id": request_id, "host": host, "port": int(port), "timeout": timeout}
     with _lock:
         _control.sendall(json.dumps(request).encode())
         while True:

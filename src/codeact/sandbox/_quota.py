@@ -7,6 +7,13 @@ and only when that has dropped by a quarter of the smallest quota since the last
 does it measure the workspaces on that filesystem. A workspace that grew past its quota gets
 its callback (the sandbox then kills its session). Detection lags by about 100 ms plus one
 measurement, so a fast writer can overshoot the quota by what it writes in that time.
+
+What a session holds is more than what a walk of its directory finds: a file that was unlinked
+while still open (or mapped) keeps its blocks. A watch may name the session's processes
+(`holders`), and the measurement then adds the files on the workspace's filesystem that those
+processes hold open or mapped but that no longer have a name (`held_unlinked`). A directory the
+code made unreadable (`chmod 0`) is opened up again by the host, which owns it, so it is counted.
+Between checks the thread sleeps: an idle sandbox costs ten `statvfs` calls a second.
 """
 
 from __future__ import annotations
@@ -14,10 +21,10 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-__all__ = ["Watch", "unwatch", "usage", "watch"]
+__all__ = ["Watch", "held_unlinked", "session_pids", "unwatch", "usage", "watch"]
 
 _INTERVAL = 0.1
 _MAX_ENTRIES = 200_000
@@ -34,7 +41,7 @@ def usage(path: str, *, max_entries: int = _MAX_ENTRIES) -> int:
     stack = [path]
     while stack:
         try:
-            it = os.scandir(stack.pop())
+            it = _scandir(stack.pop())
         except OSError:
             continue
         with it:
@@ -52,6 +59,68 @@ def usage(path: str, *, max_entries: int = _MAX_ENTRIES) -> int:
     return total
 
 
+def _scandir(path: str) -> os._ScandirIterator[str]:
+    """`os.scandir`, opening up a directory our own uid owns but made unreadable (`chmod 0300`)."""
+    try:
+        return os.scandir(path)
+    except PermissionError:
+        st = os.stat(path, follow_symlinks=False)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            raise
+        os.chmod(path, stat.S_IMODE(st.st_mode) | 0o700, follow_symlinks=False)
+        return os.scandir(path)
+
+
+def session_pids(leader: int) -> list[int]:
+    """Every process in the pid namespace whose first process (pid 1 there) is `leader` (a host pid)."""
+    try:
+        ns = os.stat(f"/proc/{leader}/ns/pid").st_ino
+    except OSError:
+        return []
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{name}/ns/pid").st_ino == ns:
+                found.append(int(name))
+        except OSError:
+            continue
+    return found
+
+
+def held_unlinked(pids: Iterable[int], device: int) -> int:
+    """Bytes of files on `device` that `pids` hold open or mapped although they have no name left."""
+    seen: set[int] = set()
+    total = 0
+
+    def count(link: str) -> None:
+        nonlocal total
+        try:
+            st = os.stat(link)  # follows the magic link to the open file itself
+        except OSError:
+            return
+        if st.st_dev == device and st.st_nlink == 0 and st.st_ino not in seen and stat.S_ISREG(st.st_mode):
+            seen.add(st.st_ino)
+            total += st.st_blocks * 512
+
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            fds = []
+        for fd in fds:
+            count(f"/proc/{pid}/fd/{fd}")
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                ranges = [line.split(None, 1)[0] for line in f if line.rstrip().endswith("(deleted)")]
+        except OSError:
+            ranges = []
+        for r in ranges[:4096]:
+            count(f"/proc/{pid}/map_files/{r}")
+    return total
+
+
 @dataclass(eq=False)
 class Watch:
     path: str
@@ -59,6 +128,18 @@ class Watch:
     on_exceeded: Callable[[int], None]
     baseline: int
     device: int
+    holders: Callable[[], Iterable[int]] | None = None
+    """The host pids of the processes whose unlinked-but-open files count too."""
+
+    def held(self) -> int:
+        """What the directory and its holders' unlinked files take now."""
+        total = usage(self.path)
+        if self.holders is not None:
+            try:
+                total += held_unlinked(self.holders(), self.device)
+            except Exception:  # noqa: BLE001 - a failing lookup counts nothing, the walk still counts
+                pass
+        return total
 
 
 _lock = threading.Lock()
@@ -68,10 +149,20 @@ _wake = threading.Event()
 _thread: threading.Thread | None = None
 
 
-def watch(path: str, quota: int, on_exceeded: Callable[[int], None]) -> Watch:
-    """Call `on_exceeded(growth)` when `path` holds more than `quota` bytes beyond what it holds now."""
+def watch(
+    path: str,
+    quota: int,
+    on_exceeded: Callable[[int], None],
+    *,
+    holders: Callable[[], Iterable[int]] | None = None,
+) -> Watch:
+    """Call `on_exceeded(growth)` when `path` holds more than `quota` bytes beyond what it holds now.
+
+    Args:
+        holders: returns the host pids whose open but unlinked files on `path`'s filesystem count.
+    """
     global _thread
-    w = Watch(path, quota, on_exceeded, usage(path), os.stat(path).st_dev)
+    w = Watch(path, quota, on_exceeded, usage(path), os.stat(path).st_dev, holders)
     with _lock:
         _watches.append(w)
         if w.device not in _free:
@@ -110,7 +201,10 @@ def _run() -> None:
         for device in {w.device for w in watches}:
             group = [w for w in watches if w.device == device]
             _check(device, group)
-        _wake.wait(_INTERVAL)
+        # Sleep between checks; a new watch wakes us early. The event must be cleared, or every
+        # later wait returns at once and the thread spins (a core's worth of an idle host).
+        if _wake.wait(_INTERVAL):
+            _wake.clear()
 
 
 def _check(device: int, group: list[Watch]) -> None:
@@ -123,7 +217,7 @@ def _check(device: int, group: list[Watch]) -> None:
     if last_free - free < trigger and last_inodes - inodes < _INODE_TRIGGER:
         return
     for w in group:
-        grown = usage(w.path) - w.baseline
+        grown = w.held() - w.baseline
         if grown > w.quota:
             try:
                 w.on_exceeded(grown)

@@ -11,8 +11,8 @@ what it needs to build sessions: in root mode uid 0 with only CAP_SETUID/CAP_SET
 seccomp filter (it must create namespaces). Each session is built in two forks:
 
 - **helper** (forked from the zygote): in root mode, switch to the session's own unprivileged
-  uid/gid; then `unshare(USER | PID | NS)`: a user namespace in which the uid is mapped to the
-  sandbox uid, a pid namespace whose first process will be the kernel, and a mount namespace in
+  uid/gid; then `unshare(USER | PID | NS | IPC)`: a user namespace in which the uid is mapped to the
+  sandbox uid, a pid namespace whose first process will be the kernel, its own SysV IPC, and a mount namespace in
   which the session's directory is bound over `/workspace` (hiding its siblings) and /tmp and
   /dev/shm are fresh size-capped tmpfs. It forks the kernel, reports its pid and exits.
 - **kernel** (pid 1 of the new pid namespace): drops every capability, waits until the
@@ -36,6 +36,7 @@ import re
 import select
 import signal
 import socket
+import stat
 import sys
 from typing import Any
 
@@ -45,6 +46,7 @@ MAX_MESSAGE = 1 << 16
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 _CLONE_NEWNS = 0x00020000
+_CLONE_NEWIPC = 0x08000000
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWPID = 0x20000000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
@@ -84,8 +86,15 @@ def recv_message(sock: socket.socket, max_fds: int = 4) -> tuple[dict[str, Any] 
         for fd in fds:
             os.close(fd)
         raise ValueError("a control message was truncated")
-    message = json.loads(data)
+    try:
+        message = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # RecursionError: deeply nested arrays
+        for fd in fds:
+            os.close(fd)
+        raise ValueError(f"a control message that is not JSON ({type(exc).__name__})") from None
     if not isinstance(message, dict):
+        for fd in fds:
+            os.close(fd)
         raise ValueError("a control message that is not a JSON object")  # noqa: TRY004 - a protocol error
     return message, fds
 
@@ -283,16 +292,23 @@ def _helper(
         os.setresuid(uid, uid, uid)
     outer_uid, outer_gid = os.getuid(), os.getgid()
     _prctl(_PR_SET_DUMPABLE, 1)  # the uid change made /proc/self root-owned; we must write our maps
-    _check(_LIBC.unshare(_CLONE_NEWUSER | _CLONE_NEWPID | _CLONE_NEWNS), "unshare(user, pid, mount namespaces)")
+    # Its own IPC namespace too: SysV shared memory, semaphores, message queues and POSIX message
+    # queues are then private to the session and freed with it (the last process leaving frees them).
+    _check(
+        _LIBC.unshare(_CLONE_NEWUSER | _CLONE_NEWPID | _CLONE_NEWNS | _CLONE_NEWIPC),
+        "unshare(user, pid, mount, IPC namespaces)",
+    )
     _write("/proc/self/setgroups", "deny")
     _write("/proc/self/uid_map", f"{inner_uid} {outer_uid} 1")
     _write("/proc/self/gid_map", f"{inner_gid} {outer_gid} 1")
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
     if session.get("subdir"):
         _mount(f"/workspace/{session['subdir']}", "/workspace", None, _MS_BIND)
+    held = _hold_tmp_paths([*spec["read_only"], *spec["read_write"]])
     size = int(session["tmp_size"])
     for target in ("/tmp", "/dev/shm"):
         _mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={size},mode=1777")
+    _restore_tmp_paths(held, spec.get("links") or [])
     kernel = os.fork()
     if kernel == 0:
         os.close(report)
@@ -306,6 +322,41 @@ def _helper(
     os.close(adopted)
     os.write(report, f"ok {kernel}".encode())
     os._exit(0)
+
+
+def _hold_tmp_paths(paths: list[str]) -> list[tuple[str, int]]:
+    """O_PATH handles on the bound paths under /tmp (a venv or checkout there), before /tmp is replaced.
+
+    The session's private /tmp would hide them: the interpreter, its site-packages and codeact
+    itself must stay visible wherever they live.
+    """
+    under = sorted({os.path.normpath(p) for p in paths if os.path.normpath(p).startswith("/tmp/")})
+    tops = [p for p in under if not any(p.startswith(q + "/") for q in under)]
+    held = []
+    for path in tops:
+        try:
+            held.append((path, os.open(path, os.O_PATH | os.O_CLOEXEC)))
+        except FileNotFoundError:
+            continue
+    return held
+
+
+def _restore_tmp_paths(held: list[tuple[str, int]], links: list[list[str]]) -> None:
+    """Bind the held paths back at the same place in the new /tmp (recursively: they keep read-only)."""
+    for path, fd in held:
+        try:
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                os.makedirs(path, 0o755, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            _mount(f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC)
+        finally:
+            os.close(fd)
+    for target, dest in links:
+        if os.path.normpath(dest).startswith("/tmp/") and not os.path.lexists(dest):
+            os.makedirs(os.path.dirname(dest), 0o755, exist_ok=True)
+            os.symlink(target, dest)
 
 
 def _kernel(spec: dict[str, Any], session: dict[str, Any], fds: list[int], layers: dict, adopted: int) -> None:

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import socket
+import stat
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -29,6 +29,7 @@ from pathlib import Path
 from codeact.errors import ConfigError, IsolationUnavailable, SandboxError
 from codeact.sandbox import _quota
 from codeact.sandbox._rlimits import Limits
+from codeact.sandbox._sessiondirs import remove_tree
 from codeact.sandbox.base import ExecError, Execution, Sandbox, ToolListener
 from codeact.sandbox.bridge import KernelClient, KernelProcess
 from codeact.sandbox.network import Connection, Egress, NetworkPolicy
@@ -41,6 +42,7 @@ from codeact.tools.tool import Tool, to_tools
 __all__ = ["DEFAULT_LIMITS", "Limits", "LocalSandbox", "NetworkPolicy"]
 
 _GiB = 1 << 30
+_MAX_CONNECTION_RECORDS = 1_000
 _CA_PATHS = ("/etc/ssl", "/usr/share/ca-certificates", "/usr/lib/ssl", "/etc/pki/tls", "/etc/ca-certificates")
 
 
@@ -53,9 +55,11 @@ class LocalSandbox(Sandbox):
     Args:
         timeout: default seconds per `execute` before the step is interrupted.
         max_output_chars: cap for stdout, stderr and the result repr of one step.
-        workspace: a host directory the code sees, read-write, as /workspace; it and the files
-            written there stay after `close()` (as root, they are given back to the directory's
-            owner). Default: a fresh private directory, removed on close.
+        workspace: a host directory the code sees as /workspace; it and the files written there
+            stay after `close()`. As root, the code may add files and directories but not change,
+            rename or remove those already there (the directory stays its owner's, with the sticky
+            bit and the session's group for the session's life), and what it wrote is given back
+            to the directory's owner. Default: a fresh private directory, removed on close.
         network: None (no network at all), or a `NetworkPolicy` or list of allowlist entries
             such as ["api.github.com:443"]: TCP connections to those, made by the host.
         preload: modules imported once in the zygote, e.g. ("numpy", "pandas"), so every
@@ -140,7 +144,7 @@ class LocalSandbox(Sandbox):
         self._zygote: Zygote | None = None
         self._identity: Identity | None = None
         self._first: SessionProcess | None = None
-        self._owner: tuple[int, int] | None = None
+        self._owner: tuple[int, int, int] | None = None
         self._egress: Egress | None = None
         self._watch: _quota.Watch | None = None
         self._over_quota: int | None = None
@@ -165,7 +169,9 @@ class LocalSandbox(Sandbox):
 
     @property
     def connections(self) -> list[Connection]:
-        """Every network connection the code asked for, allowed or not (with a `NetworkPolicy`)."""
+        """Every network connection the code asked for, allowed or not (with a `NetworkPolicy`).
+
+        The first 1,000 are kept; `Egress` caps how many a session may ask for."""
         return list(self._connections)
 
     def start(self, tools: Mapping[str, Tool], *, on_tool_call: ToolListener | None = None) -> None:
@@ -209,7 +215,7 @@ class LocalSandbox(Sandbox):
             zygote, identity = self._zygote, self._identity
             if zygote is not None and identity is not None:
                 if self._explicit is None:
-                    shutil.rmtree(zygote.workspace_of(identity), ignore_errors=True)
+                    remove_tree(zygote.workspace_of(identity))
                 elif self._owner is not None and identity.uid is not None:
                     _give_back(str(self._explicit), identity.uid, self._owner)
             if zygote is not None:
@@ -235,16 +241,27 @@ class LocalSandbox(Sandbox):
         if self._params.network or not zygote.spec.shared:
             identity = zygote.new_identity()
             if self._explicit is not None and identity.uid is not None:
-                st = os.stat(self._explicit)
-                self._owner = (st.st_uid, st.st_gid)
-                os.chown(self._explicit, identity.uid, identity.gid or identity.uid)
+                self._owner = _lend(str(self._explicit), identity.gid or identity.uid)
             session = self._spawn(identity)
         else:
             session = zygote.take(self._params)
         self._identity = session.identity
         if self.disk_quota is not None:
-            self._watch = _quota.watch(zygote.workspace_of(session.identity), self.disk_quota, self._quota_exceeded)
+            self._watch = _quota.watch(
+                zygote.workspace_of(session.identity),
+                self.disk_quota,
+                self._quota_exceeded,
+                holders=self._session_pids,
+            )
         return session
+
+    def _session_pids(self) -> list[int]:
+        """The host pids of the current session's processes (their unlinked open files count)."""
+        kernel = self._client.kernel
+        if kernel is None:
+            kernel = self._first
+        leader = kernel.host_pid() if isinstance(kernel, SessionProcess) else None
+        return _quota.session_pids(leader) if leader is not None else []
 
     def _spawn(self, identity: Identity) -> SessionProcess:
         zygote = self._zygote_for_launch()
@@ -253,7 +270,7 @@ class LocalSandbox(Sandbox):
             host_end, channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             if self._egress is not None:
                 self._egress.close()
-            self._egress = Egress(self.network, host_end, on_connection=self._connections.append)
+            self._egress = Egress(self.network, host_end, on_connection=self._record_connection)
         try:
             return zygote.spawn(self._params, identity, network=channel)
         finally:
@@ -267,6 +284,10 @@ class LocalSandbox(Sandbox):
         if self._zygote is None:
             self._zygote = acquire(self._spec, bwrap=self._bwrap)
         return self._zygote
+
+    def _record_connection(self, connection: Connection) -> None:
+        if len(self._connections) < _MAX_CONNECTION_RECORDS:
+            self._connections.append(connection)
 
     def _quota_exceeded(self, grown: int) -> None:
         self._over_quota = grown
@@ -291,21 +312,37 @@ def _absolute(path: str | os.PathLike[str], what: str) -> str:
     return p
 
 
-def _give_back(path: str, uid: int, owner: tuple[int, int]) -> None:
+def _lend(path: str, gid: int) -> tuple[int, int, int]:
+    """As root: let the session's group add entries to `path`, but not touch those already there.
+
+    The directory stays its owner's; its group becomes the session's, with rwx and the sticky
+    bit, so the session may create files and directories but may not unlink, rename or replace
+    an entry it does not own (and existing files keep their own modes). Returns (uid, gid, mode)
+    to restore.
+    """
+    st = os.stat(path)
+    mode = stat.S_IMODE(st.st_mode)
+    os.chown(path, -1, gid)
+    os.chmod(path, (mode & ~0o070) | 0o070 | stat.S_ISVTX)
+    return st.st_uid, st.st_gid, mode
+
+
+def _give_back(path: str, uid: int, owner: tuple[int, int, int]) -> None:
     """As root: hand what the session's uid owns under `path` back to the directory's owner.
 
     Never follows symlinks (the code could have pointed one at a host file) and only touches
-    entries that the session's own uid owns.
+    entries that the session's own uid owns; the directory gets its group and mode back.
     """
+    owner_uid, owner_gid, mode = owner
     for _, dirs, files, dir_fd in os.fwalk(path, follow_symlinks=False):
         for name in dirs + files:
             try:
                 if os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_uid == uid:
-                    os.chown(name, *owner, dir_fd=dir_fd, follow_symlinks=False)
+                    os.chown(name, owner_uid, owner_gid, dir_fd=dir_fd, follow_symlinks=False)
             except OSError:
                 pass
     try:
-        if os.stat(path, follow_symlinks=False).st_uid == uid:
-            os.chown(path, *owner, follow_symlinks=False)
+        os.chown(path, owner_uid, owner_gid, follow_symlinks=False)
+        os.chmod(path, mode, follow_symlinks=False)
     except OSError:
         pass

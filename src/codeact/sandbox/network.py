@@ -17,6 +17,8 @@ import errno
 import fnmatch
 import ipaddress
 import json
+import math
+import re
 import socket
 import threading
 import time
@@ -28,6 +30,11 @@ from codeact.errors import ConfigError
 __all__ = ["Connection", "Egress", "NetworkPolicy"]
 
 _MAX_LOG = 1_000
+_MAX_REQUEST = 4096
+"""Bytes of one connection request; a longer one is refused (the channel's messages are bounded)."""
+_HOST = re.compile(r"[A-Za-z0-9._\-]{1,253}|\[?[0-9A-Fa-f:.]{2,45}\]?")
+"""What a host in a request may look like: a DNS name or an IP literal (no scope ids, no NUL)."""
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
 @dataclass(frozen=True)
@@ -79,14 +86,20 @@ class NetworkPolicy:
         allow: entries like "api.github.com:443", "*.example.org" (any port), "10.0.0.5:8080",
             "192.168.1.0/24". A name matches itself only; "*.example.org" matches its subdomains.
         connect_timeout: seconds the host waits for a connection when the code gave no timeout.
-        allow_private: also connect when an allowed *name* resolves to a loopback, private or
-            link-local address (off: such answers are refused, so DNS cannot point an allowed
-            name at the host's own services). Entries given as IP addresses are always honoured.
+        allow_private: also connect when an allowed *name* resolves to an address that is not
+            globally routable: loopback, private, link-local, CGNAT (100.64/10), multicast,
+            broadcast, unspecified, reserved, or one of those wrapped in IPv6 (IPv4-mapped,
+            NAT64, 6to4, Teredo). Off: such answers are refused, so DNS cannot point an allowed
+            name at the host's own services. Entries given as IP addresses are always honoured.
+            The host resolves a name once and connects to the address it checked, so a DNS
+            answer that changes between check and connect (rebinding) is never used unchecked.
+        max_connections: connection requests one session may make; past it each is refused.
     """
 
     allow: tuple[str, ...]
     connect_timeout: float = 10.0
     allow_private: bool = False
+    max_connections: int = 10_000
     _rules: tuple[_Rule, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -94,8 +107,10 @@ class NetworkPolicy:
             object.__setattr__(self, "allow", (self.allow,))
         object.__setattr__(self, "allow", tuple(self.allow))
         object.__setattr__(self, "_rules", tuple(_parse(e) for e in self.allow))
-        if not self.connect_timeout > 0:
-            raise ConfigError(f"connect_timeout must be positive, got {self.connect_timeout!r}")
+        if not (isinstance(self.connect_timeout, (int, float)) and 0 < self.connect_timeout <= 600):
+            raise ConfigError(f"connect_timeout must be in (0, 600] seconds, got {self.connect_timeout!r}")
+        if not (isinstance(self.max_connections, int) and self.max_connections > 0):
+            raise ConfigError(f"max_connections must be a positive int, got {self.max_connections!r}")
 
     @classmethod
     def coerce(cls, value: NetworkPolicy | Iterable[str] | str | None) -> NetworkPolicy | None:
@@ -108,9 +123,11 @@ class NetworkPolicy:
 
     def check(self, host: str, port: int) -> str | None:
         """None if (host, port) may be requested; else why not (before any resolution)."""
-        name = host.strip().lower().rstrip(".")
-        if not 0 < port < 65536:
-            return f"bad port {port}"
+        if not isinstance(host, str) or not _HOST.fullmatch(host):
+            return f"{host[:80]!r} is not a host name or IP address" if isinstance(host, str) else "bad host"
+        name = host.lower().rstrip(".")
+        if not (isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536):
+            return f"bad port {port!r}"
         try:
             address = ipaddress.ip_address(name.strip("[]"))
         except ValueError:
@@ -128,16 +145,37 @@ class NetworkPolicy:
         return f"{host}:{port} is not on the sandbox's network allowlist"
 
     def _address_allowed(self, host: str, address: str) -> bool:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if self.allow_private or not (
-            ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
-        ):
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        if self.allow_private or _public(ip):
             return True
         try:  # an IP entry names it explicitly
             ipaddress.ip_address(host.strip("[]"))
         except ValueError:
             return False
         return True
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Globally routable unicast, and so is any IPv4 address the IPv6 one carries."""
+    if not ip.is_global or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+        return False
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ip != ipaddress.IPv4Address("255.255.255.255")
+    inner: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        inner.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        inner.append(ip.sixtofour)
+    if ip.teredo is not None:
+        inner.extend(ip.teredo)
+    if any(ip in net for net in _NAT64):
+        inner.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if int(ip) >> 32 == 0:  # ::a.b.c.d, the deprecated IPv4-compatible form
+        inner.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return all(_public(v4) for v4 in inner)
 
 
 @dataclass(frozen=True)
@@ -174,6 +212,7 @@ class Egress:
         self.channel = channel
         self.on_connection = on_connection
         self.log: list[Connection] = []
+        self.requests = 0
         self._thread = threading.Thread(target=self._serve, name="codeact-egress", daemon=True)
         self._thread.start()
 
@@ -187,28 +226,36 @@ class Egress:
     def _serve(self) -> None:
         while True:
             try:
-                data = self.channel.recv(1 << 16)
+                data, _, flags, _ = self.channel.recvmsg(_MAX_REQUEST + 1)
             except OSError:
                 return
             if not data:
                 return
             try:
-                request = json.loads(data)
-                host, port = str(request["host"])[:255], int(request["port"])
-                timeout = request.get("timeout")
-            except (ValueError, KeyError, TypeError):
-                self._reply({"id": None, "ok": False, "errno": errno.EINVAL, "error": "a malformed request"})
+                request_id, host, port, timeout = _parse_request(data, flags)
+            except ValueError as exc:
+                self._reply({"id": None, "ok": False, "errno": errno.EINVAL, "error": f"a malformed request: {exc}"})
                 continue
-            self._handle(request.get("id"), host, port, timeout)
+            self.requests += 1
+            if self.requests > self.policy.max_connections:
+                self._reply({
+                    "id": request_id, "ok": False, "errno": errno.EACCES,
+                    "error": f"this session asked for more than {self.policy.max_connections} connections",
+                })  # fmt: skip
+                continue
+            try:
+                self._handle(request_id, host, port, timeout)
+            except Exception as exc:  # noqa: BLE001 - one bad request must not stop the channel
+                self._reply({"id": request_id, "ok": False, "errno": errno.EIO, "error": type(exc).__name__})
 
-    def _handle(self, request_id: object, host: str, port: int, timeout: object) -> None:
+    def _handle(self, request_id: int, host: str, port: int, timeout: float | None) -> None:
         started = time.perf_counter()
         reason = self.policy.check(host, port)
         sock: socket.socket | None = None
         address: str | None = None
         code = errno.EACCES
         if reason is None:
-            wait = float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else self.policy.connect_timeout
+            wait = timeout if timeout is not None else self.policy.connect_timeout
             sock, address, reason, code = self._connect(host, port, min(wait, 120.0))
         allowed = self.policy.check(host, port) is None and code != errno.EACCES
         record = Connection(host, port, allowed, sock is not None, address, reason or None, time.perf_counter() - started)
@@ -229,17 +276,24 @@ class Egress:
     ) -> tuple[socket.socket | None, str | None, str, int]:
         try:
             infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as exc:
+        except (OSError, UnicodeError, ValueError) as exc:
             return None, None, f"cannot resolve {host}: {exc}", errno.EHOSTUNREACH
         last, code = f"no usable address for {host}", errno.EHOSTUNREACH
-        for family, kind, proto, _, sockaddr in infos:
+        deadline = time.monotonic() + timeout  # for all addresses together
+        for family, kind, proto, _, sockaddr in infos[:16]:
+            if family not in (socket.AF_INET, socket.AF_INET6):
+                continue
             if not self.policy._address_allowed(host, str(sockaddr[0])):
                 last = f"{host} resolves to {sockaddr[0]}, a private address, which the policy does not allow"
                 code = errno.EACCES
                 continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                last, code = f"cannot connect to {host}:{port}: timed out", errno.ETIMEDOUT
+                break
             sock = socket.socket(family, kind, proto)
             try:
-                sock.settimeout(timeout)
+                sock.settimeout(left)
                 sock.connect(sockaddr)
                 sock.settimeout(None)
             except OSError as exc:
@@ -259,3 +313,27 @@ class Egress:
                 socket.send_fds(self.channel, [data], [fd])
         except OSError:
             pass
+
+
+def _parse_request(data: bytes, flags: int) -> tuple[int, str, int, float | None]:
+    """(id, host, port, timeout) of one request from the sandbox, every field checked."""
+    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(data) > _MAX_REQUEST:
+        raise ValueError(f"longer than {_MAX_REQUEST} bytes")
+    try:
+        request = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ValueError("not JSON") from None
+    if not isinstance(request, dict) or set(request) - {"id", "host", "port", "timeout"}:
+        raise ValueError("not a request object")
+    request_id, host, port, timeout = (request.get(k) for k in ("id", "host", "port", "timeout"))
+    if not (isinstance(request_id, int) and not isinstance(request_id, bool) and 0 <= request_id < 1 << 53):
+        raise ValueError("bad id")
+    if not (isinstance(host, str) and _HOST.fullmatch(host)):
+        raise ValueError("bad host")
+    if not (isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536):
+        raise ValueError("bad port")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout):
+            raise ValueError("bad timeout")
+        timeout = float(timeout) if timeout > 0 else None
+    return request_id, host, port, timeout

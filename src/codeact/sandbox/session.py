@@ -90,6 +90,21 @@ class SessionProcess(KernelProcess):
         self.channel.close()
         self.zygote.forget(self.zygote_pid)
 
+    def host_pid(self) -> int | None:
+        """The kernel's pid as this (the host's) pid namespace sees it; None once it is gone."""
+        pidfd = self.pidfd
+        if pidfd is None:
+            return None
+        try:
+            with open(f"/proc/self/fdinfo/{pidfd}") as f:
+                for line in f:
+                    if line.startswith("Pid:"):
+                        pid = int(line.split()[1])
+                        return pid if pid > 0 else None
+        except (OSError, ValueError, IndexError):
+            return None
+        return None
+
     def alive(self) -> bool:
         pidfd = self.pidfd
         return pidfd is not None and not _readable(pidfd, 0)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import atexit
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -31,6 +30,7 @@ from codeact.errors import ConfigError, IsolationUnavailable, SandboxError
 from codeact.sandbox._bwrap import CONFINE_SCRIPT, BwrapConfig, PythonRuntime, build_command
 from codeact.sandbox._confine import ConfinePolicy
 from codeact.sandbox._rlimits import Limits
+from codeact.sandbox._sessiondirs import make_root, remove_tree
 from codeact.sandbox._zygote import recv_message, send_message
 from codeact.sandbox.session import Identity, SessionParams, SessionProcess
 
@@ -115,7 +115,7 @@ class Zygote:
             self._control.close()
             self._log.close()
             if self._owns_root:
-                shutil.rmtree(self.root, ignore_errors=True)
+                remove_tree(self.root)
             raise
         finally:
             child_end.close()
@@ -125,9 +125,7 @@ class Zygote:
 
     # Start-up ---------------------------------------------------------------------------------
     def _make_root(self) -> str:
-        root = tempfile.mkdtemp(prefix="codeact-sessions-")
-        os.chmod(root, 0o711 if self.root_mode else 0o700)  # as root, session uids must traverse it
-        return root
+        return make_root(0o711 if self.root_mode else 0o700)  # as root, session uids must traverse it
 
     def _start(
         self, bwrap: str, child_end: socket.socket, timeout: float
@@ -151,6 +149,9 @@ class Zygote:
             "inner_gid": SANDBOX_UID,
             "read_only": list(placeholder.landlock.read_only),
             "read_write": list(spec.rw_paths),
+            "links": [[runtime.real_executable, runtime.executable]]
+            if runtime.executable != runtime.real_executable
+            else [],
             "preload": list(spec.preload),
             "require_landlock": spec.require_landlock,
         }
@@ -339,8 +340,8 @@ class Zygote:
                 if message is None:
                     break
                 self._dispatch(message, fds)
-        except (OSError, ValueError) as exc:
-            reason = f"its control channel failed: {exc}"
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the zygote counts as gone
+            reason = f"its control channel failed: {type(exc).__name__}: {exc}"[:500]
         with self._exit_cond:
             self._dead = reason
             pending, self._pending = list(self._pending.values()), {}
@@ -350,28 +351,32 @@ class Zygote:
                 p.future.set_exception(SandboxError(f"the sandbox zygote is gone ({reason})"))
 
     def _dispatch(self, message: Mapping[str, Any], fds: list[int]) -> None:
+        """Act on one message from the zygote, checked field by field (a bad one is dropped)."""
         op = message.get("op")
+        pid, status, request_id = message.get("pid"), message.get("status", 0), message.get("id")
         if op == "exited":
-            with self._exit_cond:
-                pid = int(message.get("pid", -1))
-                if pid in self._live:
-                    self._exits[pid] = int(message.get("status", 0))
-                self._exit_cond.notify_all()
+            for fd in fds:
+                os.close(fd)
+            if _is_int(pid) and _is_int(status):
+                with self._exit_cond:
+                    if pid in self._live:
+                        self._exits[pid] = status
+                    self._exit_cond.notify_all()
             return
         with self._lock:
-            pending = self._pending.pop(message.get("id"), None)  # type: ignore[arg-type]
+            pending = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
         if pending is None:
             for fd in fds:
                 os.close(fd)
             return
-        if op == "spawned" and len(fds) == 1:
+        if op == "spawned" and len(fds) == 1 and isinstance(pid, int) and _is_int(pid) and pid > 0:
             with self._lock:
-                self._live.add(int(message["pid"]))
-            pending.future.set_result((int(message["pid"]), fds[0]))
+                self._live.add(pid)
+            pending.future.set_result((pid, fds[0]))
             return
         for fd in fds:
             os.close(fd)
-        error = str(message.get("error") or "unknown error")
+        error = str(message.get("error") or "unknown error")[:2000]
         if message.get("kind") == "isolation":
             pending.future.set_exception(
                 IsolationUnavailable(f"this machine cannot create an isolated session: {error}. {PROCESS_HINT}")
@@ -402,7 +407,11 @@ class Zygote:
                 os.close(p.future.result()[1])
         self._log.close()
         if self._owns_root:
-            shutil.rmtree(self.root, ignore_errors=True)
+            remove_tree(self.root)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(1 << 62) < value < 1 << 62
 
 
 def _json(value: object) -> str:
