@@ -1,12 +1,21 @@
 """The code agent end to end with a scripted model and the real kernel process."""
 
 import asyncio
+import time
 
 import pytest
 
 from codeact import CodeAgent, tool
 from codeact.models import ScriptedModel
-from codeact.runs.events import ActionParsed, ModelReplied, Observed, RunFinished, RunStarted, StepFinished
+from codeact.runs.events import (
+    ActionParsed,
+    ModelDelta,
+    ModelReplied,
+    Observed,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+)
 from codeact.sandbox.process import ProcessSandbox
 
 
@@ -91,7 +100,7 @@ def test_stream_yields_events_in_order_and_callbacks_fire():
     seen_steps = []
     agent = agent_for(code("print('hi')"), code("final_answer('done')"), step_callbacks=[seen_steps.append])
     events = list(agent.run("t", stream=True))
-    kinds = [type(e) for e in events]
+    kinds = [type(e) for e in events if not isinstance(e, ModelDelta)]
     assert kinds[0] is RunStarted and kinds[-1] is RunFinished
     assert kinds[1:5] == [ModelReplied, ActionParsed, Observed, StepFinished]
     assert events[-1].result.output == "done"
@@ -145,3 +154,81 @@ def test_passed_sandbox_is_kept_across_runs_and_not_closed():
 def test_arun():
     result = asyncio.run(agent_for(code("final_answer(sum(range(5)))")).arun("t"))
     assert result.output == 10
+
+
+def test_stream_carries_the_reply_as_model_deltas_before_it_is_complete():
+    reply = code("print('hi')\nfinal_answer('done')")
+    agent = agent_for(reply)
+    events = list(agent.run("t", stream=True))
+    deltas = [e for e in events if isinstance(e, ModelDelta)]
+    replied = next(i for i, e in enumerate(events) if isinstance(e, ModelReplied))
+    assert len(deltas) > 3 and all(events.index(d) < replied for d in deltas)
+    assert "".join(d.text for d in deltas) == reply
+    assert [d.tokens for d in deltas] == list(range(1, len(deltas) + 1))
+    assert {d.step for d in deltas} == {1}
+    kinds = {e["kind"] for e in agent.store.raw_events(events[-1].result.run_id)}
+    assert "model_delta" not in kinds and "model_replied" in kinds  # too chatty for the log
+
+
+def test_event_callbacks_get_deltas_and_a_plain_run_does_not_stream():
+    seen = []
+    agent_for(code("final_answer(1)"), event_callbacks=[seen.append]).run("t")
+    assert any(isinstance(e, ModelDelta) for e in seen)
+    model = ScriptedModel([code("final_answer(1)")])
+    model.stream = None  # a plain run() must use complete(); calling this would fail
+    assert CodeAgent(model, sandbox=ProcessSandbox).run("t").output == 1
+
+
+def test_astream_yields_model_deltas():
+    async def main():
+        agent = agent_for(code("final_answer(2)"))
+        return [e async for e in agent.astream("t")]
+
+    events = asyncio.run(main())
+    assert "".join(e.text for e in events if isinstance(e, ModelDelta)) == code("final_answer(2)")
+    assert events[-1].result.output == 2
+
+
+def test_output_printed_in_the_final_step_is_in_its_observation():
+    events = list(agent_for(code("print('counted 3 files')\nfinal_answer(3)")).run("t", stream=True))
+    observed = next(e for e in events if isinstance(e, Observed))
+    assert "counted 3 files" in observed.observation and "Final answer: 3" in observed.observation
+    assert events[-1].result.steps[-1].observation == observed.observation
+
+
+def test_max_seconds_interrupts_the_step_in_progress():
+    agent = agent_for(code("import time\ntime.sleep(5)"), code("final_answer(1)"), max_seconds=1, step_timeout=30)
+    started = time.monotonic()
+    result = agent.run("t")
+    assert time.monotonic() - started < 2.5
+    assert result.status == "budget_exceeded" and "time budget" in result.error
+    assert result.steps[0].error == "timeout"
+
+
+def test_max_seconds_bounds_a_model_call_that_does_not_return():
+    def slow(messages):
+        time.sleep(4)
+        return code("final_answer(1)")
+
+    for stream in (False, True):
+        agent = CodeAgent(ScriptedModel([slow]), sandbox=ProcessSandbox, max_seconds=1)
+        started = time.monotonic()
+        events = list(agent.run("t", stream=True)) if stream else None
+        result = events[-1].result if stream else agent.run("t")
+        assert time.monotonic() - started < 2.5, stream
+        assert result.status == "budget_exceeded" and "time budget" in result.error
+
+
+def test_max_seconds_bounds_an_async_model_call():
+    def slow(messages):
+        time.sleep(4)
+        return code("final_answer(1)")
+
+    async def main():
+        started = time.monotonic()
+        result = await CodeAgent(ScriptedModel([slow]), sandbox=ProcessSandbox, max_seconds=1).arun("t")
+        return result, time.monotonic() - started
+
+    # (asyncio.run then waits for the abandoned worker thread of the default `acomplete`)
+    result, seconds = asyncio.run(main())
+    assert seconds < 2.5 and result.status == "budget_exceeded"

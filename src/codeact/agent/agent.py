@@ -8,10 +8,12 @@ What else a run does (the run log, resume and replay feeds, telemetry) lives in 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
+from codeact.agent._model_call import acall_model, call_model
 from codeact.agent.loop import (
     Action,
     ActionFormat,
@@ -23,10 +25,10 @@ from codeact.agent.loop import (
     agent_loop,
 )
 from codeact.agent.result import RunResult
-from codeact.errors import ConfigError, ModelError
-from codeact.models.base import Model, ModelReply
+from codeact.errors import BudgetExceeded, ConfigError, ModelError
+from codeact.models.base import Model
 from codeact.runs.compaction import Compaction
-from codeact.runs.events import Event, RunFinished, Step, StepFinished
+from codeact.runs.events import Event, ModelDelta, RunFinished, Step, StepFinished
 from codeact.runs.log import RunLog, new_run_id
 from codeact.runs.pricing import PriceInput, PriceTable
 from codeact.runs.recording import Recording
@@ -42,6 +44,8 @@ __all__ = ["Agent", "EventCallback", "StepCallback"]
 StepCallback = Callable[[Step], None]
 EventCallback = Callable[[Event], None]
 StoreOption = RunStore | str | Path | bool | None
+_SIGNALS = (ModelError, BudgetExceeded, KeyboardInterrupt)
+"""What a driver throws back into the loop, which ends the run with a status for each."""
 _DEFAULT_COMPACTION = Compaction()
 
 
@@ -116,6 +120,7 @@ class Agent:
         self._store: RunStore | None = None
         self._telemetry = _telemetry(telemetry)
         self._session: RunSession | None = None
+        self._deadline: float | None = None
 
     @property
     def model_name(self) -> str:
@@ -159,8 +164,11 @@ class Agent:
     @overload
     def run(self, task: str, *, stream: Literal[True]) -> Iterator[Event]: ...
     def run(self, task: str, *, stream: bool = False) -> RunResult | Iterator[Event]:
-        """Solve `task`. With `stream=True`, yield events as they happen; the last is RunFinished."""
-        events = self._drive(task, lambda: self._session_for("record"))
+        """Solve `task`. With `stream=True`, yield events as they happen; the last is RunFinished.
+
+        A streamed run (or one with `event_callbacks`) also gets the model's reply as it is
+        generated, in `ModelDelta` events, from backends that stream."""
+        events = self._drive(task, lambda: self._session_for("record"), deltas=stream or self._watched)
         return events if stream else _result_of(events)
 
     @overload
@@ -177,7 +185,7 @@ class Agent:
         """
         recording, log = self._open_recording(run_id)
         events = self._drive(recording.task, lambda: self._session_for(
-            "resume", recording=recording, log=log, live_tools=live_tools))
+            "resume", recording=recording, log=log, live_tools=live_tools), deltas=stream or self._watched)
         return events if stream else _result_of(events)
 
     def replay(self, run_id: str, *, live_tools: bool = False) -> ReplayReport:
@@ -197,22 +205,29 @@ class Agent:
         return ReplayReport(recording.run_id, result, tuple(holder[0].divergences))
 
     async def arun(self, task: str) -> RunResult:
-        return await _aresult_of(self.astream(task))
+        loop = asyncio.get_running_loop()
+        return await _aresult_of(self._adrive(task, lambda: self._session_for("record", loop=loop),
+                                              deltas=self._watched))
 
     async def aresume(self, run_id: str, *, live_tools: bool = False) -> RunResult:
         """`resume`, driven from an event loop."""
         recording, log = self._open_recording(run_id)
         loop = asyncio.get_running_loop()
         events = self._adrive(recording.task, lambda: self._session_for(
-            "resume", recording=recording, log=log, live_tools=live_tools, loop=loop))
+            "resume", recording=recording, log=log, live_tools=live_tools, loop=loop), deltas=self._watched)
         return await _aresult_of(events)
 
     async def astream(self, task: str) -> AsyncIterator[Event]:
         """Async events: the model is awaited; code runs in a worker thread; async tools run on
         this event loop. Many agents can run at once in one loop (one run per agent at a time)."""
         loop = asyncio.get_running_loop()
-        async for event in self._adrive(task, lambda: self._session_for("record", loop=loop)):
+        async for event in self._adrive(task, lambda: self._session_for("record", loop=loop), deltas=True):
             yield event
+
+    @property
+    def _watched(self) -> bool:
+        """Someone reads events as they happen, so live model calls stream (ModelDelta)."""
+        return bool(self.event_callbacks)
 
     def close(self) -> None:
         self.model.close()
@@ -227,8 +242,11 @@ class Agent:
         self.close()
 
     # -- the drivers --------------------------------------------------------------------------
+    # The two drivers differ only in how they wait (threads vs awaits); what they catch, what
+    # they stream and what they record is the same, through `_SIGNALS`, `RunSession` and
+    # `_model_call`.
     def _drive(self, task: str, make_session: Callable[[], RunSession],
-               budget: Budget | None = None) -> Iterator[Event]:
+               budget: Budget | None = None, *, deltas: bool = False) -> Iterator[Event]:
         session = self._claim(make_session)
         loop = agent_loop(task, self._format(), self._config(session.run_id, budget))
         try:
@@ -243,14 +261,21 @@ class Agent:
                 value, throw = None, None
                 try:
                     if isinstance(item, CallModel):
-                        value = session.model_reply(item) or self._call_model(item)
+                        value = session.model_reply(item)
+                        if value is None:
+                            for piece in call_model(self.model, item, stream=deltas):
+                                if isinstance(piece, ModelDelta):
+                                    self._notify(piece)
+                                    yield piece
+                                else:
+                                    value = piece
                     elif isinstance(item, RunAction):
-                        value = session.perform(item, self._perform)
+                        value = session.perform(item, self._performer(item))
                     else:
                         for event in session.emit(item):
                             self._notify(event)
                             yield event
-                except (ModelError, KeyboardInterrupt) as exc:
+                except _SIGNALS as exc:
                     throw = exc
         except BaseException as exc:
             session.close(exc)
@@ -263,7 +288,7 @@ class Agent:
                 session.close()
 
     async def _adrive(self, task: str, make_session: Callable[[], RunSession],
-                      budget: Budget | None = None) -> AsyncIterator[Event]:
+                      budget: Budget | None = None, *, deltas: bool = False) -> AsyncIterator[Event]:
         session = self._claim(make_session)
         loop = agent_loop(task, self._format(), self._config(session.run_id, budget))
         try:
@@ -280,16 +305,19 @@ class Agent:
                     if isinstance(item, CallModel):
                         value = session.model_reply(item)
                         if value is None:
-                            value = await self.model.acomplete(
-                                list(item.messages), stop=item.stop or None, tools=item.tools or None
-                            )
+                            async for piece in acall_model(self.model, item, stream=deltas):
+                                if isinstance(piece, ModelDelta):
+                                    self._notify(piece)
+                                    yield piece
+                                else:
+                                    value = piece
                     elif isinstance(item, RunAction):
-                        value = await asyncio.to_thread(session.perform, item, self._perform)
+                        value = await asyncio.to_thread(session.perform, item, self._performer(item))
                     else:
                         for event in session.emit(item):
                             self._notify(event)
                             yield event
-                except ModelError as exc:
+                except _SIGNALS as exc:
                     throw = exc
         except BaseException as exc:
             session.close(KeyboardInterrupt() if isinstance(exc, asyncio.CancelledError) else exc)
@@ -310,8 +338,29 @@ class Agent:
         self._session = make_session()
         return self._session
 
-    def _call_model(self, call: CallModel) -> ModelReply:
-        return self.model.complete(list(call.messages), stop=call.stop or None, tools=call.tools or None)
+    def _performer(self, effect: RunAction) -> Callable[[Action], Execution]:
+        """`_perform` for this effect, with the run's deadline in force while it runs."""
+
+        def perform(action: Action) -> Execution:
+            if effect.deadline is not None and effect.deadline - time.monotonic() <= 0:
+                raise BudgetExceeded("seconds", 0.0, 0.0)
+            self._deadline = effect.deadline
+            try:
+                return self._perform(action)
+            finally:
+                self._deadline = None
+
+        return perform
+
+    def _time_left(self, limit: float | None) -> float | None:
+        """`limit` (a step timeout), shortened to what is left of the run's time budget.
+
+        An agent kind's `_perform` passes this as its action's timeout, so the run's deadline
+        interrupts the step in progress instead of waiting for it to end."""
+        if self._deadline is None:
+            return limit
+        left = max(self._deadline - time.monotonic(), 0.001)
+        return left if limit is None else min(limit, left)
 
     def _notify(self, event: Event) -> None:
         for callback in self.event_callbacks:

@@ -185,4 +185,4 @@ class CodeAgent(Agent):
         refused = self._fmt.check_imports(action.code)
         if refused is not None:
             return Execution(error=refused)
-        return self._sandbox.execute(action.code, timeout=self.step_timeout)
+        return self._sandbox.execute(action.code, timeout=self._time_left(self.step_timeout))

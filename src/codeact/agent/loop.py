@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from codeact.agent.result import RunResult
-from codeact.errors import ModelError
+from codeact.errors import BudgetExceeded, ModelError
 from codeact.models.base import Message, ModelReply, ToolSpec, Usage
 from codeact.runs.compaction import Compaction, Compactor, estimate_tokens
 from codeact.runs.events import (
@@ -50,20 +50,25 @@ FinalAnswerCheck = Callable[[Any], "bool | str | None"]
 
 @dataclass(frozen=True)
 class CallModel:
-    """Effect: ask the model. The driver sends back a ModelReply or throws a ModelError."""
+    """Effect: ask the model. The driver sends back a ModelReply, or throws a ModelError, or
+    BudgetExceeded when the run's `deadline` passed before the reply came."""
 
     step: int
     messages: tuple[Message, ...]
     stop: tuple[str, ...] = ()
     tools: tuple[ToolSpec, ...] = ()
+    deadline: float | None = None
+    """`time.monotonic()` by which the run must end (its `max_seconds`); None: no limit."""
 
 
 @dataclass(frozen=True)
 class RunAction:
-    """Effect: carry out a parsed action. The driver sends back an Execution."""
+    """Effect: carry out a parsed action. The driver sends back an Execution (interrupted at
+    `deadline` at the latest), or throws BudgetExceeded when no time is left to start it."""
 
     step: int
     action: Action
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
     """Run steps until `final_answer`, a budget, or a model failure ends the run."""
     started = time.monotonic()
     budget = config.budget
+    deadline = started + budget.max_seconds if budget.max_seconds is not None else None
     head: list[Message] = list(config.history) or [
         Message("system", fmt.system_prompt()),
         Message("user", fmt.task_message(task)),
@@ -192,6 +198,13 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
         yield BudgetHit(index, budget_name, limit, used, message)
         return (yield from finish("budget_exceeded", partial, message))
 
+    def out_of_time(index: int) -> Loop:
+        """The driver stopped a model call or an action at the run's deadline."""
+        used = time.monotonic() - started
+        limit = budget.max_seconds or 0.0
+        hit = ("seconds", limit, used, f"time budget exhausted: {used:.1f} s of {limit:g} s")
+        return (yield from out_of_budget(index, hit))
+
     yield RunStarted(task, config.agent, config.model, config.tools, budget.max_steps, config.run_id)
     last_step = config.first_step + budget.max_steps - 1
     index = config.first_step
@@ -206,9 +219,11 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
                 return (yield from out_of_budget(index, hit))
         t0 = time.monotonic()
         try:
-            reply = yield CallModel(index, messages, fmt.stop, fmt.tool_specs)
+            reply = yield CallModel(index, messages, fmt.stop, fmt.tool_specs, deadline)
         except ModelError as exc:
             return (yield from finish("model_error", partial, f"{type(exc).__name__}: {exc}"))
+        except BudgetExceeded:
+            return (yield from out_of_time(index))
         except KeyboardInterrupt:
             return (yield from finish("interrupted", partial, "interrupted by the user"))
         model_seconds = time.monotonic() - t0
@@ -232,9 +247,11 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
         else:
             yield ActionParsed(index, action.thought, action.code, action.note)
             try:
-                execution: Execution = yield RunAction(index, action)
+                execution: Execution = yield RunAction(index, action, deadline)
             except KeyboardInterrupt:
                 return (yield from finish("interrupted", partial, "interrupted by the user"))
+            except BudgetExceeded:
+                return (yield from out_of_time(index))
             for call in execution.tool_calls:
                 yield ToolCalled(index, call)
             observation = fmt.format_observation(execution)
@@ -243,7 +260,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
                 rejection = _check_answer(execution.final_answer, config.final_answer_checks)
                 if rejection is None:
                     accepted = True
-                    observation = f"Final answer: {execution.final_answer!r}"
+                    observation = _final_observation(observation, execution)
                 else:
                     observation = (f"{observation}\nYour final answer was rejected: {rejection}\n"
                                    "Fix the problem and call final_answer again.").lstrip()
@@ -279,6 +296,14 @@ def _check_answer(answer: Any, checks: Sequence[FinalAnswerCheck]) -> str | None
         if isinstance(verdict, str):
             return verdict
     return None
+
+
+def _final_observation(observation: str, execution: Execution) -> str:
+    """The answer, after what the final step printed (the user sees it there, not only the log)."""
+    answer = f"Final answer: {execution.final_answer!r}"
+    if (execution.stdout + execution.stderr).strip():
+        return f"{observation}\n{answer}"
+    return answer
 
 
 def _error_kind(execution: Execution) -> str | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 
 from codeact.errors import ModelError
 from codeact.models.base import Message, Model, ModelReply, ToolSpec, Usage, cut_at_stop
@@ -41,3 +42,9 @@ class ScriptedModel(Model):
         text = cut_at_stop(reply, stop)
         prompt_words = sum(len(m.content.split()) for m in messages)
         return ModelReply(text, Usage(prompt_words, len(text.split())), finish_reason="stop")
+
+    def stream(self, messages: Sequence[Message], *, stop: Sequence[str] | None = None) -> Iterator[str | ModelReply]:
+        """The scripted reply a word at a time (with its spacing), then the reply itself."""
+        reply = self.complete(messages, stop=stop)
+        yield from re.findall(r"\s*\S+|\s+", reply.text)
+        yield reply

@@ -17,6 +17,8 @@ __all__ = [
     "ActionParsed",
     "BudgetHit",
     "Event",
+    "LogNote",
+    "ModelDelta",
     "ModelReplied",
     "ModelRequested",
     "Observed",
@@ -79,6 +81,22 @@ class ModelRequested(Event):
     step: int
     keep: int
     messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True)
+class ModelDelta(Event):
+    """A piece of the model's reply as it streams in, for live views and `run(stream=True)`.
+
+    Only a live model call that streams produces these (never a reply served from the log), and
+    they are not written to the run log: the ModelReplied that follows holds the whole text.
+    """
+
+    kind: ClassVar[str] = "model_delta"
+    step: int
+    text: str
+    """The new chunk only."""
+    tokens: int
+    """Chunks received so far in this reply (a chunk is about one token for most backends)."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +168,23 @@ class RunResumed(Event):
     """How many recorded code actions ran again to rebuild the kernel's state."""
     diverged: tuple[int, ...] = ()
     """Steps whose re-executed observation differed from the recorded one."""
+
+
+@dataclass(frozen=True)
+class LogNote(Event):
+    """The run log could not keep something whole: a cap was hit, or a write failed.
+
+    Written by the log itself (and passed to the stream), so a reader of the log knows what is
+    missing from it and why; the run goes on either way.
+    """
+
+    kind: ClassVar[str] = "log_note"
+    step: int | None
+    reason: str
+    """"step_cap", "run_cap" or "write_failed"."""
+    message: str
+    dropped: int = 0
+    """Events this note stands for that were not written (tool calls past a cap)."""
 
 
 @dataclass(frozen=True)
