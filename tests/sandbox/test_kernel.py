@@ -1,5 +1,7 @@
 """The kernel's behaviour, through a real kernel process (driven by ProcessSandbox)."""
 
+import datetime
+
 import pytest
 
 from codeact.sandbox.kernel import TAG, _Capped, to_wire, truncate_middle
@@ -174,11 +176,12 @@ def test_overwritten_final_answer_and_tools_are_restored_next_step(sandbox):
     assert run.is_final and run.final_answer == "Oslo:3:C"
 
 
-def test_non_json_final_answer_arrives_as_its_repr(sandbox):
+def test_final_answers_of_the_safe_types_arrive_as_themselves_others_as_their_repr(sandbox):
     run = sandbox.execute("import datetime\nfinal_answer(datetime.date(2024, 5, 1))")
-    assert run.is_final
-    assert run.final_answer.type_name == "datetime.date"
-    assert str(run.final_answer) == "datetime.date(2024, 5, 1)"
+    assert run.is_final and run.final_answer == datetime.date(2024, 5, 1)
+    run = sandbox.execute("import fractions\nfinal_answer(fractions.Fraction(1, 3))")
+    assert run.final_answer.type_name == "fractions.Fraction"
+    assert str(run.final_answer) == "Fraction(1, 3)"
 
 
 # -- tool stubs -------------------------------------------------------------------------------

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from codeact.tools.tool import Tool
 
-__all__ = ["ExecError", "Execution", "Sandbox", "ToolCallRecord", "ToolListener"]
+__all__ = ["BridgeLimits", "ExecError", "Execution", "Sandbox", "ToolCallRecord", "ToolListener"]
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,39 @@ class ExecError:
 
 
 @dataclass(frozen=True)
+class BridgeLimits:
+    """What one sandbox session can make the host do and keep through tool calls.
+
+    Calls over a count limit are refused (the code gets a PermissionError, the observation a
+    note); arguments over a size budget are kept in `ToolCallRecord.arguments` (memory and the
+    run log) as a truncated preview, while the tool itself gets them whole.
+
+    Args:
+        max_calls_per_step: tool calls one step may make.
+        max_calls_per_session: tool calls over the sandbox's life.
+        tool_timeout: seconds one tool call may take (None: no own limit). A call is always
+            bounded by what is left of the step's time limit too. Python cannot stop a thread:
+            a tool that overruns is abandoned (the code gets a TimeoutError) and keeps running
+            in a background thread on the host until it returns.
+        max_argument_chars: characters of one call's arguments kept in its record.
+        max_argument_chars_per_step: the same, for all calls of one step together.
+        max_argument_chars_per_session: the same, over the sandbox's life.
+    """
+
+    max_calls_per_step: int = 1_000
+    max_calls_per_session: int = 100_000
+    tool_timeout: float | None = None
+    max_argument_chars: int = 20_000
+    max_argument_chars_per_step: int = 1_000_000
+    max_argument_chars_per_session: int = 20_000_000
+
+
+@dataclass(frozen=True)
 class ToolCallRecord:
-    """One call from sandboxed code to a host tool, as the host saw it."""
+    """One call from sandboxed code to a host tool, as the host saw it.
+
+    `arguments` may be a truncated preview when they were large (see `BridgeLimits`).
+    """
 
     name: str
     arguments: dict[str, Any]
@@ -51,6 +82,8 @@ class Execution:
     """The kernel was killed or crashed and replaced: variables from earlier steps are gone."""
     duration_s: float = 0.0
     tool_calls: tuple[ToolCallRecord, ...] = field(default=())
+    output_dropped: int = 0
+    """Characters of stdout and stderr the sandbox dropped to keep them under its cap."""
 
     @property
     def ok(self) -> bool:
@@ -74,6 +107,17 @@ class Sandbox(ABC):
     @abstractmethod
     def execute(self, code: str, *, timeout: float | None = None) -> Execution:
         """Run `code` in the kernel; never raises for errors in the code itself."""
+
+    def set_authorized_imports(self, names: Collection[str] | None) -> None:
+        """Let model code import only `names` (and their submodules); None allows any.
+
+        A guard rail enforced inside the kernel (import statements, `__import__`,
+        `importlib.import_module`), not a boundary: the sandbox is the boundary. Sandboxes
+        without such a hook ignore it.
+        """
+        client = getattr(self, "_client", None)  # the kernel-based sandboxes' KernelClient
+        if client is not None and hasattr(client, "authorized_imports"):
+            client.authorized_imports = None if names is None else tuple(names)
 
     @abstractmethod
     def close(self) -> None:

@@ -8,6 +8,7 @@ and differs only in how it launches kernels.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import signal
@@ -26,11 +27,13 @@ from codeact.sandbox._codec import (
     FrameChannel,
     FrameError,
     UnsendableValue,
+    encode_frame,
     from_kernel,
     to_kernel,
     truncate_middle,
 )
-from codeact.sandbox.base import ExecError, Execution, ToolCallRecord
+from codeact.sandbox.base import BridgeLimits, ExecError, Execution, ToolCallRecord
+from codeact.sandbox.kernel import TAG
 from codeact.tools.dispatch import ToolDispatcher
 from codeact.tools.tool import Tool
 
@@ -234,6 +237,8 @@ class KernelClient:
         max_output_chars: cap for stdout, stderr and the result repr of one step.
         interrupt_grace: seconds a timed-out step gets after SIGINT before SIGKILL.
         start_timeout: seconds a new kernel gets to say hello.
+        limits: tool calls per step and session, a tool's own time limit, and how much of
+            their arguments records keep.
     """
 
     def __init__(
@@ -244,8 +249,11 @@ class KernelClient:
         max_output_chars: int = 20_000,
         interrupt_grace: float = 2.0,
         start_timeout: float = 30.0,
+        limits: BridgeLimits | None = None,
     ) -> None:
         self.launch = launch
+        self.limits = limits or BridgeLimits()
+        self.authorized_imports: tuple[str, ...] | None = None
         self.dispatcher = dispatcher or ToolDispatcher()
         self.max_output_chars = max_output_chars
         self.interrupt_grace = interrupt_grace
@@ -257,6 +265,8 @@ class KernelClient:
         self._call_in_flight: int | None = None
         self._lock = threading.Lock()  # one step at a time
         self._closed = False
+        self._session_calls = 0
+        self._session_chars = 0
 
     # Life cycle -------------------------------------------------------------------------------
     def start(self) -> KernelProcess:
@@ -286,6 +296,7 @@ class KernelClient:
         """Kill the kernel; no new one will be started. Safe from another thread mid-step."""
         self._closed = True
         self._discard()
+        self.dispatcher.close()
 
     def _boot(self) -> KernelProcess:
         kernel = self.launch()
@@ -295,6 +306,11 @@ class KernelClient:
                 raise SandboxError(f"the kernel did not start within {self.start_timeout:g} s")
             if hello.get("op") != "hello":
                 raise SandboxError("the kernel did not greet the host as expected")
+            hello = {
+                "op": "hello",
+                "pid": hello.get("pid") if type(hello.get("pid")) is int else None,
+                "python": str(hello.get("python"))[:40],
+            }
             kernel.channel.send({"op": "tools", "tools": self._definitions}, timeout=_SEND_TIMEOUT)
         except SandboxError as exc:
             reason = kernel.exit_reason(wait=0.5) if isinstance(exc, BridgeClosed) else None
@@ -341,66 +357,132 @@ class KernelClient:
     ) -> Execution:
         exec_id = self._exec_id
         kernel.channel.send(
-            {"op": "exec", "id": exec_id, "code": code, "max_output": self.max_output_chars},
+            {
+                "op": "exec",
+                "id": exec_id,
+                "code": code,
+                "max_output": self.max_output_chars,
+                "imports": None if self.authorized_imports is None else list(self.authorized_imports),
+            },
             timeout=_SEND_TIMEOUT,
         )
-        deadline = None if timeout is None else started + timeout
+        step = _StepCalls(timeout=timeout, deadline=None if timeout is None else started + timeout)
         interrupted_at: float | None = None
         while True:
+            # The deadline is checked before every frame, not only when the kernel goes quiet:
+            # a stream of valid frames must not hold the step past its limit.
+            now = time.monotonic()
+            if interrupted_at is None and step.deadline is not None and now >= step.deadline:
+                kernel.interrupt()
+                interrupted_at = step.stopped_at = now
             if interrupted_at is not None:
-                wait: float | None = interrupted_at + self.interrupt_grace - time.monotonic()
+                wait: float | None = interrupted_at + self.interrupt_grace - now
+                if wait is not None and wait <= 0:
+                    return self._killed(kernel, timeout, started, calls)
             else:
-                wait = None if deadline is None else deadline - time.monotonic()
+                wait = None if step.deadline is None else step.deadline - now
             frame = kernel.channel.recv(wait)
             if frame is None:
-                if interrupted_at is None:
-                    kernel.interrupt()
-                    interrupted_at = time.monotonic()
-                    continue
-                return self._killed(kernel, timeout, started, calls)
+                continue
             op = frame["op"]
             if op == "call":
-                calls.append(self._serve_call(kernel, frame, deadline))
+                record = self._serve_call(kernel, frame, exec_id, step)
+                if record is not None:
+                    calls.append(record)
             elif op == "done":
                 if frame.get("id") == exec_id:
-                    return self._execution(frame, timeout, started, calls, interrupted_at is not None)
-                if not (isinstance(frame.get("id"), int) and frame["id"] < exec_id):
+                    execution = self._execution(frame, timeout, started, calls, interrupted_at is not None)
+                    return step.noted(execution)
+                if not (type(frame.get("id")) is int and frame["id"] < exec_id):
                     raise FrameError("a `done` frame for a step that was never sent")
                 # else: a stale or forged reply to an earlier step; skip it
             else:
-                raise FrameError(f"an unexpected `{op[:40]}` frame")
+                raise FrameError(f"an unexpected {truncate_middle(op, 40)!r} frame")
 
     def _serve_call(
-        self, kernel: KernelProcess, frame: dict[str, Any], deadline: float | None
-    ) -> ToolCallRecord:
-        call_id, name, args, kwargs = (
-            frame.get("id"),
-            frame.get("name"),
-            frame.get("args"),
-            frame.get("kwargs"),
+        self, kernel: KernelProcess, frame: dict[str, Any], exec_id: int, step: _StepCalls
+    ) -> ToolCallRecord | None:
+        """Answer one `call` frame; the record of the call if a tool was called."""
+        call_id = frame.get("id")
+        if type(call_id) is not int:
+            raise FrameError("a `call` frame without an integer id")
+        self._call_in_flight = call_id
+        refusal = self._refusal(frame, exec_id, step)
+        if refusal is not None:
+            step.refused(refusal[0])
+            self._reply(kernel, {"op": "raise", "id": call_id, "type": refusal[0], "message": refusal[1]})
+            return None
+        name, args, kwargs = frame["name"], frame["args"], frame["kwargs"]
+        limits = self.limits
+        keep = min(
+            limits.max_argument_chars,
+            limits.max_argument_chars_per_step - step.chars,
+            limits.max_argument_chars_per_session - self._session_chars,
         )
+        wait = step.time_left()
+        if limits.tool_timeout is not None:
+            wait = limits.tool_timeout if wait is None else min(wait, limits.tool_timeout)
+        step.calls += 1
+        self._session_calls += 1
+        outcome = self.dispatcher.call(
+            name,
+            [from_kernel(a) for a in args],
+            {k: from_kernel(v) for k, v in kwargs.items()},
+            timeout=wait,
+            keep_chars=keep,
+        )
+        used = min(kernel.channel.last_size, max(keep, 0) + 1_000)
+        step.chars += used
+        self._session_chars += used
+        reply: dict[str, Any] = {"op": "return", "id": call_id}
+        try:
+            if not outcome.ok:
+                raise _ToolFailed
+            reply.update(to_kernel(outcome.value))
+            data = encode_frame(reply)
+        except _ToolFailed:
+            message = truncate_middle(outcome.error_message, self.max_output_chars)
+            data = encode_frame({"op": "raise", "id": call_id, "type": outcome.error_type, "message": message})
+        except (UnsendableValue, FrameError) as exc:
+            message = f"{name}() returned a value that cannot be sent into the sandbox: {exc}"
+            data = encode_frame({"op": "raise", "id": call_id, "type": "TypeError", "message": message})
+        self._reply(kernel, data)
+        return outcome.record
+
+    def _refusal(self, frame: dict[str, Any], exec_id: int, step: _StepCalls) -> tuple[str, str] | None:
+        """Why this call is answered with an error instead of a tool: (type, message), or None."""
+        name, args, kwargs = frame.get("name"), frame.get("args"), frame.get("kwargs")
+        if frame.get("exec") != exec_id:
+            return "RuntimeError", (
+                "this tool call was made in an earlier step, by a thread that outlived it; "
+                "tools answer only the step that is running"
+            )
+        if step.stopped_at is not None:
+            return "TimeoutError", f"the step reached its {step.timeout:g} s time limit; no more tool calls"
         if not (
-            isinstance(call_id, int)
-            and isinstance(name, str)
+            isinstance(name, str)
+            and 0 < len(name) <= 200
             and isinstance(args, list)
             and isinstance(kwargs, dict)
+            and TAG not in kwargs
         ):
-            raise FrameError("a malformed `call` frame")
-        self._call_in_flight = call_id
-        outcome = self.dispatcher.call(name, from_kernel(args), from_kernel(kwargs))
-        reply: dict[str, Any] = {"op": "return", "id": call_id}
-        if outcome.ok:
-            try:
-                reply.update(to_kernel(outcome.value))
-            except UnsendableValue as exc:
-                reply = {"op": "raise", "id": call_id, "type": "TypeError", "message": f"{name}(): {exc}"}
-        else:
-            message = truncate_middle(outcome.error_message, self.max_output_chars)
-            reply = {"op": "raise", "id": call_id, "type": outcome.error_type, "message": message}
-        remaining = _SEND_TIMEOUT if deadline is None else max(_SEND_TIMEOUT, deadline - time.monotonic())
-        kernel.channel.send(reply, timeout=remaining)
+            return "TypeError", "a malformed tool call (name, args or kwargs of the wrong type)"
+        limits = self.limits
+        if step.calls >= limits.max_calls_per_step:
+            return "PermissionError", (
+                f"this step reached its limit of {limits.max_calls_per_step:,} tool calls (max_calls_per_step)"
+            )
+        if self._session_calls >= limits.max_calls_per_session:
+            return "PermissionError", (
+                f"this sandbox reached its limit of {limits.max_calls_per_session:,} tool calls "
+                "(max_calls_per_session)"
+            )
+        return None
+
+    def _reply(self, kernel: KernelProcess, reply: dict[str, Any] | bytes) -> None:
+        data = reply if isinstance(reply, bytes) else encode_frame(reply)
+        kernel.channel.send_bytes(data, timeout=_SEND_TIMEOUT)
         self._call_in_flight = None
-        return outcome.record
 
     def _settle(self, kernel: KernelProcess) -> None:
         """The host was interrupted mid-step: interrupt the step too and wait for its end.
@@ -419,8 +501,8 @@ class KernelClient:
                 frame = kernel.channel.recv(deadline - time.monotonic())
                 if frame is None:
                     break
-                if frame["op"] == "call":
-                    kernel.channel.send({**refusal, "id": frame.get("id")}, timeout=1.0)
+                if frame["op"] == "call" and type(frame.get("id")) is int:
+                    kernel.channel.send({**refusal, "id": frame["id"]}, timeout=1.0)
                 settled = frame["op"] == "done" and frame.get("id") == self._exec_id
         except SandboxError:
             pass
@@ -459,6 +541,8 @@ class KernelClient:
                 lines.pop()
             error = ExecError("TimeoutError", message, "\n".join([*lines, f"TimeoutError: {message}"]))
         is_final = frame.get("final") is True
+        written = [frame.get(k) for k in ("stdout_chars", "stderr_chars")]
+        dropped = sum(n - len(text) for n, text in zip(written, (stdout, stderr), strict=True) if type(n) is int)
         return Execution(
             stdout=_capped(stdout, cap),
             stderr=_capped(stderr, cap),
@@ -469,6 +553,7 @@ class KernelClient:
             timed_out=timed_out,
             duration_s=time.monotonic() - started,
             tool_calls=tuple(calls),
+            output_dropped=max(dropped, 0),
         )
 
     def _killed(
@@ -517,6 +602,37 @@ class KernelClient:
         except SandboxError as exc:
             return f", and no fresh kernel could be started ({exc})"
         return ", and a fresh kernel was started"
+
+
+class _ToolFailed(Exception):
+    """The tool raised: its error, not its value, goes back to the kernel."""
+
+
+class _StepCalls:
+    """One step's tool-call accounting: counts, kept argument sizes, and calls refused."""
+
+    def __init__(self, *, timeout: float | None, deadline: float | None) -> None:
+        self.timeout = timeout
+        self.deadline = deadline
+        self.stopped_at: float | None = None
+        self.calls = 0
+        self.chars = 0
+        self.refusals: dict[str, int] = {}
+
+    def time_left(self) -> float | None:
+        return None if self.deadline is None else max(self.deadline - time.monotonic(), 0.0)
+
+    def refused(self, kind: str) -> None:
+        self.refusals[kind] = self.refusals.get(kind, 0) + 1
+
+    def noted(self, execution: Execution) -> Execution:
+        """The execution with a line in stderr for calls refused by a limit, so the model knows."""
+        limited = self.refusals.get("PermissionError", 0)
+        if not limited:
+            return execution
+        note = f"[codeact: {limited:,} tool call(s) refused: the tool-call limit was reached]"
+        stderr = execution.stderr + ("\n" if execution.stderr and not execution.stderr.endswith("\n") else "") + note
+        return dataclasses.replace(execution, stderr=stderr)
 
 
 def _exec_error(data: Any, cap: int) -> ExecError | None:

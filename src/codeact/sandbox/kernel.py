@@ -3,22 +3,26 @@
 Launched as `python kernel.py --fd N` with one end of a socketpair inherited as fd N. It is
 stdlib only and imports nothing from codeact, because it starts in a scrubbed (and possibly
 isolated) interpreter where start-up time matters and the codeact package may not exist.
-The host imports this module too, for the wire constants and `truncate_middle`, so importing it
-has no side effects.
+The host imports this module too, for the wire constants, the value tags and `scan_frame`, so
+both ends share one definition of the wire; importing it has no side effects.
 
 Wire protocol: a frame is a 4-byte big-endian length, then that many bytes of UTF-8 JSON, an
 object with an "op":
     kernel -> host   hello  {pid, python}
-                     call   {id, name, args, kwargs}      a tool stub was called; wait for the reply
-                     done   {id, stdout, stderr, result, error, final, final_answer,
-                             interrupted, duration}
+                     call   {id, exec, name, args, kwargs}  a tool stub was called; wait for the reply
+                     done   {id, stdout, stderr, stdout_chars, stderr_chars, result, error, final,
+                             final_answer, interrupted, duration}
     host -> kernel   tools  {tools: [{name, signature, doc, params, returns}]}
-                     exec   {id, code, max_output}
-                     return {id, json | pickle, type, repr}    raise {id, type, message}
+                     exec   {id, code, max_output, imports}
+                     return {id, json}    raise {id, type, message}
                      shutdown {}
-Values sent to the host are JSON only, with tagged forms for tuples, sets, bytes, non-string
-keys and a repr for anything else: the host never unpickles what the kernel sends. Results
-coming from the host may be pickles (that direction is trusted).
+A `call` carries the id of the step it was made in (`exec`): the host answers only calls of the
+step it is running, so a thread that outlives its step cannot act in the next one.
+
+Values travel as JSON plus a short list of tagged forms that both ends build explicitly (TAGS:
+tuple, set, dict with other keys, bytes, datetime types, Decimal, complex, UUID, paths, numpy
+arrays). Nothing is ever pickled in either direction: from the kernel anything else arrives as a
+repr, from the host as a typed record (dataclass fields) or an opaque handle naming its type.
 """
 
 import _ast
@@ -33,13 +37,45 @@ import sys
 import threading
 import time
 
-__all__ = ["MAX_FRAME_BYTES", "TAG", "Kernel", "ToolCallError", "main", "truncate_middle"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FRAME_BYTES",
+    "MAX_KERNEL_FRAME_BYTES",
+    "MAX_VALUES",
+    "TAG",
+    "TAGS",
+    "Kernel",
+    "ToolCallError",
+    "from_host",
+    "main",
+    "scan_frame",
+    "to_wire",
+    "truncate_middle",
+]
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
+"""Largest frame from the host (tool results)."""
+MAX_KERNEL_FRAME_BYTES = 16 * 1024 * 1024
+"""Largest frame the host accepts from the kernel (tool arguments, a final answer)."""
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects in a frame, either way."""
+MAX_VALUES = 500_000
+"""Most values (containers plus items) the host decodes from one kernel frame."""
 TAG = "__codeact__"
+TAGS = frozenset(
+    {
+        "tuple", "set", "frozenset", "dict", "bytes",  # containers JSON cannot say
+        "datetime", "date", "time", "timedelta", "decimal", "complex", "uuid", "path",
+        "ndarray",  # numpy: dtype, shape and raw bytes
+        "record",  # host -> kernel: a dataclass or pydantic model, as its fields
+        "opaque",  # host -> kernel: any other object, as its type name only
+        "repr",  # kernel -> host: any other object, as its type name and repr
+    }
+)
 _HERE = (lambda: None).__code__.co_filename
 _CO_COROUTINE = 0x80
 _REPR_LIMIT = 10_000
+_OPEN, _CLOSE = b"[{", b"]}"
 
 
 def truncate_middle(text: str, limit: int) -> str:
@@ -51,6 +87,45 @@ def truncate_middle(text: str, limit: int) -> str:
     return f"{text[:head]}\n[... {dropped:,} characters truncated ...]\n{text[len(text) - tail :]}"
 
 
+def scan_frame(body: bytes, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES) -> str | None:
+    """Why the JSON text `body` is too deep or too wide to decode, or None; cost linear in its size.
+
+    Strings are blanked first (a bracket inside a string is text), then containers and commas
+    are counted with bytes.count; the nesting depth is only walked when there are enough
+    brackets for it to matter, over the brackets alone.
+    """
+    if body.count(b'"'):
+        body = _strings().sub(b'""', body)
+    opens = body.count(b"[") + body.count(b"{")
+    values = opens + body.count(b",")
+    if values > max_values:
+        return f"{values:,} values, over the limit of {max_values:,}"
+    if opens <= max_depth:
+        return None
+    depth = 0
+    for byte in body.translate(None, _NOT_BRACKETS):
+        if byte in _OPEN:
+            depth += 1
+            if depth > max_depth:
+                return f"values nested deeper than {max_depth} levels"
+        else:
+            depth -= 1
+    return None
+
+
+_STRINGS: list = []  # the compiled pattern, made on first use (importing `re` costs start-up time)
+
+
+def _strings():  # type: ignore[no-untyped-def]
+    if not _STRINGS:
+        import re
+
+        _STRINGS.append(re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL))
+    return _STRINGS[0]
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
 # -- values sent to the host ------------------------------------------------------------------
 
 
@@ -59,7 +134,7 @@ def to_wire(value: object, depth: int = 0) -> object:
     t = type(value)
     if value is None or t is bool or t is int or t is float or t is str:
         return value
-    if depth > 64:
+    if depth >= MAX_DEPTH - 2:
         return _opaque(value)
     depth += 1
     if t is list:
@@ -74,6 +149,9 @@ def to_wire(value: object, depth: int = 0) -> object:
     if t is bytes or t is bytearray:
         return {TAG: "bytes", "base64": binascii.b2a_base64(value, newline=False).decode()}  # type: ignore[arg-type]
     try:
+        tagged = _tagged_scalar(value)
+        if tagged is not None:
+            return tagged
         for base in (bool, int, float, str):  # subclasses: enums, numpy.float64...
             if isinstance(value, base):
                 return base(value)  # type: ignore[call-overload]
@@ -90,6 +168,25 @@ def to_wire(value: object, depth: int = 0) -> object:
     return _opaque(value)
 
 
+def _tagged_scalar(value: object) -> dict | None:
+    """The tagged form of a datetime, Decimal, complex, UUID or path (exact types only), or None."""
+    name = type(value).__name__
+    module = type(value).__module__
+    if module == "datetime" and name in ("datetime", "date", "time"):
+        return {TAG: name, "iso": value.isoformat()}  # type: ignore[attr-defined]
+    if module == "datetime" and name == "timedelta":
+        return {TAG: "timedelta", "days": value.days, "seconds": value.seconds, "us": value.microseconds}  # type: ignore[attr-defined]
+    if module in ("decimal", "_decimal", "_pydecimal") and name == "Decimal":
+        return {TAG: "decimal", "text": str(value)}
+    if type(value) is complex:
+        return {TAG: "complex", "real": value.real, "imag": value.imag}
+    if module == "uuid" and name == "UUID":
+        return {TAG: "uuid", "hex": value.hex}  # type: ignore[attr-defined]
+    if module == "pathlib" and name in ("Path", "PosixPath", "PurePath", "PurePosixPath"):
+        return {TAG: "path", "path": str(value)}
+    return None
+
+
 def _opaque(value: object) -> dict[str, str]:
     t = type(value)
     try:
@@ -103,30 +200,185 @@ def _opaque(value: object) -> dict[str, str]:
     }
 
 
+# -- values from the host ---------------------------------------------------------------------
+
+
+class HostObject:
+    """A tool result of a type that is not sent into the sandbox: only its type name crosses.
+
+    The object (and whatever it holds: clients, credentials) stays on the host.
+    """
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+    def __repr__(self) -> str:
+        return f"<host object {self.type_name} (not sent into the sandbox)>"
+
+
+class HostRecord:
+    """A dataclass or pydantic model from a tool, rebuilt as its fields: `page.items` works."""
+
+    _type_name: str
+    _fields: dict
+
+    def __init__(self, type_name: str, fields: dict) -> None:
+        object.__setattr__(self, "_type_name", type_name)
+        object.__setattr__(self, "_fields", fields)
+
+    def __getattr__(self, name: str) -> object:
+        fields = object.__getattribute__(self, "_fields")
+        if name in fields:
+            return fields[name]
+        raise AttributeError(f"{self._type_name} has no field {name!r}; its fields: {', '.join(fields)}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        self._fields[name] = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HostRecord) and (self._type_name, self._fields) == (other._type_name, other._fields)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __dir__(self) -> list:
+        return list(self._fields)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._fields.items())
+        return f"{self._type_name.rpartition('.')[2]}({inner})"
+
+    def _asdict(self) -> dict:
+        return dict(self._fields)
+
+
+def from_host(data: object) -> object:
+    """Rebuild a tool result the host encoded (parsed JSON, tagged forms as in TAGS)."""
+    if isinstance(data, list):
+        return [from_host(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    tag = data.get(TAG)
+    if tag is None:
+        return {k: from_host(v) for k, v in data.items()}
+    items = data.get("items")
+    if tag in ("tuple", "set", "frozenset", "dict") and isinstance(items, list):
+        values = [from_host(v) for v in items]
+        if tag == "tuple":
+            return tuple(values)
+        if tag == "dict":
+            return dict(values)  # type: ignore[arg-type]  # [key, value] pairs
+        return (set if tag == "set" else frozenset)(values)
+    if tag == "record":
+        fields = data.get("fields")
+        return HostRecord(str(data.get("type")), from_host(fields) if isinstance(fields, dict) else {})  # type: ignore[arg-type]
+    if tag == "opaque":
+        return HostObject(str(data.get("type")))
+    if tag == "ndarray":
+        return _ndarray(data)
+    return _scalar_from_tag(tag, data)
+
+
+def _scalar_from_tag(tag: object, data: dict) -> object:
+    if tag == "bytes":
+        return binascii.a2b_base64(data["base64"])
+    if tag in ("datetime", "date", "time"):
+        import datetime
+
+        return getattr(datetime, tag).fromisoformat(data["iso"])  # type: ignore[arg-type]
+    if tag == "timedelta":
+        import datetime
+
+        return datetime.timedelta(days=data["days"], seconds=data["seconds"], microseconds=data["us"])
+    if tag == "decimal":
+        import decimal
+
+        return decimal.Decimal(data["text"])
+    if tag == "complex":
+        return complex(data["real"], data["imag"])
+    if tag == "uuid":
+        import uuid
+
+        return uuid.UUID(hex=data["hex"])
+    if tag == "path":
+        import pathlib
+
+        return pathlib.Path(data["path"])
+    return data
+
+
+def _ndarray(data: dict) -> object:
+    try:
+        import numpy
+    except ImportError:
+        return HostObject("numpy.ndarray (numpy is not installed in the sandbox)")
+    raw = binascii.a2b_base64(data["base64"])
+    return numpy.frombuffer(raw, dtype=numpy.dtype(data["dtype"])).reshape(data["shape"]).copy()
+
+
 # -- frames -----------------------------------------------------------------------------------
 
 
 class _Wire:
-    """Blocking frame I/O on the inherited socket, with plain os.read/os.write.
+    """Blocking frame I/O on the inherited socket, shared by the main loop and tool-calling threads.
 
-    `lock` gives one speaker at a time: the main loop while it waits for a request, or the
-    thread making a tool call (model code may call tools from its own threads).
+    One thread at a time reads (whoever is waiting and finds no reader); a frame meant for
+    another waiter is left in `inbox` for it. So a thread that waits for its tool reply never
+    swallows the next `exec`, and the main loop never swallows a thread's reply. Replies to
+    calls nobody waits for any more are dropped. Sends are whole frames under `send_lock`.
     """
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.buf = bytearray()
-        self.lock = threading.Lock()
+        self.send_lock = threading.Lock()
+        self.cond = threading.Condition(threading.Lock())
+        self.reading = False
+        self.inbox: list[dict] = []
+        self.waiting: set[int] = set()  # ids of calls whose reply someone waits for
 
-    def send(self, message: dict) -> None:
-        data = json.dumps(message).encode()
-        if len(data) > MAX_FRAME_BYTES:
-            raise ValueError(f"message of {len(data):,} bytes is over the {MAX_FRAME_BYTES:,}-byte limit")
-        view = memoryview(len(data).to_bytes(4, "big") + data)
-        while view:
-            view = view[os.write(self.fd, view) :]
+    def send(self, message: dict, limit: int = MAX_KERNEL_FRAME_BYTES) -> None:
+        data = json.dumps(message).encode("utf-8", "surrogatepass")
+        if len(data) > limit:
+            raise ValueError(f"message of {len(data):,} bytes is over the {limit:,}-byte limit")
+        problem = scan_frame(data) if len(data) > 4 * MAX_DEPTH else None
+        if problem is not None:
+            raise ValueError(f"the value is too complex to send to the host ({problem})")
+        frame = len(data).to_bytes(4, "big") + data
+        with self.send_lock:
+            view = memoryview(frame)
+            while view:
+                view = view[os.write(self.fd, view) :]
 
-    def recv(self) -> dict:
+    def wait_for(self, wanted: object) -> dict:
+        """The next frame `wanted(frame)` accepts, reading from the socket if no one else is."""
+        cond = self.cond
+        with cond:
+            while True:
+                for i, frame in enumerate(self.inbox):
+                    if wanted(frame):  # type: ignore[operator]
+                        del self.inbox[i]
+                        return frame
+                if not self.reading:
+                    self.reading = True
+                    break
+                cond.wait()
+        try:
+            while True:
+                frame = self._read()
+                if wanted(frame):  # type: ignore[operator]
+                    return frame
+                with cond:
+                    if frame.get("op") not in ("return", "raise") or frame.get("id") in self.waiting:
+                        self.inbox.append(frame)
+                    cond.notify_all()
+        finally:
+            with cond:
+                self.reading = False
+                cond.notify_all()
+
+    def _read(self) -> dict:
         buf = self.buf
         while True:
             if len(buf) >= 4:
@@ -136,7 +388,8 @@ class _Wire:
                 if len(buf) >= 4 + size:
                     body = bytes(buf[4 : 4 + size])
                     del buf[: 4 + size]
-                    return json.loads(body)
+                    frame = json.loads(body)
+                    return frame if isinstance(frame, dict) else {}
                 want = 4 + size - len(buf)
             else:
                 want = 4
@@ -249,8 +502,8 @@ class _Output:
             except OSError:
                 pass
 
-    def take(self, next_limit: int) -> tuple[str, str]:
-        """Everything written since the last take, and start the next step's buffers."""
+    def take(self, next_limit: int) -> tuple[tuple[str, int], tuple[str, int]]:
+        """(text, characters written) of stdout and stderr since the last take; start afresh."""
         for original in (sys.__stdout__, sys.__stderr__):  # they write to fds 1 and 2, buffered
             try:
                 if original is not None:
@@ -262,7 +515,8 @@ class _Output:
             self._fold(2)
             for r in list(self.readers):
                 self._drain(r)
-            out, err = self.streams[1].text(), self.streams[2].text()
+            out = (self.streams[1].text(), self.streams[1].total)
+            err = (self.streams[2].text(), self.streams[2].total)
             self.limit = next_limit
             self.streams = {1: _Capped(next_limit), 2: _Capped(next_limit)}
         return out, err
@@ -506,6 +760,69 @@ def _generated_stub(name: str, spec: dict, namespace: dict) -> object:
 # -- the kernel -------------------------------------------------------------------------------
 
 
+def _is_request(frame: dict) -> bool:
+    return frame.get("op") in ("exec", "tools", "shutdown")
+
+
+def _failure(exc: BaseException, message: str) -> dict:
+    return {"type": type(exc).__name__, "message": f"{message}: {exc}"[:2000], "traceback": ""}
+
+
+class _ImportGuard:
+    """`authorized_imports` inside the kernel: a guard rail for model code, not a boundary.
+
+    It wraps `builtins.__import__` and `importlib.import_module`, and checks only imports that
+    model code makes itself (code compiled from a string: a `<step N>` cell, exec()...), so an allowed
+    module may still import what it needs. Code that wants around it can find a way (the
+    sandbox is the boundary); it is there to keep a model on the modules it was told about.
+    """
+
+    def __init__(self) -> None:
+        import builtins
+        import importlib
+
+        self.allowed: tuple | None = None
+        self.builtins = builtins
+        self.importlib = importlib
+        self.real_import = builtins.__import__
+        self.real_import_module = importlib.import_module
+        guard = self
+
+        def __import__(name, globals=None, locals=None, fromlist=(), level=0):  # type: ignore[no-untyped-def]  # noqa: A002
+            if guard.allowed is not None and level == 0:
+                guard.check(name, sys._getframe(1))
+            return guard.real_import(name, globals, locals, fromlist, level)
+
+        def import_module(name, package=None):  # type: ignore[no-untyped-def]
+            if guard.allowed is not None and isinstance(name, str) and not name.startswith("."):
+                guard.check(name, sys._getframe(1))
+            return guard.real_import_module(name, package)
+
+        self.hook, self.hook_module = __import__, import_module
+
+    def allow(self, names: object) -> None:
+        """Install the hooks; `names` is the list of allowed modules, None for any."""
+        if isinstance(names, list):
+            self.allowed = tuple(n for n in names if isinstance(n, str))
+        else:
+            self.allowed = None
+        self.builtins.__import__ = self.hook
+        self.importlib.import_module = self.hook_module
+
+    def check(self, name: object, caller: object) -> None:
+        filename = getattr(getattr(caller, "f_code", None), "co_filename", "")
+        if not filename.startswith("<") or filename.startswith("<frozen"):
+            return  # a module importing its own dependencies (model code runs as `<step N>`)
+        name = str(name)
+        allowed = self.allowed or ()
+        if any(name == a or name.startswith(a + ".") or a == "*" for a in allowed):
+            return
+        listed = ", ".join(sorted(allowed)) or "none"
+        raise ImportError(
+            f"import of '{name}' is not allowed. Allowed modules: {listed} (authorized_imports)", name=name
+        )
+
+
 class _FinalAnswer(BaseException):
     """Raised by final_answer() to end the action; a BaseException so `except Exception` misses it."""
 
@@ -524,7 +841,10 @@ class Kernel:
         self.sinks = (_TextSink(self.output, 1), _TextSink(self.output, 2))
         self.main_thread = threading.get_ident()
         self.step = 0
+        self.exec_id: object = None  # the host's id of the step running now; None between steps
         self.call_id = 0
+        self.call_lock = threading.Lock()
+        self.imports = _ImportGuard()
         self.limit = 20_000
         self.final: tuple | None = None
         self.in_action = False  # SIGINT raises KeyboardInterrupt only while model code runs...
@@ -538,20 +858,21 @@ class Kernel:
     def serve(self) -> None:
         self.wire.send({"op": "hello", "pid": os.getpid(), "python": sys.version.split()[0]})
         while True:
-            with self.wire.lock:
-                message = self.wire.recv()
+            message = self.wire.wait_for(_is_request)
             op = message.get("op")
             if op == "exec":
                 reply = self._run_safely(message)
                 if os.getpid() != self.pid:
                     os._exit(0)  # a child the action forked ran off its end: only the kernel replies
-                with self.wire.lock:
+                try:
+                    self.wire.send(reply)
+                except ValueError as exc:  # a final answer the host would refuse
+                    reply.update(final=False, final_answer=None, error=_failure(exc, "the step's result could not be sent"))
                     self.wire.send(reply)
             elif op == "tools":
                 self.set_tools(message.get("tools") or [])
             elif op == "shutdown":
                 os._exit(0)
-            # anything else (a late reply to an abandoned call) is dropped
 
     def set_tools(self, specs: list) -> None:
         stubs = {}
@@ -573,18 +894,16 @@ class Kernel:
             return self.run(message)
         except BaseException as exc:  # noqa: BLE001 - e.g. MemoryError in our own bookkeeping
             self.in_action = False
-            error = {
-                "type": type(exc).__name__,
-                "message": "the kernel failed while reporting this step",
-                "traceback": "",
-            }
+            self.exec_id = None
             return {
                 "op": "done",
                 "id": message.get("id"),
                 "stdout": "",
                 "stderr": "",
+                "stdout_chars": 0,
+                "stderr_chars": 0,
                 "result": None,
-                "error": error,
+                "error": _failure(exc, "the kernel failed while reporting this step"),
                 "final": False,
                 "final_answer": None,
                 "interrupted": False,
@@ -598,26 +917,31 @@ class Kernel:
         self.step += 1
         filename = f"<step {self.step}>"
         self._prepare()
+        self.imports.allow(message.get("imports"))
         result = error = None
         started = time.perf_counter()
         try:
             try:
+                self.exec_id = message.get("id")
                 self.in_action = True
                 result = self._execute(code, filename)
             finally:
                 self.in_action = False
+                self.exec_id = None
         except _FinalAnswer:
             pass
         except BaseException as exc:  # noqa: BLE001 - everything the action raises is reported
             error = self._describe(exc)
         duration = time.perf_counter() - started
-        stdout, stderr = self.output.take(self.limit)
+        (stdout, stdout_chars), (stderr, stderr_chars) = self.output.take(self.limit)
         final, self.final = self.final, None
         return {
             "op": "done",
             "id": message.get("id"),
             "stdout": stdout,
             "stderr": stderr,
+            "stdout_chars": stdout_chars,
+            "stderr_chars": stderr_chars,
             "result": result,
             "error": error,
             "final": final is not None,
@@ -696,44 +1020,47 @@ class Kernel:
 
     # Tool calls -------------------------------------------------------------------------------
     def call_tool(self, name: str, args: list, kwargs: dict) -> object:
+        exec_id = self.exec_id
+        if exec_id is None:
+            raise RuntimeError(
+                f"{name}(): tools can only be called while a step runs "
+                "(this call came from a thread that outlived its step)"
+            )
         message = {
             "op": "call",
             "id": 0,
+            "exec": exec_id,
             "name": name,
             "args": [to_wire(a) for a in args],
             "kwargs": {k: to_wire(v) for k, v in kwargs.items()},
         }
-        on_main = threading.get_ident() == self.main_thread
-        with self.wire.lock:
+        with self.call_lock:
             self.call_id += 1
             message["id"] = call_id = self.call_id
+        on_main = threading.get_ident() == self.main_thread
+        wire = self.wire
+        if on_main:
+            self.in_io = True
+        try:
+            with wire.cond:
+                wire.waiting.add(call_id)
+            wire.send(message)
+            reply = wire.wait_for(lambda f: f.get("id") == call_id and f.get("op") in ("return", "raise"))
+        finally:
+            with wire.cond:
+                wire.waiting.discard(call_id)
             if on_main:
-                self.in_io = True
-            try:
-                self.wire.send(message)
-                while True:
-                    reply = self.wire.recv()
-                    if reply.get("id") == call_id and reply.get("op") in ("return", "raise"):
-                        break
-            finally:
-                if on_main:
-                    self.in_io = False
+                self.in_io = False
         if on_main and self.pending_interrupt:
             self.pending_interrupt = False
             raise KeyboardInterrupt
         if reply["op"] == "raise":
             raise _tool_error(reply.get("type"), reply.get("message"))
-        if "pickle" not in reply:
-            return reply.get("json")
-        import pickle
-
         try:
-            return pickle.loads(binascii.a2b_base64(reply["pickle"]))
-        except Exception as exc:  # noqa: BLE001 - e.g. a class that exists only on the host
+            return from_host(reply.get("json"))
+        except Exception as exc:  # noqa: BLE001 - e.g. numpy in the sandbox cannot read this dtype
             raise _tool_error(
-                "TypeError",
-                f"{name}() returned a {reply.get('type')} that cannot be rebuilt inside the sandbox "
-                f"({type(exc).__name__}: {exc}); its repr is: {reply.get('repr')}",
+                "TypeError", f"{name}() returned a value that cannot be rebuilt inside the sandbox ({type(exc).__name__}: {exc})"
             ) from None
 
     def _make_final_answer(self) -> object:
@@ -742,10 +1069,11 @@ class Kernel:
         def final_answer(answer):  # type: ignore[no-untyped-def]  # the model sees this signature
             """Give the final answer to the task and stop: code after this call does not run."""
             value = to_wire(answer)
-            size = len(json.dumps(value))
-            if size > MAX_FRAME_BYTES - (1 << 20):
+            data = json.dumps(value).encode()
+            problem = scan_frame(data)
+            if len(data) > MAX_KERNEL_FRAME_BYTES - (1 << 20) or problem:
                 raise ValueError(
-                    f"final_answer() value is too large to send ({size:,} bytes as JSON); "
+                    f"final_answer() value is too large to send ({problem or f'{len(data):,} bytes as JSON'}); "
                     "give a smaller value or a summary"
                 )
             if kernel.final is None:

@@ -2,12 +2,19 @@
 
 Both the kernel bridge (tools called from sandboxed code) and the tool-calling agent (native
 tool calls) go through a `ToolDispatcher`, so policy, recording and error shapes are the same.
+
+A call may have a time limit: the tool then runs in a worker thread and the caller stops
+waiting at the limit (Python cannot stop a thread, so the tool keeps running in the
+background until it returns; its late result is dropped). Records keep a bounded preview of
+the arguments when asked to (`keep_chars`), so a 50 MB argument is not kept twice.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import queue
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +23,9 @@ from typing import Any, Protocol, runtime_checkable
 from codeact.sandbox.base import ToolCallRecord, ToolListener
 from codeact.tools.tool import Tool
 
-__all__ = ["ToolDispatcher", "ToolOutcome", "ToolPolicy"]
+__all__ = ["ToolDispatcher", "ToolOutcome", "ToolPolicy", "preview_arguments"]
+
+_PREVIEW_FLOOR = 200  # characters a record keeps even when the budget is spent
 
 
 @runtime_checkable
@@ -62,6 +71,7 @@ class ToolDispatcher:
         self.listener = listener
         self.policies = list(policies)
         self.calls = 0
+        self._worker: _Worker | None = None
         self._tools: dict[str, Tool] = {}
         self._signatures: dict[str, inspect.Signature | None] = {}
         self.set_tools(tools or {})
@@ -79,34 +89,53 @@ class ToolDispatcher:
             except (TypeError, ValueError):  # a callable inspect cannot read: call it unchecked
                 self._signatures[name] = None
 
+    def close(self) -> None:
+        """Let the worker thread end (a tool it is running still finishes)."""
+        if self._worker is not None:
+            self._worker.abandon()
+            self._worker = None
+
     def add_policy(self, policy: ToolPolicy | Callable[[str, Mapping[str, Any]], bool | str | None]) -> None:
         self.policies.append(policy)
 
     def call(
-        self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        keep_chars: int | None = None,
     ) -> ToolOutcome:
-        """Run tool `name` with the arguments as the code passed them."""
+        """Run tool `name` with the arguments as the code passed them.
+
+        Args:
+            timeout: seconds to wait for the tool (None: as long as it takes).
+            keep_chars: the record keeps at most about this many characters of the arguments
+                (None: all of them).
+        """
         kwargs = dict(kwargs or {})
         self.calls += 1
         started = time.perf_counter()
         tool = self._tools.get(name)
         arguments: dict[str, Any] = dict(kwargs)
         if tool is None:
-            close = difflib.get_close_matches(name, self._tools, n=1)
+            name = name[:200]  # it came from untrusted code: bounded before it is matched or kept
+            close = difflib.get_close_matches(name, self._tools, n=1) if len(name) <= 64 else []
             hint = (
                 f"; did you mean `{close[0]}`?"
                 if close
                 else f"; available: {', '.join(sorted(self._tools)) or 'none'}"
             )
             return self._finish(
-                name, arguments, started, error=("NameError", f"there is no tool named `{name}`{hint}")
+                name, arguments, started, keep_chars, error=("NameError", f"there is no tool named `{name}`{hint}")
             )
         signature = self._signatures.get(name)
         if signature is not None:
             try:
                 arguments = dict(signature.bind(*args, **kwargs).arguments)
             except TypeError as exc:
-                return self._finish(name, arguments, started, error=("TypeError", f"{name}(): {exc}"))
+                return self._finish(name, arguments, started, keep_chars, error=("TypeError", f"{name}(): {exc}"))
         elif args:
             arguments["*args"] = list(args)
         denial = self._denial(name, arguments)
@@ -115,13 +144,37 @@ class ToolDispatcher:
                 name,
                 arguments,
                 started,
+                keep_chars,
                 error=("PermissionError", f"the call to `{name}` was denied: {denial}"),
             )
         try:
-            value = tool(*args, **kwargs)
+            value = tool(*args, **kwargs) if timeout is None else self._worker_call(tool, args, kwargs, timeout)
+        except _Abandoned:
+            message = (
+                f"`{name}` did not return within {max(timeout or 0.0, 0.0):.3g} s (what was left of the time "
+                "limit); it was abandoned and may still be running on the host"
+            )
+            return self._finish(name, arguments, started, keep_chars, error=("TimeoutError", message))
         except Exception as exc:  # noqa: BLE001 - a tool failure is the calling code's to handle
-            return self._finish(name, arguments, started, error=(type(exc).__name__, str(exc)))
-        return self._finish(name, arguments, started, value=value)
+            return self._finish(name, arguments, started, keep_chars, error=(type(exc).__name__, str(exc)))
+        return self._finish(name, arguments, started, keep_chars, value=value)
+
+    def _worker_call(self, tool: Tool, args: Sequence[Any], kwargs: Mapping[str, Any], timeout: float) -> Any:
+        """`tool(*args, **kwargs)` in the worker thread, waiting at most `timeout` seconds."""
+        if timeout <= 0:
+            raise _Abandoned
+        worker = self._worker
+        if worker is None or not worker.alive:
+            worker = self._worker = _Worker()
+        job = _Job(tool, args, kwargs)
+        worker.jobs.put(job)
+        if not job.done.wait(timeout):
+            worker.abandon()  # the next call gets a fresh worker; this one ends after the tool
+            self._worker = None
+            raise _Abandoned
+        if job.error is not None:
+            raise job.error
+        return job.value
 
     def _denial(self, name: str, arguments: Mapping[str, Any]) -> str | None:
         for policy in self.policies:
@@ -138,10 +191,13 @@ class ToolDispatcher:
         name: str,
         arguments: dict[str, Any],
         started: float,
+        keep_chars: int | None,
         *,
         value: Any = None,
         error: tuple[str, str] | None = None,
     ) -> ToolOutcome:
+        if keep_chars is not None:
+            arguments = preview_arguments(arguments, keep_chars)
         record = ToolCallRecord(
             name=name,
             arguments=arguments,
@@ -154,3 +210,108 @@ class ToolDispatcher:
         if error is None:
             return ToolOutcome(record, value)
         return ToolOutcome(record, None, error[0], error[1])
+
+
+def preview_arguments(arguments: Mapping[str, Any], budget: int) -> dict[str, Any]:
+    """`arguments` with long strings, bytes and containers cut so about `budget` characters remain.
+
+    What was cut is said in place (`[... 52,428,800 characters not kept ...]`), so a record
+    never looks complete when it is not. Small arguments come back unchanged (and uncopied).
+    """
+    state = [max(budget, _PREVIEW_FLOOR)]
+    if _small(arguments, state[0]):
+        return dict(arguments)
+    return {str(k)[:200]: _preview(v, state) for k, v in arguments.items()}
+
+
+def _small(value: Any, budget: int) -> bool:
+    """Whether `value` is certainly within `budget` characters, judged cheaply (no full walk)."""
+    stack = [value]
+    seen = 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (str, bytes, bytearray)):
+            seen += len(item) + 2
+        elif isinstance(item, Mapping):
+            seen += 2 * len(item) + 2
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            seen += len(item) + 2
+            stack.extend(item)
+        else:
+            seen += 8
+        if seen > budget:
+            return False
+    return True
+
+
+def _preview(value: Any, state: list[int]) -> Any:
+    if isinstance(value, (str, bytes, bytearray)):
+        keep = max(state[0], 0)
+        state[0] -= min(len(value), keep) + 2
+        if len(value) <= keep:
+            return value
+        head = value[: keep // 2 + 1] if keep else value[:0]
+        if isinstance(head, str):
+            return f"{head}[... {len(value) - len(head):,} characters not kept ...]"
+        return bytes(head) + f"[... {len(value) - len(head):,} bytes not kept ...]".encode()
+    if isinstance(value, Mapping):
+        out: dict[Any, Any] = {}
+        for i, (k, v) in enumerate(value.items()):
+            if state[0] <= 0:
+                out["..."] = f"[... {len(value) - i:,} more items not kept ...]"
+                break
+            state[0] -= 2
+            out[_preview(k, state) if isinstance(k, str) else k] = _preview(v, state)
+        return out
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items: list[Any] = []
+        for i, v in enumerate(value):
+            if state[0] <= 0:
+                items.append(f"[... {len(value) - i:,} more items not kept ...]")
+                break
+            state[0] -= 1
+            items.append(_preview(v, state))
+        return items if isinstance(value, list) or len(items) < len(value) else type(value)(items)
+    state[0] -= 8
+    return value
+
+
+class _Abandoned(Exception):
+    """The caller stopped waiting for a tool."""
+
+
+class _Job:
+    __slots__ = ("args", "done", "error", "kwargs", "tool", "value")
+
+    def __init__(self, tool: Tool, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        self.tool, self.args, self.kwargs = tool, args, kwargs
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class _Worker:
+    """A daemon thread that runs tool calls one at a time, so a caller can stop waiting."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.alive = True
+        threading.Thread(target=self._run, name="codeact-tool", daemon=True).start()
+
+    def abandon(self) -> None:
+        self.alive = False
+        self.jobs.put(None)
+
+    def _run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            try:
+                job.value = job.tool(*job.args, **job.kwargs)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
+                job.error = exc
+            finally:
+                job.done.set()
