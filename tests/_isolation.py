@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-__all__ = ["OPT_OUT", "require_sandbox", "unavailable_reason"]
+__all__ = ["OPT_OUT", "check", "fail_or_skip", "require_sandbox", "unavailable_reason"]
 
 OPT_OUT = "CODEACT_TESTS_ALLOW_NO_SANDBOX"
 
@@ -35,6 +35,13 @@ def unavailable_reason() -> str | None:
         + "). Run `codeact doctor` to see why; set "
         + f"{OPT_OUT}=1 to skip these tests instead of failing"
     )
+
+
+def fail_or_skip(reason: str) -> None:
+    """Inside a test: fail with `reason` (or skip, opted out) where the sandbox cannot be exercised."""
+    if os.environ.get(OPT_OUT) == "1":
+        pytest.skip(reason)
+    pytest.fail(f"{reason}. Run `codeact doctor`; set {OPT_OUT}=1 to skip instead", pytrace=False)
 
 
 def check(item: pytest.Item) -> None:

@@ -27,6 +27,7 @@ from codeact.sandbox._bwrap import (
     prepare_workspace,
 )
 from codeact.sandbox.probe import _try_bwrap
+from tests._isolation import fail_or_skip, require_sandbox
 
 ROOT = os.geteuid() == 0
 SITE_PACKAGES = sysconfig.get_paths()["purelib"]
@@ -44,7 +45,7 @@ def _binaries() -> list[str]:
 
 
 BINARIES = _binaries()
-needs_bwrap = pytest.mark.skipif(not BINARIES, reason="no bwrap that can create a sandbox on this machine")
+needs_bwrap = require_sandbox()
 
 # Reports what the sandboxed code can see and do, as JSON on stdout.
 _FACTS = r"""
@@ -148,7 +149,7 @@ def _run(bwrap: str, workspace: str, *, bare: bool, tmp_size: int = 4 << 20) -> 
 @pytest.fixture(scope="module", params=BINARIES or [None])
 def facts(request: pytest.FixtureRequest, workspace: str) -> dict[str, Any]:
     if request.param is None:
-        pytest.skip("no bwrap that can create a sandbox on this machine")
+        fail_or_skip("no bwrap that can create a sandbox on this machine")
     full, received = _run(request.param, workspace, bare=False)
     bare, _ = _run(request.param, workspace, bare=True)
     return {"full": full, "bare": bare, "received": received, "workspace": workspace}

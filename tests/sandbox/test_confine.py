@@ -16,6 +16,7 @@ from codeact.sandbox._bwrap import PythonRuntime
 from codeact.sandbox._confine import ConfinePolicy
 from codeact.sandbox._landlock import LandlockPolicy, abi_version
 from codeact.sandbox._rlimits import Limits
+from tests._isolation import fail_or_skip, require_sandbox
 from tests.sandbox._layer_child import SANDBOX_DIR
 
 CONFINE = str(SANDBOX_DIR / "_confine.py")
@@ -41,7 +42,13 @@ def _python_for_sandbox_uid() -> str | None:
 
 
 PYTHON = _python_for_sandbox_uid()
-pytestmark = pytest.mark.skipif(PYTHON is None, reason="no Python interpreter the sandbox uid 65534 can read")
+pytestmark = require_sandbox()
+
+
+@pytest.fixture(autouse=True)
+def _python_for_sandbox() -> None:
+    if PYTHON is None:
+        fail_or_skip("no Python interpreter the sandbox uid 65534 can read (as root, a pyenv under /root is not)")
 PYTHON_PATHS = PythonRuntime.of(PYTHON).paths if PYTHON else ()
 
 

@@ -18,8 +18,9 @@ from codeact.sandbox import Sandbox, default_sandbox, resolve_sandbox
 from codeact.sandbox.local import LocalSandbox, NetworkPolicy
 from codeact.sandbox.probe import probe
 from codeact.sandbox.process import ProcessSandbox
+from tests._isolation import require_sandbox
 
-pytestmark = pytest.mark.skipif(not probe().usable, reason="this machine cannot run the isolated sandbox")
+pytestmark = require_sandbox()
 ROOT = os.geteuid() == 0
 
 

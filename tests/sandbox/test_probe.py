@@ -2,13 +2,10 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 
-import pytest
-
-from codeact.sandbox._bwrap import find_bwrap
 from codeact.sandbox._landlock import abi_version
 from codeact.sandbox.probe import IsolationReport, _try_bwrap, probe
+from tests._isolation import require_sandbox
 
 
 def test_report_is_cached_until_refreshed() -> None:
@@ -38,7 +35,7 @@ def test_probe_is_fast() -> None:
     assert probe(refresh=True).duration_s < 1.0  # ~30-80 ms: two short bwrap runs
 
 
-@pytest.mark.skipif(find_bwrap() is None and shutil.which("bwrap") is None, reason="no bwrap installed")
+@require_sandbox()
 def test_default_sandbox_is_usable_where_bwrap_and_seccomp_are() -> None:
     report = probe(refresh=True)
     assert report.bwrap_works, report.bwrap_error

@@ -17,8 +17,9 @@ from codeact.sandbox.local import LocalSandbox
 from codeact.sandbox.probe import probe
 from codeact.sandbox.session import Identity, SessionParams
 from codeact.sandbox.zygote import ZygoteSpec, acquire, release
+from tests._isolation import require_sandbox
 
-pytestmark = pytest.mark.skipif(not probe().usable, reason="this machine cannot run the isolated sandbox")
+pytestmark = require_sandbox()
 ROOT = os.geteuid() == 0
 
 
