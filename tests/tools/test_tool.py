@@ -108,3 +108,53 @@ def test_tool_defined_without_source_code():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "f(q: str, n: int = 3) -> list | Search things. | ['x', 'x']"
+
+
+# -- defaults never carry what was not written as a literal (issue 8, item 8) ------------------
+
+SECRET_KEY = "sk-test-" + "q" * 32
+COMPUTED = {"region": "eu-" + "west"}
+
+
+def test_only_literal_defaults_written_in_the_source_are_shown(monkeypatch):
+    monkeypatch.setenv("WEATHER_API_KEY", SECRET_KEY)
+    import os
+
+    def weather(
+        city: str,
+        api_key: str = os.environ["WEATHER_API_KEY"],
+        region: str = COMPUTED["region"],
+        units: str = "C",
+        days: int = -3,
+        tags: tuple = ("a", 1),
+        token: str = "literal-but-named-like-a-credential",
+        *,
+        pem: str = "-----BEGIN RSA PRIVATE KEY-----",
+    ) -> str:
+        """Weather."""
+        return city
+
+    t = tool(weather)
+    signature = t.python_signature()
+    assert signature == (
+        "weather(city: str, api_key: str = ..., region: str = ..., units: str = 'C', days: int = -3, "
+        "tags: tuple = ('a', 1), token: str = ..., *, pem: str = ...) -> str"
+    )
+    schema = t.json_schema()["properties"]
+    assert "default" not in schema["api_key"] and "default" not in schema["region"]
+    assert schema["units"]["default"] == "C" and schema["days"]["default"] == -3
+    from codeact.sandbox.bridge import tool_definitions
+
+    definitions = repr(tool_definitions({"weather": t}))
+    assert SECRET_KEY not in definitions and "eu-west" not in definitions and "BEGIN RSA" not in definitions
+
+
+def test_defaults_without_source_show_only_small_scalars_that_do_not_look_secret(monkeypatch):
+    monkeypatch.setenv("SERVICE_TOKEN", "t0k3n-" + "z" * 20)
+    namespace: dict = {}
+    exec(  # no source file: inspect.getsource fails
+        "def f(a: int = 1, b: str = 'x', c: str = " + repr("t0k3n-" + "z" * 20) + ", d: object = object()) -> int:\n"
+        "    '''Doc.'''\n    return a\n",
+        namespace,
+    )
+    assert tool(namespace["f"]).python_signature() == "f(a: int = 1, b: str = 'x', c: str = ..., d: object = ...) -> int"

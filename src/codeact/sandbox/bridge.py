@@ -55,6 +55,7 @@ def tool_definitions(tools: Mapping[str, Tool]) -> list[dict[str, Any]]:
     for name, t in tools.items():
         params = []
         signature = t.signature
+        shown = t.shown_defaults()  # literals from the source only: a computed default may be a secret
         for p in signature.parameters.values():
             param: dict[str, Any] = {
                 "name": p.name,
@@ -64,10 +65,7 @@ def tool_definitions(tools: Mapping[str, Tool]) -> list[dict[str, Any]]:
             if p.annotation is not p.empty:
                 param["annotation"] = inspect.formatannotation(p.annotation)
             if p.default is not p.empty:
-                try:
-                    param["default"] = truncate_middle(repr(p.default), 200)
-                except Exception:  # noqa: BLE001
-                    param["default"] = "..."
+                param["default"] = shown.get(p.name, "...")
             params.append(param)
         returns = signature.return_annotation
         definitions.append(

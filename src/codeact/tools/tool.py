@@ -1,15 +1,23 @@
 """Tools: host-side Python callables the model's code can call.
 
 A tool's signature and docstring are its contract with the model. They are read with
-`inspect.signature` and `__doc__` only (never the source), so tools defined in a REPL or
-`python -c` work too.
+`inspect.signature` and `__doc__`, so tools defined in a REPL or `python -c` work too.
+
+Parameter defaults are shown (in the prompt, the JSON schema and the sandbox's stubs) only as
+the literals written in the source: a default computed at definition time
+(`api_key: str = os.environ["KEY"]`) holds a value, maybe a secret, that the model never needs,
+so it is shown as `...`, and so is any default of a parameter named like a credential or whose
+text looks like one. Without the source, only small scalar defaults that do not look secret
+are shown.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import inspect
 import re
+import textwrap
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
@@ -17,6 +25,7 @@ from typing import Any, TypeVar, overload
 from codeact.errors import ToolError
 from codeact.models.base import ToolSpec
 from codeact.tools._docstring import parse_docstring
+from codeact.tools._secrets import looks_secret, secret_name
 
 __all__ = ["FunctionTool", "Tool", "tool", "to_tools"]
 
@@ -88,7 +97,19 @@ class Tool:
 
     def python_signature(self) -> str:
         """`name(a: int, b: str = 'x') -> str`, for prompts and for the kernel's stubs."""
-        return f"{self.name}{self.signature}"
+        shown = self.shown_defaults()
+        signature = self.signature
+        params = [
+            p.replace(default=_Shown(shown[p.name])) if p.name in shown else p for p in signature.parameters.values()
+        ]
+        return f"{self.name}{signature.replace(parameters=params)}"
+
+    def shown_defaults(self) -> dict[str, str]:
+        """{parameter: its default as the model may see it}: a literal from the source, or `...`."""
+        cached: dict[str, str] | None = self.__dict__.get("_shown_defaults")
+        if cached is None:
+            cached = self.__dict__["_shown_defaults"] = _shown_defaults(self.function, self.signature)
+        return cached
 
     def docstring(self) -> str:
         """Summary plus an Args section, as the model will see it."""
@@ -117,12 +138,8 @@ class Tool:
                 schema["description"] = docs[p.name]
             if p.default is p.empty:
                 required.append(p.name)
-            else:
-                try:
-                    TypeAdapter(type(p.default)).json_schema()
-                    schema["default"] = p.default
-                except Exception:  # noqa: BLE001
-                    pass
+            elif self.shown_defaults().get(p.name, "...") != "...":
+                schema["default"] = ast.literal_eval(self.shown_defaults()[p.name])
             properties[p.name] = schema
         return {"type": "object", "properties": properties, "required": required}
 
@@ -173,6 +190,76 @@ def to_tools(items: Any) -> dict[str, Tool]:
             raise ToolError(f"two tools are named `{t.name}`; tool names must be unique")
         tools[t.name] = t
     return tools
+
+
+class _Shown:
+    """A default as shown: its repr is the text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+_HIDDEN = "..."
+_SCALARS = (type(None), bool, int, float, str)
+
+
+def _shown_defaults(fn: Callable[..., Any], signature: inspect.Signature) -> dict[str, str]:
+    written = _source_defaults(fn)
+    shown: dict[str, str] = {}
+    for p in signature.parameters.values():
+        if p.default is p.empty:
+            continue
+        text = _HIDDEN
+        if written is not None:
+            node = written.get(p.name)
+            if node is not None:
+                text = _literal_text(node, p.default)
+        elif type(p.default) in _SCALARS and len(repr(p.default)) <= 100:
+            text = repr(p.default)
+        if secret_name(p.name) or looks_secret(text):
+            text = _HIDDEN
+        shown[p.name] = text
+    return shown
+
+
+def _literal_text(node: ast.expr, default: Any) -> str:
+    """The default as written, if it is a literal equal to the real default; else `...`."""
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return _HIDDEN
+    if type(value) is not type(default) or value != default:
+        return _HIDDEN  # the source is not this function's own (a wrapper), or it was changed
+    text = ast.unparse(node)
+    return text if len(text) <= 200 else _HIDDEN
+
+
+def _source_defaults(fn: Callable[..., Any]) -> dict[str, ast.expr] | None:
+    """{parameter: its default's expression} from `fn`'s source, or None without a source."""
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, ValueError, IndentationError):
+        return None
+    name = getattr(fn, "__name__", None)
+    node = next(
+        (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name),
+        None,
+    )
+    if node is None:
+        return None
+    args = node.args
+    positional = [*args.posonlyargs, *args.args]
+    defaults: dict[str, ast.expr] = {}
+    for arg, default in zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True):
+        defaults[arg.arg] = default
+    for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        if kw_default is not None:
+            defaults[arg.arg] = kw_default
+    return defaults
 
 
 def _resolved_signature(fn: Callable[..., Any]) -> inspect.Signature:
