@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 __all__ = ["app", "main"]
@@ -12,11 +14,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help and usage errors as plain text: Rich markup mode would eat `[...]` in help strings
+    # (`{"model": [input, output]}`) and in the values a user typed.
+    rich_markup_mode=None,
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from codeact import __version__
+
+        typer.echo(f"codeact {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _group() -> None:
+def _group(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print codeact's version and exit.")] = False,
+) -> None:
     """Agents that act by writing Python, run in a real, isolated CPython kernel."""
 
 

@@ -1,10 +1,14 @@
-"""`codeact runs`, `show`, `resume` and `replay`: the run log from the command line."""
+"""`codeact runs`, `show`, `resume` and `replay`: the run log from the command line.
+
+Everything read from the log (tasks, model names, ids, errors, events) is shown through
+`_text.safe()`: a log is data written by models and sandboxes, never markup or terminal control.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
+import typing
 from typing import Annotated, Any
 
 import typer
@@ -13,138 +17,161 @@ from rich.table import Table
 from rich.text import Text
 
 from codeact.cli import app
-from codeact.cli.run import print_result
-from codeact.errors import CodeactError, ConfigError
+from codeact.cli._options import (
+    MaxCostOption,
+    MaxSecondsOption,
+    MaxTokensOption,
+    PricesOption,
+    StoreOption,
+    positive,
+    sandbox_name,
+    usage_errors,
+)
+from codeact.cli._text import json_line, safe
+from codeact.cli.run import consume, print_result
+from codeact.errors import ConfigError
 
-__all__ = ["list_runs", "replay", "resume", "show"]
+__all__ = ["STATUSES", "list_runs", "replay", "resume", "show"]
 
-StoreOption = Annotated[str | None, typer.Option("--store", help="Run log file or sqlite:/// URL "
-                                                    "(default: $CODEACT_HOME/runs.db or the user data dir).")]
 ToolsOption = Annotated[list[str] | None, typer.Option("--tool", "-t", help="module:function or "
                                                           "file.py:function; repeatable")]
 
 
+def _statuses() -> tuple[str, ...]:
+    from codeact.runs.events import RunStatus
+
+    return ("running", "crashed", *typing.get_args(RunStatus), "error")
+
+
+STATUSES = _statuses()
+"""What `--status` can filter on: a run's final status, "running", or "crashed" (a running run
+whose process is gone), or "error" (a run that stopped on an unexpected exception)."""
+
+
+def _status_name(value: str | None) -> str | None:
+    if value is not None and value not in STATUSES:
+        raise typer.BadParameter(f"{value!r} is not a run status; the statuses are {', '.join(STATUSES)}")
+    return value
+
+
 @app.command("runs")
 def list_runs(
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs, newest first.")] = 20,
-    status: Annotated[str | None, typer.Option(help="Only runs with this status (e.g. crashed).")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs, newest first.")] = 20,
+    status: Annotated[str | None, typer.Option(callback=_status_name, help="Only runs with this status: "
+                                               + ", ".join(STATUSES) + ".")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
     store: StoreOption = None,
 ) -> None:
     """List recorded runs: status, steps, tokens, cost and age."""
-    with _errors():
+    with usage_errors():
         log = _open(store)
         records = log.runs(limit=limit, status=status)
     if as_json:
         for r in records:
-            sys.stdout.write(json.dumps(_record_dict(r), ensure_ascii=False, default=repr) + "\n")
+            sys.stdout.write(json_line(_record_dict(r), default=repr) + "\n")
         return
     console = Console()
     if not records:
-        console.print(f"No runs in {log.path}.")
+        console.print(safe(f"No runs in {log.path}" + (f" with status {status}." if status else ".")))
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("run", "status", "steps", "tokens", "cost", "age", "model", "task"):
-        right = column in ("steps", "tokens", "cost", "age")
-        table.add_column(column, justify="right" if right else "left", no_wrap=column != "task",
-                         overflow="ellipsis")
-    now = time.time()
+    console.print(runs_table(records, time.time()))
+
+
+def runs_table(records: list[Any], now: float) -> Table:
+    """One line per run. At 80 columns the fixed columns take 53 and the task gets the rest; the
+    model name is cut first (`codeact show` has it whole)."""
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1), collapse_padding=True)
+    table.add_column("run", no_wrap=True, min_width=12)
+    table.add_column("status", no_wrap=True)
+    table.add_column("steps", justify="right", no_wrap=True)
+    table.add_column("tokens", justify="right", no_wrap=True)
+    table.add_column("cost", justify="right", no_wrap=True)
+    table.add_column("age", justify="right", no_wrap=True)
+    table.add_column("model", no_wrap=True, overflow="ellipsis", max_width=16)
+    table.add_column("task", no_wrap=True, overflow="ellipsis", min_width=12, ratio=1)
     for r in records:
-        table.add_row(r.id, Text(r.state, style=_STATUS_STYLE.get(r.state, "")), str(r.steps),
-                      f"{r.total_tokens:,}", _cost(r.cost), _age(now - r.created), r.model,
-                      _one_line(r.task, 60))
-    console.print(table)
+        table.add_row(safe(r.id), safe(r.state, _STATUS_STYLE.get(r.state, "")), str(r.steps),
+                      _tokens(r.total_tokens), _cost(r.cost), _age(now - r.created), safe(_model(r.model)),
+                      safe(_one_line(r.task, 200)))
+    return table
 
 
 @app.command()
 def show(
-    run_id: Annotated[str, typer.Argument(help="The run's id, or a unique prefix of it.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run's id, or a unique prefix of it.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the run's events as JSON lines.")] = False,
     store: StoreOption = None,
 ) -> None:
     """Show a recorded run the way the live view showed it."""
-    with _errors():
+    with usage_errors():
         log = _open(store)
         record = log.get(run_id)
         if as_json:
             for data in log.raw_events(record.id):
-                sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+                sys.stdout.write(json_line(data, default=repr) + "\n")
             return
         events = log.events(record.id)
     from codeact.cli.view import LiveView
 
     console = Console()
-    console.print(Text.assemble(("run ", "bold"), record.id, "  ",
-                                (record.state, _STATUS_STYLE.get(record.state, "")),
+    console.print(Text.assemble(("run ", "bold"), safe(record.id), "  ",
+                                safe(record.state, _STATUS_STYLE.get(record.state, "")),
                                 f"  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(record.created))}"
                                 f"  cost {_cost(record.cost)}", style="dim"))
-    view = LiveView(console)
+    view = LiveView(console, live=False)
     for event in events:
-        if event.kind == "run_resumed":
-            console.print(Text(f"resumed from step {event.from_step} "  # type: ignore[attr-defined]
-                               f"({event.reexecuted} recorded actions re-run)", style="bold yellow"))  # type: ignore[attr-defined]
-        elif event.kind == "budget_hit":
-            console.print(Text(event.message, style="bold red"))  # type: ignore[attr-defined]
-        else:
-            view.show(event)
+        view.show(event)
     if record.state == "running":
         console.print(Text("still running", style="cyan"))
     elif record.state != "success":
-        console.print(Text(f"{record.state}" + (f": {record.error}" if record.error else ""), style="yellow"))
-        console.print(Text(f"continue it with `codeact resume {record.id}`", style="dim"))
+        console.print(safe(f"{record.state}" + (f": {record.error}" if record.error else ""), "yellow"))
+        console.print(safe(f"continue it with `codeact resume {record.id}`", "dim"))
 
 
 @app.command()
 def resume(
-    run_id: Annotated[str, typer.Argument(help="The run's id, or a unique prefix of it.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run's id, or a unique prefix of it.")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model spec; default: the run's.")] = None,
     tools: ToolsOption = None,
     live_tools: Annotated[bool, typer.Option(help="Call the tools again while rebuilding the kernel's "
                                              "state, instead of serving their recorded results.")] = False,
-    max_steps: Annotated[int | None, typer.Option(help="Step limit; default: the run's.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Seconds one code step may run.")] = None,
-    sandbox: Annotated[str | None, typer.Option(help="default or process (no isolation).")] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Step limit; default: the run's.")] = None,
+    max_tokens: MaxTokensOption = None,
+    max_seconds: MaxSecondsOption = None,
+    max_cost: MaxCostOption = None,
+    prices: PricesOption = None,
+    timeout: Annotated[float | None, typer.Option(callback=positive, help="Seconds one code step may run.")] = None,
+    sandbox: Annotated[str | None, typer.Option(callback=sandbox_name, help="default, local or process "
+                                                "(no isolation); default: the run's.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole run as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view on stderr.")] = False,
     store: StoreOption = None,
 ) -> None:
-    """Continue a crashed or interrupted run from its last completed step."""
+    """Continue a crashed or interrupted run from its last completed step.
+
+    Budgets not given keep the run's. Exits like `codeact run`.
+    """
     err = Console(stderr=True)
-    with _errors(err):
+    with usage_errors(err):
         log = _open(store)
         record = log.get(run_id)
+        budgets = {"max_tokens": max_tokens, "max_seconds": max_seconds, "max_cost": max_cost}
         agent = _agent_for(record, log, model=model, tool_specs=tools, max_steps=max_steps,
-                           timeout=timeout, sandbox=sandbox)
-    view = None
-    if not quiet:
-        from codeact.cli.view import LiveView
-
-        view = LiveView(err)
-    result = None
-    try:
-        with _errors(err):
-            for event in agent.resume(record.id, stream=True, live_tools=live_tools):
-                if event.kind == "run_resumed" and view is not None:
-                    err.print(Text(f"resuming run {record.id} at step {event.from_step} "  # type: ignore[attr-defined]
-                                   f"({event.reexecuted} recorded actions re-run)", style="bold yellow"))  # type: ignore[attr-defined]
-                elif view is not None:
-                    view.show(event)
-                if event.kind == "run_finished":
-                    result = event.result  # type: ignore[attr-defined]
-    finally:
-        agent.close()
-    assert result is not None
-    print_result(result, as_json=as_json, err=err, quiet=quiet or view is None)
+                           timeout=timeout, sandbox=sandbox, budgets=budgets, prices=prices)
+    result, _ = consume(agent, agent.resume(record.id, stream=True, live_tools=live_tools), err,
+                        quiet=quiet, run_id=record.id)
+    print_result(result, run_id=record.id, as_json=as_json, err=err, quiet=quiet)
 
 
 @app.command()
 def replay(
-    run_id: Annotated[str, typer.Argument(help="The run's id, or a unique prefix of it.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run's id, or a unique prefix of it.")],
     tools: Annotated[list[str] | None, typer.Option("--tool", "-t", help="Call this real tool and "
                                                        "compare its results with the recording; "
                                                        "repeatable. Without it, results come from the log.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Seconds one code step may run.")] = None,
-    sandbox: Annotated[str | None, typer.Option(help="default or process (no isolation).")] = None,
+    timeout: Annotated[float | None, typer.Option(callback=positive, help="Seconds one code step may run.")] = None,
+    sandbox: Annotated[str | None, typer.Option(callback=sandbox_name, help="default, local or process "
+                                                "(no isolation); default: the run's.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     store: StoreOption = None,
 ) -> None:
@@ -156,27 +183,27 @@ def replay(
     from codeact.runs.replay import replay_run
 
     err = Console(stderr=True)
-    with _errors(err):
+    with usage_errors(err):
         log = _open(store)
         record = log.get(run_id)
         options = _sandbox_options(record.meta, timeout, sandbox)
         live = [load_tool(spec) for spec in tools] if tools else None
         report = replay_run(record.id, store=log, live_tools=live, **options)
     if as_json:
-        sys.stdout.write(json.dumps({
+        sys.stdout.write(json_line({
             "run_id": report.run_id, "ok": report.ok, "status": report.result.status,
             "steps": len(report.result.steps),
             "divergences": [d.__dict__ for d in report.divergences],
-        }, ensure_ascii=False, default=repr) + "\n")
+        }, default=repr) + "\n")
     elif report.ok:
-        err.print(Text(f"run {report.run_id}: {len(report.result.steps)} steps replayed, no divergence "
-                       f"({report.result.status})", style="green"))
+        err.print(safe(f"run {report.run_id}: {len(report.result.steps)} steps replayed, no divergence "
+                       f"({report.result.status})", "green"))
     else:
         first = report.divergences[0]
         more = len(report.divergences) - 1
-        err.print(Text(f"run {report.run_id} diverges at step {first.step} ({first.what})", style="bold red"))
-        err.print(Text("recorded:", style="bold"), Text(first.expected))
-        err.print(Text("replayed:", style="bold"), Text(first.actual))
+        err.print(safe(f"run {report.run_id} diverges at step {first.step} ({first.what})", "bold red"))
+        err.print(Text("recorded:", style="bold"), safe(first.expected))
+        err.print(Text("replayed:", style="bold"), safe(first.actual))
         if more:
             err.print(Text(f"... and {more} more difference(s) after it", style="dim"))
     if not report.ok:
@@ -189,21 +216,6 @@ _STATUS_STYLE = {"success": "green", "running": "cyan", "crashed": "bold red", "
                  "budget_exceeded": "yellow"}
 
 
-class _errors:
-    """Print a CodeactError as one line and exit 2, instead of a traceback."""
-
-    def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, CodeactError):
-            self.console.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(2)
-
-
 def _open(store: str | None) -> Any:
     from codeact.runs.store import RunStore
 
@@ -211,19 +223,22 @@ def _open(store: str | None) -> Any:
 
 
 def _agent_for(record: Any, log: Any, *, model: str | None, tool_specs: list[str] | None,
-               max_steps: int | None, timeout: float | None, sandbox: str | None) -> Any:
+               max_steps: int | None, timeout: float | None, sandbox: str | None,
+               budgets: dict[str, float | None] | None = None, prices: str | None = None) -> Any:
     """A CodeAgent like the one that made the run: CLI options kept with the run fill the gaps."""
     from codeact.agent.code_agent import CodeAgent
     from codeact.cli._loading import load_tool, split_list
     from codeact.models.registry import resolve_model
+    from codeact.runs.pricing import load_prices
 
     if record.agent != CodeAgent.kind:
         raise ConfigError(f"run {record.id} was made by a {record.agent!r} agent; resume it from Python "
                           "with that agent's resume()")
     meta = record.meta
     spec = model or meta.get("model_spec") or record.model
+    reply_tokens = meta.get("max_reply_tokens")
     try:
-        chosen = resolve_model(spec)
+        chosen = resolve_model(spec, **({"max_tokens": reply_tokens} if isinstance(reply_tokens, int) else {}))
     except ConfigError as exc:
         raise ConfigError(f"cannot rebuild the run's model from {spec!r} ({exc}); pass --model") from None
     specs = tool_specs if tool_specs is not None else list(meta.get("tool_specs") or [])
@@ -232,8 +247,9 @@ def _agent_for(record: Any, log: Any, *, model: str | None, tool_specs: list[str
     missing = [name for name in wanted if name not in {t.name for t in loaded}]
     if missing:
         raise ConfigError(f"run {record.id} used tools {', '.join(missing)}; pass them with --tool module:function")
-    budget = meta.get("budget") or {}
+    budget = {**(meta.get("budget") or {}), **{k: v for k, v in (budgets or {}).items() if v is not None}}
     imports = meta.get("imports")
+    price_file = prices or meta.get("prices")
     agent = CodeAgent(
         chosen,
         loaded,
@@ -241,6 +257,8 @@ def _agent_for(record: Any, log: Any, *, model: str | None, tool_specs: list[str
         max_steps=max_steps or int(budget.get("max_steps") or 10),
         max_tokens=budget.get("max_tokens"),
         max_seconds=budget.get("max_seconds"),
+        **({"max_cost": budget["max_cost"]} if budget.get("max_cost") else {}),
+        prices=load_prices(price_file) if price_file else None,
         store=log,
         **_sandbox_options(meta, timeout, sandbox),
     )
@@ -256,8 +274,6 @@ def _sandbox_options(meta: dict[str, Any], timeout: float | None, sandbox: str |
     return {"sandbox": lambda: resolve_sandbox(name, timeout=seconds), "step_timeout": seconds}
 
 
-
-
 def _record_dict(r: Any) -> dict[str, Any]:
     from codeact.runs.codec import encode_value
 
@@ -265,6 +281,17 @@ def _record_dict(r: Any) -> dict[str, Any]:
             "completion_tokens": r.completion_tokens, "cost": r.cost, "created": r.created,
             "updated": r.updated, "model": r.model, "agent": r.agent, "task": r.task,
             "output": encode_value(r.output), "error": r.error}
+
+
+def _tokens(total: int) -> str:
+    """Up to 6 characters: 999,999 then 1.2M."""
+    return f"{total:,}" if total < 1_000_000 else f"{total / 1_000_000:.1f}M"
+
+
+def _model(name: str) -> str:
+    """The model's own name: `openai-compat:http://host/v1#qwen` reads `qwen`."""
+    short = name.rpartition("#")[2] if "#" in name else name
+    return short or name
 
 
 def _cost(cost: float | None) -> str:
@@ -282,6 +309,6 @@ def _age(seconds: float) -> str:
 
 
 def _one_line(text: str, limit: int) -> str:
-    line = " ".join(text.split())
+    line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
