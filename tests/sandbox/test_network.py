@@ -104,3 +104,84 @@ def test_a_name_may_reach_private_addresses_when_allowed(server: int) -> None:
     for fd in fds:
         os.close(fd)
     egress.close()
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "100.127.255.254",
+        "0.0.0.0", "255.255.255.255", "224.0.0.1", "239.255.255.250", "240.0.0.1", "192.0.0.8", "198.18.0.1",
+        "::", "::1", "fe80::1", "fc00::1", "fd12:3456::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+        "::127.0.0.1", "64:ff9b::7f00:1", "64:ff9b::a00:1", "64:ff9b:1::a00:1", "2002:7f00:1::1", "2002:a00:1::1",
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",
+    ],
+)  # fmt: skip
+def test_an_allowed_name_never_reaches_a_non_public_address(address: str) -> None:
+    # Issue 8: every address class, including IPv4 wrapped in IPv6 (mapped, NAT64, 6to4, Teredo)
+    # and CGNAT, which `is_private` alone let through.
+    assert not NetworkPolicy(("example.org",))._address_allowed("example.org", address)
+    assert NetworkPolicy((f"{address}",))._address_allowed(address, address)  # named by IP: honoured
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "::ffff:93.184.216.34"])
+def test_public_addresses_pass(address: str) -> None:
+    assert NetworkPolicy(("example.org",))._address_allowed("example.org", address)
+
+
+@pytest.mark.parametrize("spelling", ["2130706433", "0177.0.0.1", "0x7f.0.0.1", "127.1", "0x7f000001"])
+def test_numeric_spellings_of_loopback_are_names_and_refused(server: int, spelling: str) -> None:
+    # Listed as names (they are not IP addresses to `ipaddress`), they still resolve to loopback.
+    egress, kernel_end = _egress(NetworkPolicy((f"{spelling}:{server}",)))
+    reply, fds = _ask(kernel_end, host=spelling, port=server)
+    assert reply["ok"] is False and fds == [], reply
+    egress.close()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 50_000 + b"]" * 50_000,  # deep nesting: RecursionError in json, formerly a dead thread
+        json.dumps({"id": 1, "host": "a" * 70_000, "port": 80}).encode(),  # past the message bound
+        json.dumps({"id": 1, "host": "x" * 300, "port": 80}).encode(),  # longer than a DNS name
+        json.dumps({"id": 1, "host": "example.org\u0000.evil", "port": 80}).encode(),
+        json.dumps({"id": 1, "host": "example.org", "port": "80"}).encode(),
+        json.dumps({"id": 1, "host": "example.org", "port": True}).encode(),
+        json.dumps({"id": 1, "host": "example.org", "port": 0}).encode(),
+        json.dumps({"id": 1, "host": "example.org", "port": 65536}).encode(),
+        json.dumps({"id": 1, "host": "example.org", "port": 80.5}).encode(),
+        json.dumps({"id": {"a": [1]}, "host": "example.org", "port": 80}).encode(),
+        json.dumps({"id": 1, "host": ["example.org"], "port": 80}).encode(),
+        json.dumps({"id": 1, "host": "example.org", "port": 80, "timeout": "inf"}).encode(),
+        b'{"id": 1, "host": "example.org", "port": 80, "timeout": NaN}',
+        json.dumps({"id": 1, "host": "example.org", "port": 80, "extra": "x" * 100}).encode(),
+        json.dumps([1, 2, 3]).encode(),
+        b"\xff\xfe",
+    ],
+)
+def test_every_malformed_request_is_refused_and_the_channel_lives_on(server: int, raw: bytes) -> None:
+    egress, kernel_end = _egress(NetworkPolicy((f"127.0.0.1:{server}", "example.org")))
+    try:
+        kernel_end.sendall(raw)
+    except OSError:  # larger than the socket takes at once: as good as refused, the channel must live on
+        pass
+    else:
+        kernel_end.settimeout(5)
+        data, fds, _, _ = socket.recv_fds(kernel_end, 65536, 1)
+        assert json.loads(data)["errno"] == errno.EINVAL and fds == []
+    reply, fds = _ask(kernel_end, host="127.0.0.1", port=server, timeout=5)
+    assert reply["ok"] is True and len(fds) == 1
+    os.close(fds[0])
+    assert [c.host for c in egress.log] == ["127.0.0.1"]  # a malformed request records nothing
+    egress.close()
+
+
+def test_connection_requests_are_capped_per_session(server: int) -> None:
+    egress, kernel_end = _egress(NetworkPolicy((f"127.0.0.1:{server}",), max_connections=3))
+    replies = [_ask(kernel_end, host="127.0.0.1", port=server) for _ in range(5)]
+    for _, fds in replies:
+        for fd in fds:
+            os.close(fd)
+    assert [r["ok"] for r, _ in replies] == [True, True, True, False, False]
+    assert "more than 3 connections" in replies[-1][0]["error"]
+    assert len(egress.log) == 3
+    egress.close()

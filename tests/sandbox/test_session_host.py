@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import site
+import socket
 import stat
 import subprocess
 import sys
@@ -292,3 +293,39 @@ def test_sandbox_tests_fail_rather_than_skip_where_isolation_is_unavailable(tmp_
     else:
         assert done.returncode == 1 and "passed" not in summary and "skipped" not in summary, done.stdout[-3000:]
         assert "codeact doctor" in done.stdout and "simulated" in done.stdout
+
+
+def test_the_zygote_control_channel_checks_every_field() -> None:
+    # Issue 8: `int(message["pid"])` on a dict, or a RecursionError in json, killed the reader thread.
+    from codeact.sandbox._zygote import recv_message
+    from codeact.sandbox.probe import probe
+    from codeact.sandbox.session import SessionParams
+    from codeact.sandbox.zygote import ZygoteSpec, acquire, release
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with a, b:
+        a.send(b"[" * 30_000 + b"]" * 30_000)
+        with pytest.raises(ValueError):
+            recv_message(b)
+    zygote = acquire(ZygoteSpec(), bwrap=str(probe().bwrap_path))
+    try:
+        bad: list[dict[str, object]] = [
+            {"op": "exited", "pid": {"x": 1}},
+            {"op": "exited", "pid": True, "status": "x"},
+            {"op": "spawned", "id": [1], "pid": "x"},
+            {"op": "spawned", "id": 10**30, "pid": -5},
+            {"op": "failed", "id": None, "error": "x" * 100_000},
+            {"op": "nonsense"},
+        ]
+        for message in bad:
+            zygote._dispatch(message, [])
+        r, w = os.pipe()
+        zygote._dispatch({"op": "spawned", "id": "1", "pid": 1}, [r])
+        with pytest.raises(OSError):
+            os.fstat(r)  # a passed fd that no request claims is closed, not leaked
+        os.close(w)
+        assert zygote.alive
+        session = zygote.take(SessionParams())
+        session.kill()
+    finally:
+        release(zygote)

@@ -35,6 +35,11 @@ _MAX_REQUEST = 4096
 _HOST = re.compile(r"[A-Za-z0-9._\-]{1,253}|\[?[0-9A-Fa-f:.]{2,45}\]?")
 """What a host in a request may look like: a DNS name or an IP literal (no scope ids, no NUL)."""
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_NOT_GLOBAL = tuple(
+    ipaddress.ip_network(n)
+    for n in ("0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "240.0.0.0/4", "fec0::/10")
+)
+"""Not globally routable whatever this Python's `is_global` says (its tables changed across versions)."""
 
 
 @dataclass(frozen=True)
@@ -160,13 +165,15 @@ class NetworkPolicy:
 
 def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Globally routable unicast, and so is any IPv4 address the IPv6 one carries."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return _public(ip.ipv4_mapped)  # the connection goes to that IPv4 address
     if not ip.is_global or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+        return False
+    if any(ip.version == net.version and ip in net for net in _NOT_GLOBAL):
         return False
     if isinstance(ip, ipaddress.IPv4Address):
         return ip != ipaddress.IPv4Address("255.255.255.255")
     inner: list[ipaddress.IPv4Address] = []
-    if ip.ipv4_mapped is not None:
-        inner.append(ip.ipv4_mapped)
     if ip.sixtofour is not None:
         inner.append(ip.sixtofour)
     if ip.teredo is not None:
