@@ -26,6 +26,7 @@ from codeact.runs.events import (
     ActionParsed,
     BudgetHit,
     Event,
+    LogNote,
     ModelReplied,
     ModelRequested,
     Observed,
@@ -36,11 +37,13 @@ from codeact.runs.events import (
     StepFinished,
     ToolCalled,
 )
+from codeact.runs.limits import TAG, Bounded, LogLimits, Truncated, _Walk, cut_text
 from codeact.sandbox.base import ExecError, Execution, ToolCallRecord
 
 __all__ = [
     "TAG",
     "RecordedObject",
+    "Truncated",
     "decode_execution",
     "decode_tool_call",
     "decode_value",
@@ -49,8 +52,8 @@ __all__ = [
     "event_from_dict",
 ]
 
-TAG = "$codeact"
 _MAX_PICKLE = 1_000_000
+_DEFAULT = Bounded(LogLimits())
 
 
 @dataclass(frozen=True)
@@ -64,26 +67,76 @@ class RecordedObject:
         return self.repr
 
 
-def encode_value(value: Any) -> Any:
-    """JSON for a user value, with tags where plain JSON would change its type."""
-    if value is None or isinstance(value, (bool, int, float, str)) and type(value) in (bool, int, float, str):
-        return value
-    if type(value) is list:
-        return [encode_value(v) for v in value]
-    if type(value) is dict and all(type(k) is str for k in value) and TAG not in value:
-        return {k: encode_value(v) for k, v in value.items()}
-    if type(value) in (tuple, set, frozenset):
-        items = list(value) if type(value) is tuple else sorted(value, key=repr)
-        return {TAG: type(value).__name__, "items": [encode_value(v) for v in items]}
-    if type(value) is dict:
-        return {TAG: "dict", "items": [[encode_value(k), encode_value(v)] for k, v in value.items()]}
-    if type(value) is bytes:
-        return {TAG: "bytes", "base64": base64.b64encode(value).decode()}
-    return _encode_object(value)
+def encode_value(value: Any, bound: Bounded | None = None) -> Any:
+    """JSON for a user value, with tags where plain JSON would change its type.
+
+    At most `bound`'s limits are kept (`LogLimits()` by default): deeper or larger parts become
+    `truncated` tags, so encoding costs time linear in what is kept and never overflows the stack.
+    """
+    return _value(value, (bound or _DEFAULT).walker(), 0)
+
+
+def _value(value: Any, walk: _Walk, depth: int) -> Any:
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str):
+        return walk.scalar(value)
+    if kind is Truncated:
+        walk.spend(len(value.preview) + 80)
+        return dict(value.data) or walk.truncated(value.type, value.size, value.preview)
+    if walk.too_deep(depth):
+        return walk.deep(value)
+    if kind is bytes:
+        return walk.bytes_(value)
+    if kind is list:
+        return _items(value, "list", walk, depth, lambda items: items)
+    if kind is dict and all(type(k) is str for k in value) and TAG not in value:
+        return _items(list(value.items()), "dict", walk, depth, dict, pairs=True)
+    if kind in (tuple, set, frozenset):
+        items = list(value) if kind is tuple else _sorted(value, walk)
+        return _items(items, kind.__name__, walk, depth, lambda kept: {TAG: kind.__name__, "items": kept})
+    if kind is dict:
+        pairs = [[k, v] for k, v in value.items()]
+        return _items(pairs, "dict", walk, depth, lambda kept: {TAG: "dict", "items": kept}, tagged_pairs=True)
+    return _encode_object(value, walk)
+
+
+def _items(items: list[Any], name: str, walk: _Walk, depth: int, make: Callable[[Any], Any],
+           *, pairs: bool = False, tagged_pairs: bool = False) -> Any:
+    """Encode elements while the budget lasts; a container cut short becomes a `truncated` tag.
+
+    A nested container stops at half the budget it found, so one wide part does not starve
+    its siblings and turn every container around it into a preview too."""
+    kept: list[Any] = []
+    floor = walk.left // 2 if depth > 0 else 0
+    for item in items:
+        if walk.left - 2 < floor or not walk.spend(2):
+            out = walk.truncated(name, len(items), f"the first {len(kept):,} of {len(items):,} items")
+            out["items"] = kept if not pairs else [[k, v] for k, v in kept]
+            return out
+        if pairs:
+            key, val = item
+            walk.spend(len(key))
+            kept.append((key if len(key) <= 1_000 else key[:1_000] + "…", _value(val, walk, depth + 1)))
+        elif tagged_pairs:
+            kept.append([_value(item[0], walk, depth + 1), _value(item[1], walk, depth + 1)])
+        else:
+            kept.append(_value(item, walk, depth + 1))
+    return make(dict(kept) if pairs else kept)
+
+
+def _sorted(value: set[Any] | frozenset[Any], walk: _Walk) -> list[Any]:
+    """A set's elements in a stable order (by repr) when it is small enough to sort."""
+    if len(value) * 2 > walk.left:
+        return list(value)
+    try:
+        return sorted(value, key=repr)
+    except Exception:  # noqa: BLE001 - a repr that fails or recurses: keep the set's own order
+        return list(value)
 
 
 def decode_value(data: Any, *, allow_pickle: bool = True) -> Any:
-    """The value `encode_value` encoded (a RecordedObject where only its repr is known)."""
+    """The value `encode_value` encoded (a RecordedObject where only its repr is known, a
+    Truncated where the log kept only part of it)."""
     if isinstance(data, list):
         return [decode_value(v, allow_pickle=allow_pickle) for v in data]
     if not isinstance(data, dict):
@@ -91,6 +144,9 @@ def decode_value(data: Any, *, allow_pickle: bool = True) -> Any:
     tag = data.get(TAG)
     if tag is None:
         return {k: decode_value(v, allow_pickle=allow_pickle) for k, v in data.items()}
+    if tag == "truncated":
+        return Truncated(str(data.get("type", "value")), int(data.get("size") or 0), str(data.get("preview", "")),
+                         dict(data))
     items = [decode_value(v, allow_pickle=allow_pickle) for v in data.get("items", ())]
     if tag == "tuple":
         return tuple(items)
@@ -111,18 +167,29 @@ def decode_value(data: Any, *, allow_pickle: bool = True) -> Any:
     return {k: decode_value(v, allow_pickle=allow_pickle) for k, v in data.items()}
 
 
-def encode_event(event: Event) -> dict[str, Any]:
-    """The event as JSON-ready data with a `kind` tag; user values keep their types."""
+def encode_event(event: Event, bound: Bounded | None = None) -> dict[str, Any]:
+    """The event as JSON-ready data with a `kind` tag; user values keep their types.
+
+    Texts and values are kept up to `bound`'s limits (`LogLimits()` by default)."""
+    bound = bound or _DEFAULT
     data: dict[str, Any] = {"kind": event.kind}
     for f in dataclasses.fields(event):
         if f.name == "result":  # RunFinished.result duplicates the rest of the run
             continue
         value = getattr(event, f.name)
-        data[f.name] = encode_value(value) if f.name == "output" else _struct(value)
+        data[f.name] = encode_value(value, bound) if f.name == "output" else _struct(value, bound, 0)
     return data
 
 
-def _struct(value: Any) -> Any:
+def _struct(value: Any, bound: Bounded, depth: int, walk: _Walk | None = None) -> Any:
+    """An event's own structure: dataclass fields by name, texts cut to `text_chars`; lists and
+    dicts (tool names, messages, a native tool call's arguments) share one value budget."""
+    if isinstance(value, str):
+        return bound.text(value) if walk is None else walk.scalar(value)
+    if value is None or isinstance(value, (int, float, bool)):
+        return value if walk is None else walk.scalar(value)
+    if depth >= bound.limits.depth:
+        return "<nested too deeply to keep in the run log>"
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out: dict[str, Any] = {}
         if isinstance(value, Execution) and type(value) is not Execution:
@@ -131,32 +198,45 @@ def _struct(value: Any) -> Any:
             out[_TYPE] = f"{type(value).__module__}:{type(value).__qualname__}"
         for f in dataclasses.fields(value):
             item = getattr(value, f.name)
-            out[f.name] = encode_value(item) if (type(value), f.name) in _VALUE_SLOTS else _struct(item)
+            slot = (type(value), f.name) in _VALUE_SLOTS
+            out[f.name] = encode_value(item, bound) if slot else _struct(item, bound, depth + 1)
         return out
-    if isinstance(value, (list, tuple)):
-        return [_struct(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _struct(v) for k, v in value.items()}
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return repr(value)
+    if isinstance(value, (list, tuple, dict)):
+        walk = walk or bound.walker()
+        pairs = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+        kept: list[tuple[Any, Any]] = []
+        for key, item in pairs:
+            if not walk.spend(2):
+                return walk.truncated(type(value).__name__, len(pairs), f"the first {len(kept):,} of {len(pairs):,}")
+            kept.append((key, _struct(item, bound, depth + 1, walk)))
+        if isinstance(value, dict):
+            return {str(k)[:1_000]: v for k, v in kept}
+        return [v for _, v in kept]
+    return bound.text(_safe_repr(value))
 
 
 _VALUE_SLOTS = {(ToolCallRecord, "result"), (ToolCallRecord, "arguments"), (Execution, "final_answer")}
 
 
-def _encode_object(value: Any) -> dict[str, Any]:
+def _safe_repr(value: Any) -> str:
     try:
-        text = repr(value)
-    except Exception as exc:  # noqa: BLE001
-        text = f"<repr() failed: {type(exc).__name__}>"
+        return repr(value)
+    except Exception as exc:  # noqa: BLE001 - RecursionError included
+        return f"<repr() failed: {type(exc).__name__}>"
+
+
+def _encode_object(value: Any, walk: _Walk) -> dict[str, Any]:
+    text = _safe_repr(value)
     kind = type(value)
-    data: dict[str, Any] = {TAG: "object", "type": f"{kind.__module__}.{kind.__qualname__}", "repr": text[:20_000]}
+    room = max(min(walk.left, 20_000) - 200, 0)
+    walk.spend(min(len(text), room) + 200)
+    data: dict[str, Any] = {TAG: "object", "type": f"{kind.__module__}.{kind.__qualname__}",
+                            "repr": cut_text(text, room, walk.owner.clean)}
     try:
         raw = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - unpicklable: the repr is all the log can keep
         raw = b""
-    if 0 < len(raw) <= _MAX_PICKLE:
+    if 0 < len(raw) <= _MAX_PICKLE and walk.spend(len(raw) * 4 // 3 + 8):
         data["pickle"] = base64.b64encode(raw).decode()
     return data
 
@@ -291,6 +371,9 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
     "step_finished": lambda d: StepFinished(_step(d["step"])),
     "budget_hit": lambda d: BudgetHit(
         int(d["step"]), d["budget"], float(d["limit"]), float(d["used"]), d.get("message", "")
+    ),
+    "log_note": lambda d: LogNote(
+        d.get("step"), str(d.get("reason", "")), str(d.get("message", "")), int(d.get("dropped", 0))
     ),
     "run_resumed": lambda d: RunResumed(
         d["run_id"], int(d["from_step"]), int(d.get("reexecuted", 0)), tuple(d.get("diverged", ()))

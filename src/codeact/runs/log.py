@@ -2,6 +2,12 @@
 
 The driver hands every event to `RunLog.write` *before* the loop goes on, so what a crash can
 lose is the work in flight (a model call, a code action) and never what was already seen.
+
+The log is a record, never a reason for a run to fail: what it stores is bounded by the store's
+`LogLimits` (per value, per text, per step, per run), any text is stored (lone surrogates
+included), and a write that fails becomes a `LogNote` for the caller's stream while the run goes
+on. After a write fails for a reason of the store's (disk full, file locked), the log stops
+writing this run rather than stall each step on it.
 """
 
 from __future__ import annotations
@@ -14,10 +20,20 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from codeact.errors import ConfigError
+from codeact.errors import ConfigError, RunLogError
 from codeact.models.base import Usage
 from codeact.runs.codec import encode_event
-from codeact.runs.events import Event, ModelReplied, RunFinished, RunResumed, RunStarted, StepFinished
+from codeact.runs.events import (
+    Event,
+    LogNote,
+    ModelReplied,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    StepFinished,
+    ToolCalled,
+)
+from codeact.runs.limits import Bounded, LogLimits
 from codeact.runs.pricing import PriceTable
 from codeact.runs.redact import Redactor
 from codeact.runs.store import RunStore
@@ -38,6 +54,7 @@ class RunLog:
         run_id: the run's id; `create` makes a new run, `reopen` continues one.
         redactor: removes secrets from every event before it is written.
         prices: prices the run's usage into its `cost` column.
+        limits: what the log keeps of the run; the store's `limits` by default.
     """
 
     def __init__(
@@ -52,6 +69,7 @@ class RunLog:
         usage: Usage | None = None,
         cost: float | None = 0.0,
         created: bool = False,
+        limits: LogLimits | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -64,6 +82,14 @@ class RunLog:
         self._model = ""
         self._created = created
         self._lock = threading.Lock()  # tools may report calls from several threads at once
+        self.limits = limits or getattr(store, "limits", None) or LogLimits()
+        self._bound = Bounded(self.limits, clean=self.redactor.text)
+        self._tight = Bounded(self.limits.tight(), clean=self.redactor.text)
+        self._run_bytes = 0
+        self._step_bytes: dict[int | None, int] = {}
+        self._dropped: dict[int | None, tuple[str, int]] = {}
+        self._broken: str | None = None
+        self._notes: list[LogNote] = []
 
     @classmethod
     def reopen(cls, store: RunStore, run_id: str, *, redactor: Redactor | None = None,
@@ -85,12 +111,83 @@ class RunLog:
         return log
 
     def write(self, event: Event) -> None:
-        """Append `event`; the first event of a new run must be RunStarted."""
-        data = self.redactor.value(_lean(encode_event(event)))
+        """Append `event`, within the limits; never raises for what the event holds or for the
+        store failing (see the module docstring). The first event of a new run must be RunStarted."""
+        if self._broken is not None:
+            return
         with self._lock:
-            self._write(event, data)
+            try:
+                self._append(event)
+            except ConfigError:
+                raise  # a caller's mistake (no RunStarted first), not the log's
+            except Exception as exc:  # noqa: BLE001 - recorded as a note; the run goes on
+                self._fail(event, exc)
 
-    def _write(self, event: Event, data: dict[str, Any]) -> None:
+    def take_notes(self) -> list[LogNote]:
+        """Notes written (or that could not be written) since the last call, for the stream."""
+        with self._lock:
+            notes, self._notes = self._notes, []
+        return notes
+
+    @property
+    def broken(self) -> str | None:
+        """Why the log stopped writing this run, if it did."""
+        return self._broken
+
+    def _append(self, event: Event) -> None:
+        step = _step_of(event)
+        over = self._over_cap(step)
+        if over is not None and isinstance(event, ToolCalled):
+            reason, count = self._dropped.get(step, (over, 0))
+            self._dropped[step] = (reason, count + 1)
+            return
+        self._flush_dropped()
+        data = self._encode(event, self._tight if over is not None else self._bound)
+        size = self._write(event, data)
+        self._run_bytes += size
+        self._step_bytes[step] = self._step_bytes.get(step, 0) + size
+
+    def _encode(self, event: Event, bound: Bounded) -> dict[str, Any]:
+        return self.redactor.value(_lean(encode_event(event, bound)))  # type: ignore[no-any-return]
+
+    def _over_cap(self, step: int | None) -> str | None:
+        if self._run_bytes >= self.limits.run_bytes:
+            return "run_cap"
+        if step is not None and self._step_bytes.get(step, 0) >= self.limits.step_bytes:
+            return "step_cap"
+        return None
+
+    def _flush_dropped(self) -> None:
+        """Say how many tool calls a step lost to a cap, before the next event that is kept."""
+        for step in list(self._dropped):
+            reason, count = self._dropped.pop(step)
+            cap = (f"the run's cap of {self.limits.run_bytes:,} bytes" if reason == "run_cap"
+                   else f"the step's cap of {self.limits.step_bytes:,} bytes")
+            note = LogNote(step, reason, f"{count:,} tool calls of step {step} were not kept in the run log: "
+                           f"it already held {cap}", count)
+            self._write(note, self._encode(note, self._tight))
+            self._notes.append(note)
+
+    def _fail(self, event: Event, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {exc}"[:2_000]
+        if isinstance(exc, RunLogError):
+            self._broken = message
+            note = LogNote(_step_of(event), "write_failed",
+                           f"the run log stopped writing this run at its {event.kind} event: {message}")
+            self._notes.append(note)
+            return
+        note = LogNote(_step_of(event), "write_failed", f"the {event.kind} event could not be stored: {message}")
+        self._notes.append(note)
+        try:
+            if isinstance(event, RunStarted) and not self._created:
+                self.store.create_run(run_id=self.run_id, task="[the task could not be stored]",
+                                      agent=event.agent, model=event.model, meta=self.meta)
+                self._created = True
+            self._write(note, self._encode(note, self._tight))
+        except Exception as again:  # noqa: BLE001
+            self._broken = f"{type(again).__name__}: {again}"[:2_000]
+
+    def _write(self, event: Event, data: dict[str, Any]) -> int:
         summary: dict[str, Any] = {}
         if isinstance(event, RunStarted):
             self._model = event.model
@@ -114,15 +211,19 @@ class RunLog:
                            output=json.dumps(data.get("output"), ensure_ascii=False))
         elif isinstance(event, RunResumed):
             summary.update(status="running", error=None, pid=os.getpid(), host=socket.gethostname())
+        text = json.dumps(data, ensure_ascii=False)
+        self.store.append(self.run_id, self._seq + 1, event.kind, _step_of(event), text, **summary)
         self._seq += 1
-        self.store.append(self.run_id, self._seq, event.kind, _step_of(event),
-                          json.dumps(data, ensure_ascii=False), **summary)
+        return len(text)
 
     def abandon(self, status: str, error: str) -> None:
         """Mark a run that ended without RunFinished (the driver raised, or the caller stopped
         reading the stream), so `codeact runs` shows why and `resume` can pick it up."""
-        if self._created:
-            self.store.update_run(self.run_id, status=status, error=self.redactor.text(error))
+        if self._created and self._broken is None:
+            try:
+                self.store.update_run(self.run_id, status=status, error=self.redactor.text(error)[:10_000])
+            except RunLogError as exc:
+                self._broken = f"{type(exc).__name__}: {exc}"
 
     @property
     def usage(self) -> Usage:

@@ -185,7 +185,17 @@ class RunSession:
         self._tool_call(self._step, record, "listener")
 
     def emit(self, event: Event) -> list[Event]:
-        """Record an event from the loop; return what the caller's stream should see."""
+        """Record an event from the loop; return what the caller's stream should see (with the
+        log's notes: what it could not keep, or that it stopped writing)."""
+        out = self._emit(event)
+        if self.log is not None:
+            notes: list[Event] = list(self.log.take_notes())
+            if notes:
+                finished = out and isinstance(out[-1], RunFinished)
+                out = out[:-1] + notes + out[-1:] if finished else out + notes
+        return out
+
+    def _emit(self, event: Event) -> list[Event]:
         out: list[Event] = []
         if isinstance(event, ToolCalled):
             self._tool_call(event.step, event.call, "loop")

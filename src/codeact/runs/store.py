@@ -5,6 +5,11 @@ its own committed transaction, so a process killed with SIGKILL loses nothing it
 `synchronous=NORMAL` keeps commits cheap (tens of microseconds); under WAL it is durable across
 process crashes, and only an OS crash or power loss can drop the last commits.
 
+Any text can be stored: SQLite wants UTF-8, so a lone surrogate (`os.fsdecode(b"caf\\xe9")`
+printed by model code) is written as its `\\udce9` escape; inside an event's JSON that is the
+JSON escape for the same character, so events read back exactly. `limits` caps what each run's
+log keeps (see `LogLimits`).
+
 The default file is `$CODEACT_HOME/runs.db` when that variable is set (tests and CI set it),
 else `runs.db` in the user's data directory (platformdirs). A path or `sqlite:///path` URL
 picks another file; `:memory:` keeps the log in this process only.
@@ -26,6 +31,7 @@ from typing import Any
 from codeact.errors import ConfigError, RunLogError
 from codeact.runs.codec import decode_value, event_from_dict
 from codeact.runs.events import Event
+from codeact.runs.limits import LogLimits
 
 __all__ = ["RunRecord", "RunStore", "default_store_path", "open_store"]
 
@@ -127,10 +133,12 @@ class RunStore:
 
     Args:
         location: a path, a `sqlite:///path` URL, or ":memory:"; None for the default file.
+        limits: what a run's log keeps at most (per value, text, step and run).
     """
 
-    def __init__(self, location: str | Path | None = None) -> None:
+    def __init__(self, location: str | Path | None = None, *, limits: LogLimits | None = None) -> None:
         self.path = _resolve(location)
+        self.limits = limits or LogLimits()
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +164,7 @@ class RunStore:
             db.execute(
                 "INSERT INTO runs (id, created, updated, task, agent, model, status, pid, host, meta) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
-                (run_id, now, now, task, agent, model, os.getpid(), socket.gethostname(),
+                (run_id, now, now, _utf8(task), _utf8(agent), _utf8(model), os.getpid(), socket.gethostname(),
                  json.dumps(dict(meta or {}), default=repr)),
             )
 
@@ -171,8 +179,8 @@ class RunStore:
         assignments = ", ".join(f"{name} = ?" for name in summary)
         with self._write() as db:
             db.execute("INSERT INTO events (run_id, seq, time, kind, step, data) VALUES (?, ?, ?, ?, ?, ?)",
-                       (run_id, seq, now, kind, step, data))
-            db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*summary.values(), run_id))
+                       (run_id, seq, now, kind, step, _utf8(data)))
+            db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*map(_utf8, summary.values()), run_id))
 
     def update_run(self, run_id: str, **columns: Any) -> None:
         unknown = set(columns) - set(_RUN_COLUMNS)
@@ -181,7 +189,7 @@ class RunStore:
         columns["updated"] = time.time()
         assignments = ", ".join(f"{name} = ?" for name in columns)
         with self._write() as db:
-            db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*columns.values(), run_id))
+            db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*map(_utf8, columns.values()), run_id))
 
     def delete(self, run_id: str) -> None:
         run_id = self.resolve(run_id)
@@ -230,7 +238,10 @@ class RunStore:
         """The run's events as the JSON dicts that were written, in order."""
         full = self.resolve(run_id)
         rows = self._read("SELECT data FROM events WHERE run_id = ? ORDER BY seq", (full,))
-        return [json.loads(r[0]) for r in rows]
+        try:
+            return [json.loads(r[0]) for r in rows]
+        except (ValueError, RecursionError) as exc:
+            raise RunLogError(f"run {full} in {self.path} has an unreadable event: {exc}") from exc
 
     def events(self, run_id: str) -> list[Event]:
         """The run's events, typed, in the order they happened."""
@@ -288,15 +299,25 @@ class _Transaction:
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         try:
             if exc is not None:
-                self._db.execute("ROLLBACK")
+                self._rollback()  # SQLite may have rolled back already (disk full)
             else:
-                self._db.execute("COMMIT")
-        except sqlite3.Error as error:
-            raise RunLogError(f"cannot write the run log: {error}") from error
+                try:
+                    self._db.execute("COMMIT")
+                except sqlite3.Error as error:
+                    self._rollback()
+                    raise RunLogError(f"cannot write the run log: {error}") from error
         finally:
             self._lock.release()
         if isinstance(exc, sqlite3.Error):
             raise RunLogError(f"cannot write the run log: {exc}") from exc
+
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the error being reported is the one that matters
 
 
 def open_store(store: RunStore | str | Path | None | bool = None) -> RunStore | None:
@@ -339,6 +360,17 @@ def _resolve(location: str | Path | None) -> str:
     if "://" in text:
         raise ConfigError(f"store {text!r}: only SQLite is supported; give a path or sqlite:///path")
     return str(Path(text).expanduser())
+
+
+def _utf8(value: Any) -> Any:
+    """Text SQLite can store: lone surrogates become `\\udXXX` escapes (in JSON, the same text)."""
+    if not isinstance(value, str) or value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def _like_prefix(text: str) -> str:
