@@ -133,6 +133,23 @@ def cpu_times(local: LocalSandbox, process: ProcessSandbox, rounds: int) -> tupl
     return min(plain), min(in_local), min(in_process)
 
 
+def host_cpu(sandbox: LocalSandbox, *, idle_s: float, steps: int) -> tuple[float, float]:
+    """Host CPU seconds per wall second of an open, idle sandbox; and host CPU seconds per step.
+
+    The host's own CPU (`time.process_time`, all its threads): what the sandbox's threads (disk
+    quota, zygote reader, egress) and the bridge cost the machine besides the kernel's work.
+    """
+    sandbox.execute("pass")
+    time.sleep(0.2)
+    cpu, wall = time.process_time(), time.perf_counter()
+    time.sleep(idle_s)
+    idle = (time.process_time() - cpu) / (time.perf_counter() - wall)
+    cpu = time.process_time()
+    for _ in range(steps):
+        sandbox.execute("pass")
+    return idle, (time.process_time() - cpu) / steps
+
+
 def zygote_chain(outer: int) -> list[int]:
     """bwrap, bwrap's init inside the pid namespace, and the zygote: each the first child of the last."""
     chain = [outer]
@@ -189,6 +206,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--cpu-rounds", type=int, default=9)
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds an open sandbox is left idle")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -221,6 +239,9 @@ def main() -> None:
         print(f"per-exec round trip (median of {args.runs})  local {ms(local_exec)}   process {ms(process_exec)}")
         local_tool, process_tool = tool_round_trip(local), tool_round_trip(process)
         print(f"tool round trip                   local {ms(local_tool)}   process {ms(process_tool)}")
+        idle, per_step = host_cpu(local, idle_s=args.idle, steps=args.runs)
+        print(f"host CPU of an idle open sandbox  {idle * 1000:8.2f} ms per s ({idle:.2%} of a core, {args.idle:g} s)")
+        print(f"host CPU per step ('pass')        {ms(per_step)}")
         plain, local_cpu, process_cpu = cpu_times(local, process, args.cpu_rounds)
         print(f"CPU-bound snippet: plain exec {ms(plain)}; local {local_cpu / plain:.3f}x, "
               f"process {process_cpu / plain:.3f}x (best of {args.cpu_rounds})")
