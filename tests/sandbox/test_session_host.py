@@ -329,3 +329,28 @@ def test_the_zygote_control_channel_checks_every_field() -> None:
         session.kill()
     finally:
         release(zygote)
+
+
+def test_ro_and_rw_paths_under_tmp_stay_visible_in_sessions(tmp_path: Path) -> None:
+    # The sibling of issue 9.1: every session mounts its own /tmp, which hid configured paths there.
+    assert str(tmp_path).startswith("/tmp/")
+    ro, rw = tmp_path / "ro", tmp_path / "rw"
+    ro.mkdir()
+    rw.mkdir()
+    rw.chmod(0o777)  # as root the session runs as its own uid: the directory must let it write
+    (ro / "in.txt").write_text("read me")
+    with LocalSandbox(ro_paths=[ro], rw_paths=[rw], timeout=20) as sb:
+        ex = sb.execute(
+            f"""
+import os
+written = open({str(rw / 'out.txt')!r}, 'w').write('written')
+try:
+    open({str(ro / 'in.txt')!r}, 'a').write('x'); ro_write = 'allowed'
+except OSError as exc:
+    ro_write = type(exc).__name__
+(open({str(ro / 'in.txt')!r}).read(), ro_write, sorted(os.listdir('/tmp')))
+"""
+        )
+        assert ex.error is None, ex
+        assert ex.result is not None and ex.result.startswith("('read me', 'PermissionError'"), ex.result
+    assert (rw / "out.txt").read_text() == "written" and (ro / "in.txt").read_text() == "read me"
