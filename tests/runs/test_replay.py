@@ -102,3 +102,61 @@ def test_replay_refuses_tool_calls_the_recording_lacks(tmp_path):
     assert "no recorded result" in report.result.steps[0].observation
     # The replayed run wanted one more step than the recording has: also reported.
     assert report.divergences[-1].what in ("missing_reply", "outcome")
+
+
+def host_only_tools():
+    """Tools whose results are of classes no other process (nor the sandbox) can rebuild."""
+    import dataclasses
+
+    class Client:
+        def __repr__(self):
+            return "<Client for api.example.com>"
+
+    @dataclasses.dataclass
+    class Page:
+        items: list
+        cursor: str = "next-2"
+        client: object = dataclasses.field(default=None, repr=False)
+
+    @tool
+    def connect() -> object:
+        """A client object."""
+        return Client()
+
+    @tool
+    def fetch(n: int) -> object:
+        """One page of items."""
+        return Page(list(range(n)), client=Client())
+
+    return [connect, fetch]
+
+
+def test_replay_from_the_log_alone_serves_results_the_sandbox_could_not_rebuild_as_it_got_them(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    show = "print(type(x).__name__, x)\nprint(getattr(x, 'items', None), getattr(x, 'cursor', None))"
+    replies = [code(f"x = connect()\n{show}"), code(f"x = fetch(3)\n{show}"), code("final_answer('ok')")]
+    result = CodeAgent(ScriptedModel(replies), host_only_tools(), sandbox=ProcessSandbox, store=store).run("t")
+    assert result.status == "success"
+    assert "api.example.com" not in result.steps[0].observation  # only the type went in
+    assert "[0, 1, 2] next-2" in result.steps[1].observation  # a record's shown fields went in
+    report = replay_run(result.run_id, store=store, sandbox=ProcessSandbox)  # no --tool
+    assert report.ok, report.divergences
+    assert [s.observation for s in report.result.steps] == [s.observation for s in result.steps]
+
+
+def test_replay_matches_a_call_whose_large_argument_was_kept_as_a_preview(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    calls = []
+
+    @tool
+    def save(text: str) -> int:
+        """Save a text; its length."""
+        calls.append(len(text))
+        return len(text)
+
+    replies = [code("n = save('y' * 300_000)\nprint(n)"), code("final_answer(n)")]
+    result = CodeAgent(ScriptedModel(replies), [save], sandbox=ProcessSandbox, store=store).run("t")
+    assert result.output == 300_000
+    report = replay_run(result.run_id, store=store, sandbox=ProcessSandbox)
+    assert report.ok, report.divergences
+    assert report.result.output == 300_000 and calls == [300_000]

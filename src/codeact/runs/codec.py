@@ -17,7 +17,7 @@ import base64
 import dataclasses
 import pickle
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from codeact.errors import ConfigError
@@ -58,10 +58,12 @@ _DEFAULT = Bounded(LogLimits())
 
 @dataclass(frozen=True)
 class RecordedObject:
-    """A value the log could only keep as its repr (no pickle, or pickles not allowed)."""
+    """A value the log could only keep as its repr (no pickle, or pickles not allowed), and the
+    fields a record type (dataclass, pydantic model) shows, so replay can stand in for it."""
 
     type: str
     repr: str
+    fields: dict[str, Any] | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         return self.repr
@@ -157,7 +159,11 @@ def decode_value(data: Any, *, allow_pickle: bool = True) -> Any:
     if tag == "bytes":
         return base64.b64decode(data.get("base64", ""))
     if tag == "object":
-        recorded = RecordedObject(str(data.get("type", "object")), str(data.get("repr", "")))
+        fields = data.get("fields")
+        recorded = RecordedObject(
+            str(data.get("type", "object")), str(data.get("repr", "")),
+            {str(k): decode_value(v, allow_pickle=False) for k, v in fields.items()} if isinstance(fields, dict) else None,
+        )
         if allow_pickle and data.get("pickle"):
             try:
                 return pickle.loads(base64.b64decode(data["pickle"]))  # see the module docstring
@@ -238,7 +244,24 @@ def _encode_object(value: Any, walk: _Walk) -> dict[str, Any]:
         raw = b""
     if 0 < len(raw) <= _MAX_PICKLE and walk.spend(len(raw) * 4 // 3 + 8):
         data["pickle"] = base64.b64encode(raw).decode()
+    fields = _record_fields(value)
+    if fields is not None:
+        data["fields"] = {name: _value(item, walk, 1) for name, item in fields.items()}
     return data
+
+
+def _record_fields(value: Any) -> dict[str, Any] | None:
+    """The fields a dataclass or pydantic model shows in its repr (what the sandbox is sent of it)."""
+    try:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.repr}
+        model_fields = getattr(type(value), "model_fields", None)
+        if isinstance(model_fields, dict) and hasattr(value, "model_dump"):
+            return {name: getattr(value, name, None) for name, info in model_fields.items()
+                    if getattr(info, "repr", True) and not getattr(info, "exclude", False)}
+    except Exception:  # noqa: BLE001 - a property that raises: keep the repr only
+        return None
+    return None
 
 
 def _hashable(value: Any) -> Any:

@@ -12,18 +12,21 @@ can share the loop's clients while the kernel waits in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from codeact.runs.codec import RecordedObject, encode_value
+from codeact.runs.limits import Truncated
 from codeact.sandbox.base import ToolCallRecord
 from codeact.tools.tool import Tool
 
-__all__ = ["Divergence", "FedTool", "FeedMode", "ToolFeed", "feed_tools"]
+__all__ = ["Divergence", "FedTool", "FeedMode", "ToolFeed", "feed_tools", "stand_in"]
 
 FeedMode = Literal["live", "serve", "strict", "compare"]
 """live: call the tools. serve: recorded results while they match, then live (resume).
@@ -94,6 +97,8 @@ class ToolFeed:
                               f"{tool.name} returned {_short(value)}")
             return value
         if expected is not None and _same_call(expected, tool.name, arguments):
+            if isinstance(expected.result, Truncated) and expected.error is None:
+                return self._unservable(step, mode, tool, args, kwargs, expected.result)
             with self._lock:
                 self.served += 1
             return _recorded(expected)
@@ -104,6 +109,18 @@ class ToolFeed:
             return self._live(tool, args, kwargs)
         raise ReplayRefused(
             f"replay has no recorded result for {_show_call(tool.name, arguments)} (recorded next: {wanted}); "
+            "replay with live tools to call it"
+        )
+
+    def _unservable(self, step: int, mode: FeedMode, tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any],
+                    kept: Truncated) -> Any:
+        """The log kept only a preview of this result: resume calls the tool again; replay says so."""
+        self._diverge(step, "tool_result", f"{tool.name} returned {_short(kept)}", "(not served: only a preview was kept)")
+        if mode == "serve":
+            self.live()
+            return self._live(tool, args, kwargs)
+        raise ReplayRefused(
+            f"the run log kept only a preview of what {tool.name}() returned ({kept.type} of {kept.size:,}); "
             "replay with live tools to call it"
         )
 
@@ -153,8 +170,28 @@ def _recorded(record: ToolCallRecord) -> Any:
         error_type = type(kind if kind.isidentifier() else "ToolError", (Exception,), {})
         raise error_type(message)
     if isinstance(record.result, RecordedObject):
-        return record.result.repr  # the object itself was not kept; its repr is what the log has
+        return stand_in(record.result)
     return record.result
+
+
+def stand_in(recorded: RecordedObject) -> Any:
+    """An object the sandbox receives as it received the recorded one, whose class this process
+    cannot rebuild: the same type name and repr, and the same shown fields for a record type."""
+    module, _, qualname = recorded.type.rpartition(".")
+    name = qualname.rpartition(".")[2] or "object"
+    text = recorded.repr
+    namespace: dict[str, Any] = {"__repr__": lambda self: text, "__module__": module or "builtins"}
+    kind: type
+    try:
+        if recorded.fields is not None:
+            kind = dataclasses.make_dataclass(name, list(recorded.fields), namespace=namespace, repr=False, eq=False)
+            kind.__module__, kind.__qualname__ = module or "builtins", qualname
+            return kind(**recorded.fields)
+    except (TypeError, ValueError):  # field names that are not identifiers: the repr must do
+        pass
+    kind = type(name, (), namespace)
+    kind.__qualname__ = qualname
+    return kind()
 
 
 def _bind(tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +203,44 @@ def _bind(tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str
 
 
 def _same_call(record: ToolCallRecord, name: str, arguments: Mapping[str, Any]) -> bool:
-    return record.name == name and encode_value(dict(record.arguments)) == encode_value(dict(arguments))
+    """Whether the call is the recorded one, as far as the record kept its arguments (a large
+    argument is kept as a preview, by the bridge or the log)."""
+    if record.name != name:
+        return False
+    if encode_value(dict(record.arguments)) == encode_value(dict(arguments)):
+        return True
+    return _kept_as(record.arguments, dict(arguments), 0)
+
+
+_NOT_KEPT = re.compile(r"\[\.\.\. ([\d,]+) (?:characters|bytes) not kept \.\.\.\]$")
+
+
+def _kept_as(kept: Any, value: Any, depth: int) -> bool:
+    """Whether `kept` is `value`, or a preview of it (a Truncated, or a cut with a marker)."""
+    if depth > 64:
+        return False
+    if isinstance(kept, Truncated):
+        size = len(value) if isinstance(value, (str, bytes, list, tuple, dict, set, frozenset)) else None
+        return size is None or kept.size in (0, size)
+    if isinstance(kept, (str, bytes)) and isinstance(value, (str, bytes)) and type(kept) is type(value):
+        text = kept.decode("latin-1") if isinstance(kept, bytes) else kept
+        match = _NOT_KEPT.search(text)
+        if match is None:
+            return kept == value
+        head = kept[: len(kept) - len(match.group(0))]
+        return value[: len(head)] == head and len(value) - len(head) == int(match.group(1).replace(",", ""))
+    if isinstance(kept, Mapping) and isinstance(value, Mapping):
+        if "..." in kept and "..." not in value:  # "[... N more items not kept ...]"
+            keys = [k for k in kept if k != "..."]
+            return all(k in value and _kept_as(kept[k], value[k], depth + 1) for k in keys)
+        return kept.keys() == value.keys() and all(_kept_as(kept[k], value[k], depth + 1) for k in kept)
+    if isinstance(kept, (list, tuple, set, frozenset)) and isinstance(value, (list, tuple, set, frozenset)):
+        kept_items, items = list(kept), list(value)
+        if kept_items and isinstance(kept_items[-1], str) and kept_items[-1].endswith("more items not kept ...]"):
+            kept_items = kept_items[:-1]
+            items = items[: len(kept_items)]
+        return len(kept_items) == len(items) and all(_kept_as(a, b, depth + 1) for a, b in zip(kept_items, items))
+    return bool(encode_value(kept) == encode_value(value))
 
 
 def _show_call(name: str, arguments: Mapping[str, Any]) -> str:
