@@ -174,6 +174,7 @@ class CodeAgent(Agent):
         # Also for a sandbox you passed: this run's tools and listener replace the last run's
         # (the kernel and its state stay).
         self._sandbox.start(self._run_tools(), on_tool_call=self._on_tool_call)
+        self._sandbox.set_authorized_imports(self.authorized_imports)  # enforced in the kernel too
 
     def _end(self) -> None:
         if self._own_sandbox and self._sandbox is not None:

@@ -125,8 +125,8 @@ def describe_tools(tools: Mapping[str, Tool]) -> dict[str, dict[str, Any]]:
             param: dict[str, Any] = {"name": p.name, "kind": p.kind.name, "has_default": p.default is not p.empty}
             if p.annotation is not p.empty:
                 param["annotation"] = inspect.formatannotation(p.annotation)
-            if p.default is not p.empty:
-                param["default"] = repr(p.default)[:200]
+            if p.default is not p.empty:  # as the prompt shows it: a computed default may be a secret
+                param["default"] = t.shown_defaults().get(p.name, "...")
             params.append(param)
         out[name] = {"params": params, "doc": t.docstring()}
     return out

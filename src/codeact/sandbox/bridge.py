@@ -265,6 +265,7 @@ class KernelClient:
         self._closed = False
         self._session_calls = 0
         self._session_chars = 0
+        self._epoch = 0  # one per set_tools: a run; threads of an earlier run may not call tools
 
     # Life cycle -------------------------------------------------------------------------------
     def start(self) -> KernelProcess:
@@ -280,6 +281,7 @@ class KernelClient:
             raise ConfigError("`final_answer` is built into the sandbox; rename your tool")
         self.dispatcher.set_tools(tools)
         self._definitions = tool_definitions(tools)
+        self._epoch += 1
         if self.kernel is not None:
             try:
                 self.kernel.channel.send({"op": "tools", "tools": self._definitions}, timeout=_SEND_TIMEOUT)
@@ -358,6 +360,7 @@ class KernelClient:
             {
                 "op": "exec",
                 "id": exec_id,
+                "epoch": self._epoch,
                 "code": code,
                 "max_output": self.max_output_chars,
                 "imports": None if self.authorized_imports is None else list(self.authorized_imports),

@@ -13,11 +13,13 @@ object with an "op":
                      done   {id, stdout, stderr, stdout_chars, stderr_chars, result, error, final,
                              final_answer, interrupted, duration}
     host -> kernel   tools  {tools: [{name, signature, doc, params, returns}]}
-                     exec   {id, code, max_output, imports}
+                     exec   {id, epoch, code, max_output, imports}
                      return {id, json}    raise {id, type, message}
                      shutdown {}
 A `call` carries the id of the step it was made in (`exec`): the host answers only calls of the
-step it is running, so a thread that outlives its step cannot act in the next one.
+step it is running, so a thread that outlives its step cannot act in the next one. Between
+steps the kernel refuses calls itself, and a thread started in an earlier run (`epoch`: the
+host's count of `start`s) cannot call tools in a later one.
 
 Values travel as JSON plus a short list of tagged forms that both ends build explicitly (TAGS:
 tuple, set, dict with other keys, bytes, datetime types, Decimal, complex, UUID, paths, numpy
@@ -134,7 +136,7 @@ def to_wire(value: object, depth: int = 0) -> object:
     t = type(value)
     if value is None or t is bool or t is int or t is float or t is str:
         return value
-    if depth >= MAX_DEPTH - 2:
+    if depth >= MAX_DEPTH - 8:  # room for the frame around the value
         return _opaque(value)
     depth += 1
     if t is list:
@@ -842,6 +844,7 @@ class Kernel:
         self.main_thread = threading.get_ident()
         self.step = 0
         self.exec_id: object = None  # the host's id of the step running now; None between steps
+        self.epoch: object = None  # the host's id of the run the step belongs to
         self.call_id = 0
         self.call_lock = threading.Lock()
         self.imports = _ImportGuard()
@@ -855,6 +858,17 @@ class Kernel:
         self.init = False  # pid 1 of the session's own pid namespace (the isolated sandbox)
 
     # The main loop ----------------------------------------------------------------------------
+    def watch_threads(self) -> None:
+        """Stamp each thread with the run it was started in (see `call_tool`)."""
+        real_start = threading.Thread.start
+        kernel = self
+
+        def start(thread: threading.Thread) -> None:
+            thread._codeact_epoch = kernel.epoch  # type: ignore[attr-defined]
+            real_start(thread)
+
+        threading.Thread.start = start  # type: ignore[method-assign, assignment]
+
     def serve(self) -> None:
         self.wire.send({"op": "hello", "pid": os.getpid(), "python": sys.version.split()[0]})
         while True:
@@ -923,6 +937,7 @@ class Kernel:
         try:
             try:
                 self.exec_id = message.get("id")
+                self.epoch = message.get("epoch")
                 self.in_action = True
                 result = self._execute(code, filename)
             finally:
@@ -1026,6 +1041,8 @@ class Kernel:
                 f"{name}(): tools can only be called while a step runs "
                 "(this call came from a thread that outlived its step)"
             )
+        if getattr(threading.current_thread(), "_codeact_epoch", self.epoch) != self.epoch:
+            raise RuntimeError(f"{name}(): this thread was started by an earlier run; it cannot call this run's tools")
         message = {
             "op": "call",
             "id": 0,
@@ -1163,6 +1180,7 @@ def main(argv: list[str] | None = None) -> None:
     kernel.init = "--init" in args and os.getpid() == 1
     signal.signal(signal.SIGINT, kernel._on_sigint)
     kernel.output.capture_fds(fd)
+    kernel.watch_threads()
     sys.modules.setdefault("_codeact_kernel", sys.modules[__name__])  # keep our own module alive
     sys.modules["__main__"] = kernel.module  # pickling of classes the model defines works
     kernel.serve()
