@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.servers.chat_server import ChatServer, chat
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,3 +69,158 @@ def test_bad_tool_spec_is_a_usage_error():
     proc = codeact("run", "hi", "--model", "openai-compat:http://127.0.0.1:9/v1#m", "--tool", "nosuchmod:fn")
     assert proc.returncode == 2
     assert "cannot import module 'nosuchmod'" in proc.stderr
+
+
+# -- stdout carries the answer only on success (issue 9, items 7 and 12) ---------------------------
+import re  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+
+from tests.cli import _helpers  # noqa: E402
+from tests.servers.chat_server import Reply, error  # noqa: E402
+
+
+def test_a_failed_run_prints_nothing_on_stdout_and_says_how_to_resume(tmp_path):
+    replies = [chat(fenced("x = 41\nprint(x)")), error(400, "context too long")]
+    with ChatServer(replies) as server:
+        proc = _helpers.codeact(tmp_path, "run", "Count", "--model", f"openai-compat:{server.url}#m",
+                                "--sandbox", "process")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert "model_error" in proc.stderr and "context too long" in proc.stderr
+    assert "codeact resume " in proc.stderr
+    with ChatServer([chat(fenced("print(41)")), chat(fenced("print(42)"))]) as server:
+        proc = _helpers.codeact(tmp_path, "run", "Count", "--model", f"openai-compat:{server.url}#m",
+                                "--sandbox", "process", "--max-steps", "1", "--quiet")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert "max_steps" in proc.stderr and "--max-steps N" in proc.stderr
+
+
+def _interrupt_when(proc, ready, deadline=30.0):
+    started = time.monotonic()
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() - started < deadline, "the run never got there"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=60)
+
+
+def _start(home, *args):
+    return subprocess.Popen([sys.executable, "-m", "codeact", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_helpers.env_for(home), cwd=REPO)
+
+
+def _status_of(home, run_id):
+    listed = _helpers.cli(home, "runs", "--json")
+    return {json.loads(line)["id"]: json.loads(line)["status"] for line in listed.stdout.splitlines()}[run_id]
+
+
+def test_ctrl_c_while_the_model_thinks_ends_interrupted_with_a_resume_hint(tmp_path):
+    replies = [chat(fenced("x = 41\nprint(x)")), Reply(body=chat("late").body, delay=20)]
+    with ChatServer(replies) as server:
+        proc = _start(tmp_path, "run", "Count", "--model", f"openai-compat:{server.url}#m", "--sandbox", "process")
+        stdout, stderr = _interrupt_when(proc, lambda: len(server.requests) >= 2)
+    assert proc.returncode == 130, stderr
+    assert stdout == ""
+    assert "Traceback" not in stderr
+    run_id = re.search(r"codeact resume ([0-9a-f]{12})", stderr).group(1)
+    assert _status_of(tmp_path, run_id) == "interrupted"
+
+
+def test_ctrl_c_while_the_code_runs_ends_interrupted(tmp_path):
+    replies = [chat(fenced("import time\nprint(41)\nopen('started', 'w').close()\ntime.sleep(30)"))]
+    work = tmp_path / "work"
+    with ChatServer(replies) as server:
+        proc = _start(tmp_path, "run", "Wait", "--model", f"openai-compat:{server.url}#m", "--sandbox", "process",
+                      "--workspace", str(work), "--quiet")
+        stdout, stderr = _interrupt_when(proc, lambda: (work / "started").exists())
+    assert proc.returncode == 130, stderr
+    assert stdout == ""
+    assert "interrupted" in stderr and "codeact resume " in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(("code", "text", "as_json"), [
+    ("final_answer({3, 1, 2})", "{1, 2, 3}", {"type": "set", "repr": "{1, 2, 3}", "value": [1, 2, 3]}),
+    ("import datetime\nfinal_answer(datetime.date(2024, 1, 31))", "datetime.date(2024, 1, 31)",
+     {"type": "datetime.date", "repr": "datetime.date(2024, 1, 31)", "value": "2024-01-31"}),
+    ("final_answer((1, 'a'))", "(1, 'a')", {"type": "tuple", "repr": "(1, 'a')", "value": [1, "a"]}),
+    ("final_answer({'a': [1, None, True]})", '{"a": [1, null, true]}', {"a": [1, None, True]}),
+])
+def test_non_json_answers_print_as_python_prints_them(tmp_path, code, text, as_json):
+    with ChatServer([chat(fenced(code)), chat(fenced(code))]) as server:
+        url = f"openai-compat:{server.url}#m"
+        plain = _helpers.codeact(tmp_path, "run", "Answer", "--model", url, "--sandbox", "process", "--quiet")
+        data = _helpers.codeact(tmp_path, "run", "Answer", "--model", url, "--sandbox", "process", "--json")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == text + "\n"
+    assert "OpaqueValue" not in plain.stdout
+    assert json.loads(data.stdout)["output"] == as_json
+
+
+# -- options (issue 9, item 8) ----------------------------------------------------------------------
+@pytest.mark.parametrize("args", [
+    ["run", "hi", "--timeout", "-1"],
+    ["run", "hi", "--timeout", "0"],
+    ["run", "hi", "--sandbox", "docker"],
+    ["run", ""],
+    ["run", "  \n "],
+    ["run", "hi", "--max-tokens", "0"],
+    ["run", "hi", "--max-seconds", "-5"],
+    ["run", "hi", "--max-cost", "0"],
+    ["run", "hi", "--max-steps", "0"],
+    ["run", "hi", "--max-reply-tokens", "0"],
+    ["resume", "abc", "--sandbox", "docker"],
+    ["runs", "--status", "bogus"],
+])
+def test_usage_errors_exit_2(tmp_path, args):
+    result = _helpers.cli(tmp_path, *args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+def test_status_filter_lists_the_statuses(tmp_path):
+    result = _helpers.cli(tmp_path, "runs", "--status", "bogus")
+    assert result.exit_code == 2
+    for status in ("success", "interrupted", "crashed", "model_error", "budget_exceeded"):
+        assert status in result.output
+
+
+def test_version():
+    from codeact import __version__
+
+    result = _helpers.cli(Path("/nonexistent"), "--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"codeact {__version__}"
+
+
+def test_budgets_and_reply_cap_reach_the_run(tmp_path):
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"m": [1_000, 0]}))  # $0.001 a token: the first step costs $100
+    replies = [chat(fenced("print(1)"), usage=(100_000, 20)), chat(fenced("final_answer(2)"), usage=(100, 20))]
+    with ChatServer(replies) as server:
+        proc = _helpers.codeact(tmp_path, "run", "Two steps", "--model", f"openai-compat:{server.url}#m",
+                                "--sandbox", "process", "--max-cost", "1", "--prices", str(prices),
+                                "--max-reply-tokens", "77", "--json")
+        sent = server.requests[0].json
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "budget_exceeded"
+    assert sent.get("max_tokens", sent.get("max_completion_tokens")) == 77
+    with ChatServer(replies) as server:
+        proc = _helpers.codeact(tmp_path, "run", "Two steps", "--model", f"openai-compat:{server.url}#m",
+                                "--sandbox", "process", "--max-tokens", "50", "--quiet")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert "budget_exceeded" in proc.stderr
+
+
+def test_store_option_picks_the_run_log(tmp_path):
+    log = tmp_path / "elsewhere" / "my-runs.db"
+    with ChatServer([chat(fenced("final_answer(7)"))]) as server:
+        proc = _helpers.codeact(tmp_path / "home", "run", "Seven", "--model", f"openai-compat:{server.url}#m",
+                                "--sandbox", "process", "--store", str(log), "--quiet")
+    assert (proc.returncode, proc.stdout) == (0, "7\n"), proc.stderr
+    assert log.is_file()
+    (run,) = [json.loads(line) for line in _helpers.cli(tmp_path, "runs", "--json", "--store", str(log)).stdout.splitlines()]
+    assert run["output"] == 7
+    assert "No runs" in _helpers.cli(tmp_path / "home", "runs").stdout
+    assert _helpers.cli(tmp_path, "show", run["id"], "--store", str(log)).exit_code == 0

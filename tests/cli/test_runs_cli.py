@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from codeact.cli import _register, app
+from codeact.cli import _register
+from tests.cli._helpers import cli as _cli
 from tests.servers.chat_server import ChatServer, chat, error
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,11 +21,9 @@ def codeact(home, *args, timeout=60):
                           timeout=timeout, env=env, cwd=REPO, check=False)
 
 
-def cli(home, *args):
+def cli(home, *args, columns=200):
     """In-process, for the commands that only read the log (a subprocess costs ~1.5 s here)."""
-    result = CliRunner().invoke(app, list(args), env={"CODEACT_HOME": str(home), "COLUMNS": "200"})
-    result.returncode = result.exit_code
-    return result
+    return _cli(home, *args, columns=columns)
 
 
 def fenced(code):
@@ -98,3 +95,32 @@ def test_unknown_run_is_a_clear_error(tmp_path):
 def test_empty_log(tmp_path):
     proc = cli(tmp_path, "runs")
     assert proc.returncode == 0 and "No runs" in proc.stdout
+
+
+def test_runs_table_is_readable_at_80_columns(tmp_path):
+    from codeact.runs.store import RunStore
+
+    store = RunStore(tmp_path / "runs.db")
+    rows = [("a1b2c3d4e5f6", "budget_exceeded", 1_234_567, 0.0123),
+            ("b1b2c3d4e5f6", "success", 4_321, None),
+            ("c1b2c3d4e5f6", "model_error", 0, 0.0)]
+    for run_id, status, tokens, cost in rows:
+        store.create_run(run_id=run_id, task="Summarise the quarterly report and list [every] risk it names",
+                         agent="code", model="openai-compat:http://127.0.0.1:8080/v1#qwen2.5-coder-1.5b-instruct")
+        store.update_run(run_id, status=status, steps=3, prompt_tokens=tokens, completion_tokens=0, cost=cost)
+    store.close()
+    table = cli(tmp_path, "runs", "--store", str(tmp_path / "runs.db"), columns=80)
+    assert table.returncode == 0, table.output
+    lines = table.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert lines[0].split() == ["run", "status", "steps", "tokens", "cost", "age", "task"]
+    by_id = {line.split()[0]: line for line in lines[1:]}
+    assert set(by_id) == {r[0] for r in rows}
+    assert "budget_exceeded" in by_id["a1b2c3d4e5f6"] and "1.2M" in by_id["a1b2c3d4e5f6"]
+    assert "$0.0123" in by_id["a1b2c3d4e5f6"] and "$0" in by_id["c1b2c3d4e5f6"] and " ? " in by_id["b1b2c3d4e5f6"]
+    for line in by_id.values():
+        assert " 0s " in line or " 1s " in line  # age
+        assert "Summarise the quarterly r" in line  # readable even next to the widest row
+    wide = cli(tmp_path, "runs", "--store", str(tmp_path / "runs.db"), columns=160).stdout
+    assert wide.splitlines()[0].split() == ["run", "status", "steps", "tokens", "cost", "age", "model", "task"]
+    assert "qwen2.5-coder-1.5b-inst" in wide and "list [every] risk it names" in wide

@@ -160,10 +160,12 @@ def print_result(result: Any, *, run_id: str | None = None, as_json: bool, err: 
     if quiet or as_json:
         print_error(err, result.error or "no answer", label=result.status)
     if run_id:
-        more = " with a larger limit (--max-steps, --max-tokens, --max-seconds, --max-cost)" \
-            if result.status in ("max_steps", "budget_exceeded") else ""
-        err.print(safe(f"run {run_id}: continue it with `codeact resume {run_id}`{more}", "dim"))
+        err.print(safe(f"continue it with `codeact resume {run_id}`{_RAISE_LIMIT.get(result.status, '')}", "dim"))
     raise typer.Exit(EXIT_FAILED)
+
+
+_RAISE_LIMIT = {"max_steps": " --max-steps N", "budget_exceeded": " and a larger --max-tokens, --max-seconds or "
+                                                                 "--max-cost"}
 
 
 def _say_interrupted(err: Console, run_id: str | None) -> None:

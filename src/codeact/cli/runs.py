@@ -74,25 +74,33 @@ def list_runs(
     if not records:
         console.print(safe(f"No runs in {log.path}" + (f" with status {status}." if status else ".")))
         return
-    console.print(runs_table(records, time.time()))
+    console.print(runs_table(records, time.time(), width=console.width))
 
 
-def runs_table(records: list[Any], now: float) -> Table:
-    """One line per run. At 80 columns the fixed columns take 53 and the task gets the rest; the
-    model name is cut first (`codeact show` has it whole)."""
-    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1), collapse_padding=True)
+def runs_table(records: list[Any], now: float, *, width: int = 80) -> Table:
+    """One line per run, as wide as the console; the task gets what the other columns leave.
+
+    Below 100 columns the model column is left out (`show` and `runs --json` have it), so at 80
+    the task keeps 26 columns even next to a `budget_exceeded` run of a million tokens.
+    """
+    with_model = width >= 100
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1), collapse_padding=True,
+                  expand=True)
     table.add_column("run", no_wrap=True, min_width=12)
     table.add_column("status", no_wrap=True)
     table.add_column("steps", justify="right", no_wrap=True)
     table.add_column("tokens", justify="right", no_wrap=True)
     table.add_column("cost", justify="right", no_wrap=True)
     table.add_column("age", justify="right", no_wrap=True)
-    table.add_column("model", no_wrap=True, overflow="ellipsis", max_width=16)
-    table.add_column("task", no_wrap=True, overflow="ellipsis", min_width=12, ratio=1)
+    if with_model:
+        table.add_column("model", no_wrap=True, overflow="ellipsis", max_width=24)
+    table.add_column("task", no_wrap=True, overflow="ellipsis", ratio=1)
     for r in records:
-        table.add_row(safe(r.id), safe(r.state, _STATUS_STYLE.get(r.state, "")), str(r.steps),
-                      _tokens(r.total_tokens), _cost(r.cost), _age(now - r.created), safe(_model(r.model)),
-                      safe(_one_line(r.task, 200)))
+        cells: list[Any] = [safe(r.id), safe(r.state, _STATUS_STYLE.get(r.state, "")), str(r.steps),
+                            _tokens(r.total_tokens), _cost(r.cost), _age(now - r.created)]
+        if with_model:
+            cells.append(safe(_model(r.model)))
+        table.add_row(*cells, safe(_one_line(r.task, 500)))
     return table
 
 
