@@ -2,10 +2,15 @@
 
 Two sources, both principled rather than guessed: values we *know* are secret (environment
 variables whose names say key/token/secret/password, and values tools declare in a `secrets`
-attribute) are replaced wherever they appear; and the few credential formats that announce
-themselves (`sk-...`, `ghp_...`, `AKIA...`, `xoxb-...`, `AIza...`, `Bearer ...`) are replaced even
-when we were not told about them. Short values (< 8 characters) are not treated as secrets: they
-would turn ordinary words into `[REDACTED]` all over the log.
+attribute) are replaced wherever they appear; and the credential formats that announce
+themselves are replaced even when we were not told about them: API keys with a vendor prefix
+(OpenAI and Anthropic `sk-...`, GitHub `ghp_...`/`github_pat_...`, GitLab `glpat-...`, AWS
+`AKIA...`, Slack `xox?-...` and webhooks, Stripe `sk_live_...`, Google `AIza...`/`ya29.`/`GOCSPX-`,
+Hugging Face `hf_...`, npm, PyPI, SendGrid, DigitalOcean), JWTs, PEM and PGP private keys, the
+password in a URL (`https://user:PASSWORD@host`), `Bearer`/`Basic` credentials, and values labelled
+`aws_secret_access_key` or `AccountKey`. Only formats specific enough not to match ordinary
+prose or code are listed (the tests hold negative cases). Short values (< 8 characters) are not
+treated as secrets: they would turn ordinary words into `[REDACTED]` all over the log.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import base64
 import binascii
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = ["SECRET_NAME", "Redactor"]
@@ -27,12 +32,30 @@ SECRET_NAME = re.compile(
 
 _MIN_SECRET = 8
 _FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # Where a pattern has a group named `s`, only that group is the secret (the label stays).
+    ("private-key", re.compile(
+        r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----[\s\S]{0,20000}?"
+        r"(?:-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|$)")),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*")),
     ("api-key", re.compile(r"\bsk-(?:ant-|proj-|or-)?[A-Za-z0-9][A-Za-z0-9_\-]{19,}")),
     ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})")),
+    ("gitlab-token", re.compile(r"\bgl(?:pat|dt|rt|ptt)-[A-Za-z0-9_\-]{20,}")),
     ("aws-key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("slack-token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("aws-secret", re.compile(r"(?i)aws_secret_access_key[\"']?\s*[:=]\s*[\"']?(?P<s>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])")),
+    ("slack-token", re.compile(r"\bx(?:ox[abposre]|app)-[A-Za-z0-9-]{10,}")),
+    ("slack-webhook", re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/\-]{20,}")),
+    ("stripe-key", re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|\bwhsec_[A-Za-z0-9]{24,}")),
     ("google-key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}")),
+    ("google-oauth", re.compile(r"\bya29\.[0-9A-Za-z_\-]{20,}|\bGOCSPX-[0-9A-Za-z_\-]{20,}")),
+    ("huggingface-token", re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
+    ("npm-token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
+    ("pypi-token", re.compile(r"\bpypi-AgE[A-Za-z0-9_\-]{50,}")),
+    ("sendgrid-key", re.compile(r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}\b")),
+    ("digitalocean-token", re.compile(r"\bdo[por]_v1_[a-f0-9]{64}\b")),
+    ("azure-key", re.compile(r"(?i)\bAccountKey=(?P<s>[A-Za-z0-9+/=]{40,})")),
+    ("url-password", re.compile(r"\b[a-z][a-z0-9+.\-]{1,20}://[^/\s:@\"'<>]{1,100}:(?P<s>[^/\s@\"'<>\[\]]{3,200})@")),
     ("bearer", re.compile(r"(?<=Bearer )[A-Za-z0-9._~+/\-]{20,}=*")),
+    ("basic-auth", re.compile(r"(?i)\bauthorization[\"']?\s*[:=]\s*[\"']?basic\s+(?P<s>[A-Za-z0-9+/]{16,}={0,2})")),
 )
 
 
@@ -66,7 +89,7 @@ class Redactor:
             if secret in value:
                 value = value.replace(secret, f"[REDACTED:{name}]")
         for name, pattern in self._formats:
-            value = pattern.sub(f"[REDACTED:{name}]", value)
+            value = pattern.sub(_replacement(name, pattern), value)
         return value
 
     def value(self, value: Any) -> Any:
@@ -98,6 +121,18 @@ class Redactor:
             out.update({_TAG: "object", "type": out.get("type", "bytes"), "repr": out.get("repr") or
                         "[REDACTED: the value held a secret]"})
         return out
+
+
+def _replacement(name: str, pattern: re.Pattern[str]) -> str | Callable[[re.Match[str]], str]:
+    marker = f"[REDACTED:{name}]"
+    if "s" not in pattern.groupindex:
+        return marker
+
+    def keep_label(match: re.Match[str]) -> str:
+        whole, start = match.group(0), match.start()
+        return whole[: match.start("s") - start] + marker + whole[match.end("s") - start:]
+
+    return keep_label
 
 
 _TAG = "$codeact"  # codec.TAG; not imported, so the redactor stands alone
