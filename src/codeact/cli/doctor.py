@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -14,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from codeact.cli import app
+from codeact.cli._text import json_line, safe
 
 __all__ = ["Layer", "doctor", "layers", "live_check"]
 
@@ -124,7 +124,7 @@ def doctor(
             "missing": list(report.missing),
             "warnings": list(report.warnings),
         }
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        sys.stdout.write(json_line(payload, indent=2) + "\n")
         raise typer.Exit(0 if usable else 1)
     console = Console()
     table = Table(title="Sandbox isolation on this machine", header_style="bold", title_justify="left")
@@ -132,18 +132,18 @@ def doctor(
         table.add_column(column, overflow="fold")
     for row in rows:
         label, style = _OK if row.available else (_WARN if row.available is None else _NO)
-        table.add_row(row.name, Text(label, style=style), row.detail, row.used)
+        table.add_row(row.name, Text(label, style=style), safe(row.detail), safe(row.used))
     if session_ok is not None:
         label, style = _OK if session_ok else _NO
-        table.add_row("isolated session", Text(label, style=style), session_detail, "live check")
+        table.add_row("isolated session", Text(label, style=style), safe(session_detail), "live check")
     console.print(table)
     for warning in report.warnings:
-        console.print(f"[yellow]note:[/] {warning}")
+        console.print(Text.assemble(("note:", "yellow"), " ", safe(warning)))
     if usable:
         console.print("[bold green]The default sandbox is `local` (isolated) and works here.[/]")
         raise typer.Exit(0)
     for reason in (*report.missing, *([session_detail] if session_ok is False else [])):
-        console.print(f"[red]missing:[/] {reason}")
+        console.print(Text.assemble(("missing:", "red"), " ", safe(reason)))
     console.print(
         "[bold red]The isolated sandbox cannot run here[/]; agents will refuse to start. To run model code "
         "WITHOUT isolation, choose it explicitly: `--sandbox process` (or sandbox=\"process\" in Python)."

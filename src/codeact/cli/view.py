@@ -104,6 +104,8 @@ class LiveView:
             c.print(Text(f"tokens {s.usage.prompt_tokens:,} in / {s.usage.completion_tokens:,} out · "
                          f"model {s.model_seconds:.1f} s · code {s.exec_seconds:.2f} s", style="dim"))
             self._wait(s.index + 1, "thinking")
+        elif event.kind == "log_note":  # LogNote: the log could not keep something whole
+            c.print(safe(f"log: {getattr(event, 'message', '')}", "yellow"))
         elif isinstance(event, BudgetHit):
             self._stop()
             c.print(safe(event.message, "bold red"))
