@@ -137,7 +137,7 @@ class FrameChannel:
                 remaining = 0.0
             try:
                 self.sock.settimeout(remaining if remaining is None or remaining > 0 else 0.0)
-                chunk = self.sock.recv(max(1 << 16, min(self._wanted(), 1 << 24)))
+                chunk = self.sock.recv(min(max(1 << 16, self._wanted()), 1 << 20))  # recv(n) allocates n
             except (TimeoutError, BlockingIOError):
                 return None
             except OSError as exc:

@@ -387,7 +387,10 @@ class KernelClient:
                 continue
             op = frame["op"]
             if op == "call":
-                record = self._serve_call(kernel, frame, exec_id, step)
+                try:
+                    record = self._serve_call(kernel, frame, exec_id, step)
+                except _Stalled:  # the kernel sends calls but does not read the replies
+                    return self._killed(kernel, timeout, started, calls)
                 if record is not None:
                     calls.append(record)
             elif op == "done":
@@ -411,7 +414,7 @@ class KernelClient:
         refusal = self._refusal(frame, exec_id, step)
         if refusal is not None:
             step.refused(refusal[0])
-            self._reply(kernel, {"op": "raise", "id": call_id, "type": refusal[0], "message": refusal[1]})
+            self._reply(kernel, {"op": "raise", "id": call_id, "type": refusal[0], "message": refusal[1]}, step)
             return None
         name, args, kwargs = frame["name"], frame["args"], frame["kwargs"]
         limits = self.limits
@@ -447,7 +450,7 @@ class KernelClient:
         except (UnsendableValue, FrameError) as exc:
             message = f"{name}() returned a value that cannot be sent into the sandbox: {exc}"
             data = encode_frame({"op": "raise", "id": call_id, "type": "TypeError", "message": message})
-        self._reply(kernel, data)
+        self._reply(kernel, data, step)
         return outcome.record
 
     def _refusal(self, frame: dict[str, Any], exec_id: int, step: _StepCalls) -> tuple[str, str] | None:
@@ -480,9 +483,17 @@ class KernelClient:
             )
         return None
 
-    def _reply(self, kernel: KernelProcess, reply: dict[str, Any] | bytes) -> None:
+    def _reply(self, kernel: KernelProcess, reply: dict[str, Any] | bytes, step: _StepCalls) -> None:
+        """Send a reply, waiting no longer than the step's time limit and grace allow."""
         data = reply if isinstance(reply, bytes) else encode_frame(reply)
-        kernel.channel.send_bytes(data, timeout=_SEND_TIMEOUT)
+        limit = step.stopped_at or step.deadline
+        wait = _SEND_TIMEOUT if limit is None else max(limit + self.interrupt_grace - time.monotonic(), 0.05)
+        try:
+            kernel.channel.send_bytes(data, timeout=wait)
+        except BridgeClosed as exc:
+            if isinstance(exc.__cause__, TimeoutError):
+                raise _Stalled from exc
+            raise
         self._call_in_flight = None
 
     def _settle(self, kernel: KernelProcess) -> None:
@@ -603,6 +614,10 @@ class KernelClient:
         except SandboxError as exc:
             return f", and no fresh kernel could be started ({exc})"
         return ", and a fresh kernel was started"
+
+
+class _Stalled(Exception):
+    """A reply could not be sent in time: the kernel stopped reading its end."""
 
 
 class _ToolFailed(Exception):

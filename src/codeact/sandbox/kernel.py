@@ -92,14 +92,19 @@ def truncate_middle(text: str, limit: int) -> str:
 def scan_frame(body: bytes, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES) -> str | None:
     """Why the JSON text `body` is too deep or too wide to decode, or None; cost linear in its size.
 
-    Strings are blanked first (a bracket inside a string is text), then containers and commas
-    are counted with bytes.count; the nesting depth is only walked when there are enough
-    brackets for it to matter, over the brackets alone.
+    Containers and commas are counted with bytes.count; only if that upper bound is over a
+    limit are strings blanked (a bracket inside a string is text) and the count redone, and the
+    nesting depth is only walked when there are enough brackets for it to matter, over the
+    brackets alone.
     """
-    if body.count(b'"'):
-        body = _strings().sub(b'""', body)
     opens = body.count(b"[") + body.count(b"{")
     values = opens + body.count(b",")
+    if values <= max_values and opens <= max_depth:
+        return None  # even counting brackets inside strings, it is within both limits
+    if body.count(b'"'):
+        body = _strings().sub(b'""', body)
+        opens = body.count(b"[") + body.count(b"{")
+        values = opens + body.count(b",")
     if values > max_values:
         return f"{values:,} values, over the limit of {max_values:,}"
     if opens <= max_depth:
@@ -395,7 +400,7 @@ class _Wire:
                 want = 4 + size - len(buf)
             else:
                 want = 4
-            chunk = os.read(self.fd, max(want, 1 << 16))
+            chunk = os.read(self.fd, min(max(want, 1 << 16), 1 << 20))  # read(n) allocates n
             if not chunk:
                 os._exit(0)  # the host is gone: nothing left to do
             buf += chunk
