@@ -5,6 +5,7 @@
     │   └── MissingExtraError  an optional dependency is not installed
     ├── ModelError             the model backend failed
     │   ├── ModelConnectionError   the server could not be reached
+    │   │   └── ModelTimeoutError  the server went silent: no token for `timeout` seconds
     │   └── ModelResponseError     the server answered with an error status
     ├── SandboxError           the kernel could not be started or talked to
     │   └── IsolationUnavailable   this machine cannot provide the requested isolation
@@ -24,6 +25,7 @@ __all__ = [
     "ModelConnectionError",
     "ModelError",
     "ModelResponseError",
+    "ModelTimeoutError",
     "RunLogError",
     "SandboxError",
     "ToolError",
@@ -59,6 +61,10 @@ class ModelConnectionError(ModelError):
     def __init__(self, message: str, *, url: str | None = None) -> None:
         self.url = url
         super().__init__(message)
+
+
+class ModelTimeoutError(ModelConnectionError):
+    """The model server sent nothing for longer than the client's timeout."""
 
 
 class ModelResponseError(ModelError):

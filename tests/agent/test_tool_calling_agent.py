@@ -229,3 +229,33 @@ def test_native_mode_reads_calls_a_server_returned_as_text():
     with ChatServer([chat(text)]) as server:
         result = ToolCallingAgent(OpenAICompatible("m", base_url=server.url), []).run("t")
     assert result.output == "done"
+
+
+@tool
+def count(items: list) -> int:
+    """Count distinct items.
+
+    Args:
+        items: the items.
+    """
+    return len(set(map(str, items)))
+
+
+def test_a_python_literal_call_holding_a_set_becomes_json_in_the_next_request():
+    # The 1.5B wrote this on llama.cpp's server; the set made the next request unserialisable.
+    text = "{'name': 'count', 'arguments': {'items': {2, 'A'}}}"
+    with ChatServer([chat(text), chat('{"name": "final_answer", "arguments": {"answer": 2}}')]) as server:
+        result = ToolCallingAgent(OpenAICompatible("m", base_url=server.url), [count]).run("t")
+        second = [r.json for r in server.requests if r.method == "POST"][1]
+    assert result.status == "success" and result.output == 2
+    assistant = second["messages"][-2]
+    assert assistant["content"] == "" and json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {
+        "items": ["A", 2]}
+
+
+def test_a_python_literal_with_no_json_form_is_an_observation_not_a_crash():
+    model = ScriptedModel(["{'name': 'count', 'arguments': {'items': b'AB'}}",
+                           json_reply(("final_answer", {"answer": 1}))])
+    result = ToolCallingAgent(model, [count], tool_mode="text").run("t")
+    assert result.status == "success"
+    assert "bytes b'AB' has no JSON form" in model.calls[1][-1].content

@@ -142,3 +142,22 @@ def test_bad_task_files_say_what_is_wrong(tmp_path):
         load_taskset(path)
     with pytest.raises(ConfigError, match="neither a shipped set"):
         load_taskset("no-such-set")
+
+
+def test_a_model_call_that_times_out_is_its_own_failure_kind(tmp_path):
+    with ChatServer([Reply(delay=5, body={})] * 2) as server:
+        model = BenchModel(f"openai-compat:{server.url}#m", label="silent", options={"timeout": 0.5, "max_retries": 1})
+        settled = []
+        model.settle = lambda: settled.append(1)
+        (result,) = run_bench("arith", TASKS[:1], ["codeact-json"], model, out_dir=tmp_path)
+    assert result.error_kind == "model_timeout" and result.status == "model_error"
+    assert result.model_timeouts == 2  # the first, retried after settle; the second ended the run
+    assert settled == [1]
+    summary = summarize([result], ["codeact-json"])[0]
+    assert summary.errors == {"model_timeout": 1} and summary.model_timeouts == 2
+
+
+def test_every_config_gets_the_same_reply_cap(server, tmp_path):
+    model = BenchModel(f"openai-compat:{server.url}#test-model", label="capped", max_tokens=333)
+    run_bench("arith", TASKS[:1], ["codeact-json", "no-agent"], model, out_dir=tmp_path)
+    assert {r.json["max_tokens"] for r in server.requests if r.method == "POST"} == {333}

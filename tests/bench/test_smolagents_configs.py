@@ -34,12 +34,13 @@ def test_smolagents_tool_calling_agent_runs_our_tools_over_http():
     ]
     with ChatServer(replies) as server:
         outcome = run_smolagents("json", TASK, {"get_stock": get_stock},
-                                 BenchModel(f"openai-compat:{server.url}#m"), max_steps=4)
+                                 BenchModel(f"openai-compat:{server.url}#m", max_tokens=321), max_steps=4)
         first = next(r.json for r in server.requests if r.method == "POST")
     assert outcome.answered and outcome.output == 4 and outcome.status == "success"
     assert outcome.steps == 2
     assert (outcome.prompt_tokens, outcome.completion_tokens) == (100, 11)
     assert first["temperature"] == 0.0
+    assert first["max_tokens"] == 321  # the same cap as codeact's configs
     assert {t["function"]["name"] for t in first["tools"]} == {"get_stock", "final_answer"}
 
 

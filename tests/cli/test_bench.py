@@ -68,3 +68,30 @@ def test_serve_local_takes_an_optional_size():
         _positionals("gsm8k", ["0.5b"], serve_local=False)
     with pytest.raises(ConfigError, match="one TASKSET"):
         _positionals("gsm8k", ["shop"], serve_local=True)
+
+
+def test_bench_refuses_a_task_file_that_names_code_unless_allowed(tmp_path):
+    tasks = tmp_path / "evil.jsonl"
+    tasks.write_text(json.dumps({"id": "a", "question": "What is 2 + 3?", "answer": 5,
+                                 "checker": "tests.bench.test_runner:arithmetic"}) + "\n")
+    with ChatServer(default=arithmetic) as server:
+        args = ["bench", str(tasks), "--model", f"openai-compat:{server.url}#m", "--agents", "no-agent",
+                "--out", str(tmp_path / "out")]
+        refused = codeact(*args)
+        posts = sum(r.method == "POST" for r in server.requests)
+        allowed = codeact(*args, "--allow-task-code")
+    assert refused.returncode == 2 and posts == 0
+    assert "names code to import" in refused.stderr and "--allow-task-code" in refused.stderr
+    assert allowed.returncode == 0, allowed.stderr  # the checker ran (and choked: scored wrong)
+
+
+def test_bench_sends_the_reply_cap_and_records_it(tmp_path):
+    tasks = tmp_path / "arith.jsonl"
+    tasks.write_text(json.dumps({"id": "a", "question": "What is 2 + 3?", "answer": 5}) + "\n")
+    with ChatServer(default=arithmetic) as server:
+        proc = codeact("bench", str(tasks), "--model", f"openai-compat:{server.url}#m", "--agents",
+                       "codeact-json,no-agent", "--out", str(tmp_path / "out"), "--max-reply-tokens", "77")
+        caps = {r.json["max_tokens"] for r in server.requests if r.method == "POST"}
+    assert proc.returncode == 0, proc.stderr
+    assert caps == {77}
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["max_reply_tokens"] == 77

@@ -6,7 +6,7 @@ import pytest
 
 from codeact.errors import ConfigError, ModelConnectionError, ModelResponseError
 from codeact.models.anthropic import Anthropic, to_anthropic_request
-from codeact.models.base import Message, ToolCall, ToolSpec, Usage
+from codeact.models.base import DEFAULT_MAX_TOKENS, Message, ToolCall, ToolSpec, Usage
 from tests.servers.chat_server import ChatServer, Reply, anthropic_error, messages_reply
 
 HI = [Message("user", "hi")]
@@ -31,7 +31,7 @@ def test_completion_maps_system_stop_usage_and_key(server: ChatServer) -> None:
     assert sent.path == "/v1/messages"
     assert sent.json["system"] == "You write code."
     assert sent.json["messages"] == [{"role": "user", "content": [{"type": "text", "text": "go"}]}]
-    assert sent.json["max_tokens"] == 4096
+    assert sent.json["max_tokens"] == DEFAULT_MAX_TOKENS
     assert sent.json["stop_sequences"] == ["```"]  # whitespace-only ones are cut client-side only
     assert "sk-ant-test" in (sent.headers.get("x-api-key", "") + sent.headers.get("authorization", ""))
 

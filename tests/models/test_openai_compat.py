@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codeact.errors import ConfigError, ModelConnectionError, ModelResponseError
+from codeact.errors import ConfigError, ModelConnectionError, ModelResponseError, ModelTimeoutError
 from codeact.models._retry import RetryPolicy
 from codeact.models.base import Message, ModelReply, ToolCall, ToolSpec, Usage, cut_at_stop
 from codeact.models.openai_compat import OpenAICompatible, StopCutter
@@ -45,9 +46,17 @@ def test_completion_returns_text_usage_and_sends_the_messages(server: ChatServer
     assert "stop" not in sent.json
 
 
-def test_missing_usage_counts_as_zero(server: ChatServer) -> None:
+def test_missing_usage_counts_as_zero_without_streaming(server: ChatServer) -> None:
     server.push(chat("x", usage=None))
-    assert make(server).complete(HI).usage == Usage(0, 0)
+    assert make(server, stream_replies=False).complete(HI).usage == Usage(0, 0)
+
+
+def test_missing_usage_in_a_stream_is_estimated(server: ChatServer) -> None:
+    server.push(chat_stream(["a", "b", "c"]))  # no usage chunk
+
+    usage = make(server).complete([Message("user", "x" * 400)]).usage
+
+    assert usage == Usage(100, 3)  # characters / 4, one token per content chunk
 
 
 def test_name_is_a_resolvable_spec(server: ChatServer) -> None:
@@ -196,7 +205,8 @@ def test_slow_server_times_out_as_a_connection_error(server: ChatServer) -> None
     with pytest.raises(ModelConnectionError) as info:
         make(server, timeout=0.2, max_retries=0).complete(HI)
 
-    assert "did not answer within 0.2 s" in str(info.value)
+    assert "sent nothing for 0.2 s" in str(info.value)
+    assert isinstance(info.value, ModelTimeoutError)
 
 
 def test_a_reply_that_is_not_a_chat_completion_is_a_clear_error(server: ChatServer) -> None:
@@ -276,7 +286,7 @@ def test_tool_call_history_is_sent_in_chat_completions_form(server: ChatServer) 
     sent = server.requests[0].json["messages"]
     assert sent[1] == {
         "role": "assistant",
-        "content": None,
+        "content": "",  # llama-cpp-python's server rejects null with a 500
         "tool_calls": [
             {"id": "c1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}},
             {"id": "c2", "type": "function", "function": {"name": "x", "arguments": "{bad"}},
@@ -339,7 +349,7 @@ def test_stream_retries_before_the_first_chunk(server: ChatServer) -> None:
 def test_acomplete_retries_and_returns_the_reply(server: ChatServer) -> None:
     server.push(error(502, "bad gateway", type="server_error"), chat("async hello STOP x", usage=(2, 3)))
 
-    reply = asyncio.run(make(server).acomplete(HI, stop=["STOP"]))
+    reply = asyncio.run(make(server, stream_replies=False).acomplete(HI, stop=["STOP"]))
 
     assert reply.text == "async hello "
     assert reply.usage == Usage(2, 3)
@@ -396,3 +406,90 @@ def test_stop_cutter_matches_cut_at_stop_for_any_chunking(text: str, cuts: list[
     emitted = "".join(cutter.feed(chunk) for chunk in chunks) + cutter.flush()
 
     assert emitted == cut_at_stop(text, stop)
+
+
+# -- bounded calls on a busy server ------------------------------------------------------------
+
+# What llama-cpp-python's server (0.3.36) answered to an assistant turn with `content: null`,
+# abridged to two of its seven errors: a 500 whose message is FastAPI's list of validation errors.
+LLAMA_VALIDATION_500 = (
+    "7 validation errors:\n"
+    "  {'type': 'literal_error', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestSystemMessage', 'role'), "
+    "'msg': \"Input should be 'system'\", 'input': 'assistant', 'ctx': {'expected': \"'system'\"}}\n"
+    "  {'type': 'string_type', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestAssistantMessage', "
+    "'content'), 'msg': 'Input should be a valid string', 'input': None}\n"
+)
+
+
+def test_a_slow_stream_is_judged_by_the_time_since_the_last_token(server: ChatServer) -> None:
+    # 8 chunks 0.25 s apart: 2 s in all, longer than the timeout, but never silent for 1.5 s.
+    server.push(chat_stream([f"t{i} " for i in range(8)], usage=(3, 8), event_delay=0.25))
+
+    reply = make(server, timeout=1.5, max_retries=0).complete(HI)
+
+    assert reply.text == "t0 t1 t2 t3 t4 t5 t6 t7 " and reply.usage == Usage(3, 8)
+    assert server.requests[0].json["stream"] is True
+
+
+def test_a_stream_that_goes_silent_times_out_and_the_retry_waits_for_before_retry(server: ChatServer) -> None:
+    server.push(chat_stream(["never", " finished"], event_delay=5), chat("second try"))
+    seen: list[str] = []
+
+    reply = make(server, timeout=1, max_retries=1, before_retry=lambda f: seen.append(f.kind)).complete(HI)
+
+    assert reply.text == "second try"
+    assert seen == ["timeout"]  # called once, before the retry was sent
+
+
+def test_a_timeout_that_ends_the_call_is_a_model_timeout_error(server: ChatServer) -> None:
+    server.push(chat_stream(["a", "b"], event_delay=5))
+    with pytest.raises(ModelTimeoutError, match="sent nothing for 1 s"):
+        make(server, timeout=1, max_retries=0).complete(HI)
+
+
+def test_a_validation_error_under_500_is_not_retried(server: ChatServer) -> None:
+    server.push(error(500, LLAMA_VALIDATION_500, type="internal_server_error"), chat("never sent"))
+
+    with pytest.raises(ModelResponseError, match="not retried") as info:
+        make(server, max_retries=4).complete(HI)
+
+    assert info.value.status_code == 500
+    assert sum(r.method == "POST" for r in server.requests) == 1
+
+
+def test_an_ordinary_500_is_still_retried(server: ChatServer) -> None:
+    server.push(error(500, "CUDA out of memory", type="internal_server_error"), chat("ok"))
+    assert make(server).complete(HI).text == "ok"
+
+
+def test_tool_calls_arrive_whole_from_a_stream(server: ChatServer) -> None:
+    server.push(chat(None, tool_calls=[("c1", "add", '{"a": 1, "b": 22}'), ("c2", "neg", '{"x": 3}')]))
+
+    reply = make(server).complete(HI, tools=[ToolSpec("add", "", {"type": "object"})])
+
+    assert [(c.id, c.name, c.arguments) for c in reply.tool_calls] == [
+        ("c1", "add", {"a": 1, "b": 22}), ("c2", "neg", {"x": 3})
+    ]
+    assert reply.finish_reason == "stop"
+
+
+def test_arguments_json_cannot_carry_are_sent_as_json(server: ChatServer) -> None:
+    server.push(chat("ok"))
+    history = [
+        Message("user", "go"),
+        Message("assistant", "", (ToolCall("c1", "f", {"x": {2, "A"}, "y": (1, 2)}),)),
+        Message("tool", "done", tool_call_id="c1"),
+    ]
+
+    make(server).complete(history)
+
+    sent = server.requests[0].json["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(sent) == {"x": ["A", 2], "y": [1, 2]}
+
+
+def test_a_server_that_ignores_stream_still_gives_a_reply(server: ChatServer) -> None:
+    server.push(Reply(body=chat("whole", usage=(2, 1)).body, verbatim=True))  # JSON, not SSE
+
+    reply = make(server).complete(HI)
+
+    assert (reply.text, reply.usage) == ("whole", Usage(2, 1))

@@ -40,6 +40,7 @@ __all__ = [
     "Reply",
     "Responder",
     "anthropic_error",
+    "as_requested",
     "chat",
     "chat_stream",
     "echo",
@@ -75,6 +76,8 @@ class Reply:
             each str as a raw ``data:`` payload; ``done`` appends ``data: [DONE]``.
         event_delay: seconds between SSE events.
         drop: close the connection without answering at all.
+        verbatim: send `body` as JSON even when the request asked for a stream (as a server
+            that ignores `stream` does); otherwise a `chat(...)` body is streamed on request.
     """
 
     status: int = 200
@@ -85,6 +88,7 @@ class Reply:
     event_delay: float = 0.0
     done: bool = True
     drop: bool = False
+    verbatim: bool = False
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Reply:
@@ -221,6 +225,47 @@ def echo(request: Recorded) -> Reply:
     return chat(f"echo: {last}", usage=(1, 1))
 
 
+def as_requested(reply: Reply, request: Recorded) -> Reply:
+    """A scripted `chat(...)` reply, sent as an SSE stream when the request asked for one.
+
+    A real server streams whenever the client asks, so a test scripts the reply once and the
+    client may read it either way. Errors, raw bodies and explicit streams are sent as scripted.
+    """
+    body = reply.body
+    try:
+        streaming = bool((request.json or {}).get("stream"))
+    except ValueError:
+        streaming = False
+    if not streaming or reply.verbatim or reply.events is not None or reply.status != 200 or not isinstance(body, dict):
+        return reply
+    if body.get("object") != "chat.completion":
+        return reply
+    choice = body["choices"][0]
+    message = choice.get("message") or {}
+
+    def chunk(delta: dict[str, Any], reason: str | None) -> dict[str, Any]:
+        return {"id": body.get("id", "chatcmpl-test"), "object": "chat.completion.chunk", "created": 0,
+                "model": body.get("model", "test-model"),
+                "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]}
+
+    events: list[Any] = [chunk({"role": "assistant", "content": ""}, None)]
+    text = message.get("content") or ""
+    events += [chunk({"content": text[i : i + 7]}, None) for i in range(0, len(text), 7)]
+    for index, call in enumerate(message.get("tool_calls") or ()):
+        function = call["function"]
+        events.append(chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                             "function": {"name": function["name"], "arguments": ""}}]}, None))
+        arguments = function.get("arguments") or ""
+        for i in range(0, len(arguments), 5):
+            events.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments[i : i + 5]}}]},
+                                None))
+    events.append(chunk({}, choice.get("finish_reason")))
+    if body.get("usage") is not None:
+        usage = {k: v for k, v in body.items() if k != "choices"}
+        events.append({**usage, "object": "chat.completion.chunk", "choices": []})
+    return Reply(events=events, headers=reply.headers, delay=reply.delay, event_delay=reply.event_delay)
+
+
 def _usage(prompt: int, completion: int) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
@@ -308,9 +353,9 @@ class ChatServer:
             item = self._queue.popleft() if self._queue else None
         if item is None:
             if self._default is not None:
-                return self._default(request)
+                return as_requested(self._default(request), request)
             return error(500, "chat_server: no scripted reply left", type="server_error")
-        return item(request) if callable(item) else item
+        return as_requested(item(request) if callable(item) else item, request)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self

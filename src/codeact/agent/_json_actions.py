@@ -7,6 +7,11 @@ like llama.cpp's) answer with text. Small models wrap the JSON many ways: a ```j
 wasted step would measure the parser instead of the model, so this accepts every reasonable shape
 and, when nothing fits, returns a message that tells the model exactly what to write. It never
 raises, and it scans the text once (no backtracking regexes).
+
+What a Python literal may hold but JSON cannot is made JSON here, once, with a note: a set or a
+tuple becomes a list, a non-string key its repr; bytes, complex numbers and `...` are refused
+with a message. The arguments go back to the model API in the next request, and a value that
+cannot be serialised there would end the run instead of becoming an observation.
 """
 
 from __future__ import annotations
@@ -154,15 +159,47 @@ def _decode(snippet: str) -> tuple[Any, str, str | None]:
         return json.loads(snippet), "", None
     except ValueError as exc:
         json_error = f"invalid JSON ({exc})"
-    try:
-        return ast.literal_eval(snippet), "read a Python literal instead of JSON", None
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        pass
     lowered = snippet.replace("true", "True").replace("false", "False").replace("null", "None")
-    try:
-        return ast.literal_eval(lowered), "read a Python literal instead of JSON", None
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None, "", json_error
+    for source in (snippet, lowered):
+        try:
+            value = ast.literal_eval(source)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        notes: list[str] = []
+        try:
+            value = _as_json(value, notes, 0)
+        except ValueError as exc:
+            return None, "", f"{exc}; write JSON values (strings, numbers, lists, objects)"
+        return value, "; ".join(["read a Python literal instead of JSON", *dict.fromkeys(notes)]), None
+    return None, "", json_error
+
+
+_MAX_DEPTH = 100
+
+
+def _as_json(value: Any, notes: list[str], depth: int) -> Any:
+    """A Python literal's value in JSON's types; ValueError for what has no JSON form."""
+    if depth > _MAX_DEPTH:
+        raise ValueError("the value is nested too deeply")
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                notes.append("turned non-string keys into strings")
+                key = key if isinstance(key, (int, float, bool)) or key is None else repr(key)
+                key = json.dumps(key) if not isinstance(key, str) else key
+            out[key] = _as_json(item, notes, depth + 1)
+        return out
+    if isinstance(value, (set, frozenset)):
+        notes.append("turned a set into a list")
+        return [_as_json(v, notes, depth + 1) for v in sorted(value, key=repr)]
+    if isinstance(value, (list, tuple)):
+        if isinstance(value, tuple):
+            notes.append("turned a tuple into a list")
+        return [_as_json(v, notes, depth + 1) for v in value]
+    raise ValueError(f"{type(value).__name__} {repr(value)[:60]} has no JSON form")
 
 
 def _calls_in(value: Any) -> tuple[list[ToolCall], str | None]:

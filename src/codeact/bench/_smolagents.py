@@ -3,7 +3,8 @@
 smolagents is an optional extra (`bench-peers`) and is imported only here, only when a
 smolagents config runs. Its agents keep their default prompts, executor and parsing; we give them
 the same tools (wrapped as smolagents `Tool`s that call ours), the same OpenAI-compatible server,
-temperature 0 and the same step limit, and read answer, steps and tokens from its memory.
+temperature 0, the same cap on reply tokens and the same step limit, and read answer, steps and
+tokens from its memory.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def run_smolagents(kind: str, task: Task, tools: Mapping[str, Tool], model: Benc
     # Plain-string message contents: llama.cpp's server rejects OpenAI's list-of-parts form.
     server = smolagents.OpenAIServerModel(
         model_id=name, api_base=url, api_key=key or "not-needed", temperature=model.temperature,
-        flatten_messages_as_text=True,
+        max_tokens=model.max_tokens, flatten_messages_as_text=True,
     )
     agent_class = smolagents.CodeAgent if kind == "code" else smolagents.ToolCallingAgent
     agent = agent_class(

@@ -1,8 +1,8 @@
 """Agent configs: the named ways `codeact bench` can attack a task, all on the same model.
 
 Each config is a function `(task, tools, model, max_steps) -> Outcome`. They share one
-`BenchModel`, so every config talks to the same server with the same temperature; the only
-difference between two configs is the agent.
+`BenchModel`, so every config talks to the same server with the same temperature and the same
+cap on reply tokens; the only difference between two configs is the agent.
 """
 
 from __future__ import annotations
@@ -16,10 +16,15 @@ from urllib.parse import urlsplit
 
 from codeact.bench.tasks import Task
 from codeact.errors import ConfigError
+from codeact.models._retry import Failure
 from codeact.models.base import Message, Model
 from codeact.tools.tool import Tool
 
-__all__ = ["AGENT_CONFIGS", "AgentRunner", "BenchModel", "Outcome", "get_agent_config"]
+__all__ = ["AGENT_CONFIGS", "DEFAULT_REPLY_TOKENS", "AgentRunner", "BenchModel", "Outcome", "get_agent_config"]
+
+#: The reply cap of every config unless `codeact bench --max-reply-tokens` says otherwise: room
+#: for a long code action, while a small model that loops stops within a minute or two on a CPU.
+DEFAULT_REPLY_TOKENS = 1024
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class Outcome:
     completion_tokens: int
     error: str | None = None
     step_errors: tuple[str, ...] = ()
+    model_timeouts: int = 0
+    """Model calls of this run that timed out (and were retried, or ended it)."""
 
 
 @dataclass
@@ -53,6 +60,9 @@ class BenchModel:
         options: more keyword options for codeact's model (e.g. `max_retries`).
         run_log: where codeact agents log their runs (a SQLite file, for `codeact runs` and
             replay); None logs nothing.
+        max_tokens: the cap on every reply, for codeact's configs and the peers' alike.
+        settle: for a server the bench started itself (`LocalServer.settle`): called before a
+            timed-out call is retried, so the retry does not queue behind the abandoned reply.
     """
 
     spec: str
@@ -61,11 +71,16 @@ class BenchModel:
     sandbox: str = "default"
     options: dict[str, Any] = field(default_factory=dict)
     run_log: Path | None = None
+    max_tokens: int = DEFAULT_REPLY_TOKENS
+    settle: Callable[[], object] | None = None
     _model: Model | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _timeouts: threading.local = field(default_factory=threading.local, repr=False)
 
     def __post_init__(self) -> None:
         self.label = self.label or self.spec
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise ConfigError(f"--max-reply-tokens must be at least 1, got {self.max_tokens!r}")
 
     def codeact_model(self) -> Model:
         """One shared codeact Model (an in-process model loads its weights once)."""
@@ -73,8 +88,22 @@ class BenchModel:
             if self._model is None:
                 from codeact.models.registry import resolve_model
 
-                self._model = resolve_model(self.spec, temperature=self.temperature, **self.options)
+                options = {"temperature": self.temperature, "max_tokens": self.max_tokens, **self.options}
+                if self.spec.startswith(("openai-compat:", "openai:")):
+                    options.setdefault("before_retry", self._before_retry)
+                self._model = resolve_model(self.spec, **options)
             return self._model
+
+    def count_timeouts(self) -> int:
+        """Timed-out calls made by this thread since the last call of this method."""
+        count = getattr(self._timeouts, "count", 0)
+        self._timeouts.count = 0
+        return int(count)
+
+    def _before_retry(self, failure: Failure) -> None:
+        self._timeouts.count = getattr(self._timeouts, "count", 0) + 1
+        if self.settle is not None:
+            self.settle()
 
     def openai_endpoint(self) -> tuple[str, str, str | None]:
         """(base_url, model name, api key) for peers that speak the OpenAI API themselves."""

@@ -38,6 +38,8 @@ class AgentSummary:
     seconds_per_task: float
     errors: dict[str, int]
     step_errors: dict[str, int]
+    model_timeouts: int = 0
+    """Model calls that timed out, over all tasks (retried ones included)."""
 
 
 def summarize(results: Sequence[TaskResult], agents: Sequence[str]) -> list[AgentSummary]:
@@ -72,6 +74,7 @@ def summarize(results: Sequence[TaskResult], agents: Sequence[str]) -> list[Agen
             seconds_per_task=seconds / n,
             errors=dict(Counter(r.error_kind for r in rows if r.error_kind).most_common()),
             step_errors=dict(step_errors.most_common()),
+            model_timeouts=sum(r.model_timeouts for r in rows),
         ))
     return summaries
 
@@ -104,7 +107,7 @@ def write_report(out_dir: Path, summaries: Sequence[AgentSummary], meta: Mapping
     out_dir.mkdir(parents=True, exist_ok=True)
     md, js = out_dir / "report.md", out_dir / "report.json"
     lines = [f"# Benchmark: {meta.get('taskset', '?')}", ""]
-    for key in ("model", "tasks", "max_steps", "command"):
+    for key in ("model", "tasks", "max_steps", "max_reply_tokens", "command"):
         if key in meta:
             lines.append(f"- {key}: `{meta[key]}`")
     md.write_text("\n".join(lines) + "\n\n" + render_markdown(summaries), encoding="utf-8")

@@ -12,13 +12,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from codeact.bench.agents import BenchModel, Outcome, get_agent_config
 from codeact.bench.checkers import get_checker
 from codeact.bench.tasks import Task, load_tools
+from codeact.errors import ModelTimeoutError
 from codeact.runs.events import to_jsonable
 
 __all__ = ["RESULTS_FILE", "ResultsFile", "TaskResult", "run_bench"]
@@ -44,9 +45,11 @@ class TaskResult:
     completion_tokens: int
     seconds: float
     error_kind: str | None = None
-    """Why an unsolved task failed: wrong_answer, max_steps, model_error, crash:<Type>, ..."""
+    """Why an unsolved task failed: wrong_answer, max_steps, model_error, model_timeout, crash:<Type>, ..."""
     error: str | None = None
     step_errors: dict[str, int] = field(default_factory=dict)
+    model_timeouts: int = 0
+    """Model calls that timed out during this run, retried or not."""
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -133,11 +136,14 @@ def run_bench(
     def one(agent: str, task: Task) -> TaskResult | None:
         started = time.monotonic()
         crash: str | None = None
+        model.count_timeouts()  # this thread's count starts at zero
         try:
             outcome = runners[agent](task, tools_by_spec[task.tools], model, max_steps)
         except Exception as exc:  # noqa: BLE001 - one broken run must not end the benchmark
             outcome = Outcome(None, False, "crash", 0, 0, 0, f"{type(exc).__name__}: {exc}")
             crash = f"crash:{type(exc).__name__}"
+        timeouts = model.count_timeouts() + int(_ended_by_timeout(outcome))
+        outcome = replace(outcome, model_timeouts=outcome.model_timeouts + timeouts)
         result = _checked(taskset, model.label, agent, task, outcome, checkers[task.checker_name],
                           time.monotonic() - started, crash)
         if stopping.is_set():
@@ -172,6 +178,11 @@ def run_bench(
     return results
 
 
+def _ended_by_timeout(outcome: Outcome) -> bool:
+    """The run ended because a model call timed out (codeact records errors as "Type: message")."""
+    return outcome.status == "model_error" and (outcome.error or "").startswith(f"{ModelTimeoutError.__name__}:")
+
+
 def _take(queue: Iterable[tuple[str, Task]], n: int) -> list[tuple[str, Task]]:
     """Submit lazily, so Ctrl-C does not leave a long queue of submitted work behind."""
     items = []
@@ -194,6 +205,8 @@ def _checked(taskset: str, model: str, agent: str, task: Task, outcome: Outcome,
         kind = crash
     elif outcome.answered:
         kind = "wrong_answer"
+    elif _ended_by_timeout(outcome):
+        kind = "model_timeout"
     else:
         kind = outcome.status if outcome.status != "success" else "no_answer"
     step_errors: dict[str, int] = {}
@@ -216,4 +229,5 @@ def _checked(taskset: str, model: str, agent: str, task: Task, outcome: Outcome,
         error_kind=kind,
         error=outcome.error,
         step_errors=step_errors,
+        model_timeouts=outcome.model_timeouts,
     )

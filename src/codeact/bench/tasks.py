@@ -3,6 +3,11 @@
 One task per line: ``{"id", "question", "answer", "tools"?, "checker"?}``. `tools` names a module
 whose `TOOLS` list holds the tools (or `module:attribute`); `checker` names a checker from
 `codeact.bench.checkers` (default: "numeric" for a numeric answer, else "normalized").
+
+A task file is data, but a `tools` or `checker` naming `module:function` imports and runs host
+code (`"checker": "shutil:move"` would be called with the model's answer). So a file that is not
+shipped with codeact may only name code with `allow_code=True` (`codeact bench
+--allow-task-code`); the shipped sets and the tools they use (`TRUSTED_TOOLS`) need no opt-in.
 """
 
 from __future__ import annotations
@@ -17,7 +22,19 @@ from typing import Any
 from codeact.errors import ConfigError
 from codeact.tools.tool import Tool, to_tools
 
-__all__ = ["Task", "TaskSet", "load_taskset", "load_tools", "select_tasks", "shipped_tasksets"]
+__all__ = [
+    "TRUSTED_TOOLS",
+    "Task",
+    "TaskSet",
+    "load_taskset",
+    "load_tools",
+    "names_code",
+    "select_tasks",
+    "shipped_tasksets",
+]
+
+#: Tool modules any task file may name without opting in: they ship with codeact.
+TRUSTED_TOOLS = frozenset({"codeact.bench.shop:TOOLS"})
 
 
 @dataclass(frozen=True)
@@ -49,8 +66,13 @@ def shipped_tasksets() -> list[str]:
     return sorted(p.name[: -len(".jsonl")] for p in folder.iterdir() if p.name.endswith(".jsonl"))
 
 
-def load_taskset(name_or_path: str | Path) -> TaskSet:
-    """A shipped task set by name ("gsm8k", "shop"), or any JSONL file by path."""
+def load_taskset(name_or_path: str | Path, *, allow_code: bool = False) -> TaskSet:
+    """A shipped task set by name ("gsm8k", "shop"), or any JSONL file by path.
+
+    Args:
+        allow_code: let a file's `tools` and `checker` name code to import (see the module
+            docstring); without it such a task is a ConfigError.
+    """
     text_name = str(name_or_path)
     if text_name in shipped_tasksets():
         resource = files("codeact.bench").joinpath("tasks").joinpath(f"{text_name}.jsonl")
@@ -59,7 +81,35 @@ def load_taskset(name_or_path: str | Path) -> TaskSet:
     if not path.is_file():
         shipped = ", ".join(shipped_tasksets())
         raise ConfigError(f"task set {text_name!r} is neither a shipped set ({shipped}) nor a JSONL file")
-    return TaskSet(path.stem, _parse(path.read_text(encoding="utf-8"), str(path)), path)
+    tasks = _parse(path.read_text(encoding="utf-8"), str(path))
+    if not allow_code:
+        _refuse_code(tasks, path)
+    return TaskSet(path.stem, tasks, path)
+
+
+def names_code(task: Task) -> list[str]:
+    """The fields of `task` that name host code to import: untrusted tools, `module:function` checkers."""
+    named = []
+    if task.tools and _tools_target(task.tools) not in TRUSTED_TOOLS:
+        named.append(f"tools {task.tools!r}")
+    if task.checker and ":" in task.checker:  # a name from CHECKERS is ours; module:function is not
+        named.append(f"checker {task.checker!r}")
+    return named
+
+
+def _refuse_code(tasks: tuple[Task, ...], path: Path) -> None:
+    for task in tasks:
+        named = names_code(task)
+        if named:
+            raise ConfigError(
+                f"{path}: task {task.id!r} names code to import and run on this machine "
+                f"({', '.join(named)}). Task files are data; if you trust this file, run with "
+                "--allow-task-code (load_taskset(..., allow_code=True) in Python)."
+            )
+
+
+def _tools_target(spec: str) -> str:
+    return spec if ":" in spec else f"{spec}:TOOLS"
 
 
 def _parse(text: str, where: str) -> tuple[Task, ...]:
@@ -103,8 +153,7 @@ def load_tools(spec: str | None) -> dict[str, Tool]:
         return {}
     from codeact.cli._loading import load_object
 
-    target = spec if ":" in spec else f"{spec}:TOOLS"
-    value = load_object(target, "task tools")
+    value = load_object(_tools_target(spec), "task tools")
     if isinstance(value, Tool) or callable(value):
         value = [value]
     try:

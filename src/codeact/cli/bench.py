@@ -1,13 +1,20 @@
-"""`codeact bench TASKSET`: run agent configs on a task set and write a report."""
+"""`codeact bench TASKSET`: run agent configs on a task set and write a report.
+
+SIGTERM and SIGHUP end a bench the way Ctrl-C does (finished tasks are kept, the served model is
+stopped): without a handler they kill the process before any cleanup runs.
+"""
 
 from __future__ import annotations
 
 import re
 import shlex
+import signal
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -46,19 +53,58 @@ def bench(
     sandbox: Annotated[str, typer.Option(help="Sandbox for code configs: default or process.")] = "default",
     threads: Annotated[int | None, typer.Option(help="CPU threads for --serve-local (default: all cores; "
                                                    "on a busy machine 1 can be several times faster).")] = None,
+    max_reply_tokens: Annotated[int, typer.Option(help="Cap on the tokens of every model reply, the same for "
+                                                  "every config (codeact's and the peers').")
+                                ] = 1024,
+    allow_task_code: Annotated[bool, typer.Option("--allow-task-code", help="Let a task file's 'tools' and "
+                                                  "'checker' name Python code (module:function) to import "
+                                                  "and run. Only for task files you trust.")] = False,
 ) -> None:
     """Benchmark agent configs on TASKSET with one model: a Markdown table on stdout, report files in --out."""
     err = Console(stderr=True)
     try:
-        taskset, size = _positionals(taskset, list(ctx.args), serve_local)
-        _run(err, taskset=taskset, agents=agents, model=model, size=size, limit=limit, seed=seed,
-             concurrency=concurrency, max_steps=max_steps, out=out, sandbox=sandbox, threads=threads)
+        with _signals_interrupt():
+            taskset, size = _positionals(taskset, list(ctx.args), serve_local)
+            _run(err, taskset=taskset, agents=agents, model=model, size=size, limit=limit, seed=seed,
+                 concurrency=concurrency, max_steps=max_steps, out=out, sandbox=sandbox, threads=threads,
+                 max_reply_tokens=max_reply_tokens, allow_task_code=allow_task_code)
     except CodeactError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        err.print(f"[bold red]error:[/] {_escape(str(exc))}")
         raise typer.Exit(2) from None
+    except _Signalled as exc:
+        err.print(f"[yellow]stopped by {signal.Signals(exc.signum).name}:[/] finished tasks are saved; "
+                  "run the same command again to resume.")
+        raise typer.Exit(128 + exc.signum) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted:[/] finished tasks are saved; run the same command again to resume.")
         raise typer.Exit(130) from None
+
+
+class _Signalled(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread so that the same cleanup as Ctrl-C runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    def raise_signalled(signum: int, frame: FrameType | None) -> None:
+        raise _Signalled(signum)
+
+    previous = {sig: signal.signal(sig, raise_signalled) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _positionals(taskset: str, extra: list[str], serve_local: bool) -> tuple[str, str | None]:
@@ -78,7 +124,7 @@ def _positionals(taskset: str, extra: list[str], serve_local: bool) -> tuple[str
 
 def _run(err: Console, *, taskset: str, agents: str, model: str | None, size: str | None, limit: int | None,
          seed: int | None, concurrency: int, max_steps: int, out: Path | None, sandbox: str,
-         threads: int | None) -> None:
+         threads: int | None, max_reply_tokens: int = 1024, allow_task_code: bool = False) -> None:
     from codeact.bench.agents import BenchModel, get_agent_config
     from codeact.bench.local_server import LocalServer
     from codeact.bench.report import render_markdown, summarize, write_report
@@ -94,11 +140,11 @@ def _run(err: Console, *, taskset: str, agents: str, model: str | None, size: st
         raise ConfigError("use either --model or --serve-local, not both")
     if model is None and size is None:
         size = "1.5b"
-    if max_steps < 1 or concurrency < 1 or (threads is not None and threads < 1):
-        raise ConfigError("--max-steps, --concurrency and --threads must be at least 1")
+    if max_steps < 1 or concurrency < 1 or (threads is not None and threads < 1) or max_reply_tokens < 1:
+        raise ConfigError("--max-steps, --concurrency, --threads and --max-reply-tokens must be at least 1")
     if threads is not None and size is None:
         raise ConfigError("--threads sets the threads of --serve-local's server")
-    loaded = load_taskset(taskset)
+    loaded = load_taskset(taskset, allow_code=allow_task_code)
     tasks = select_tasks(loaded.tasks, limit=limit, seed=seed)
     out_dir = out or Path("bench-out") / loaded.name
     if any(n in _PEERS for n in names):
@@ -113,10 +159,12 @@ def _run(err: Console, *, taskset: str, agents: str, model: str | None, size: st
             err.print(f"starting llama.cpp server for the {size} model on {server.url} ...")
             stack.enter_context(server)
             bench_model = BenchModel(server.model_spec, label=f"local-{size} (llama-cpp-python server)",
-                                     sandbox=sandbox, run_log=out_dir / "runs.db")
+                                     sandbox=sandbox, run_log=out_dir / "runs.db", max_tokens=max_reply_tokens,
+                                     settle=server.settle)
         else:
             assert model is not None
-            bench_model = BenchModel(model, sandbox=sandbox, run_log=out_dir / "runs.db")
+            bench_model = BenchModel(model, sandbox=sandbox, run_log=out_dir / "runs.db",
+                                     max_tokens=max_reply_tokens)
         stack.callback(bench_model.close)
         if any(n in _PEERS for n in names):
             bench_model.openai_endpoint()  # fail now, not once per task
@@ -126,7 +174,8 @@ def _run(err: Console, *, taskset: str, agents: str, model: str | None, size: st
 
     summaries = summarize(results, names)
     meta: dict[str, Any] = {
-        "taskset": loaded.name, "model": bench_model.label, "server_threads": threads, "tasks": len(tasks), "max_steps": max_steps,
+        "taskset": loaded.name, "model": bench_model.label, "server_threads": threads, "tasks": len(tasks),
+        "max_steps": max_steps, "max_reply_tokens": max_reply_tokens,
         "agents": names, "limit": limit, "seed": seed, "concurrency": concurrency,
         "command": "codeact " + shlex.join(sys.argv[1:]), "wall_seconds_this_invocation":
         round(time.monotonic() - started, 1), "versions": _versions(names),

@@ -8,10 +8,23 @@ the SDK exception as `__cause__`. Exceptions a classifier does not recognise pas
 Retried: 408, 429, 5xx, timeouts and connection failures, with exponential backoff and full
 jitter (AWS architecture blog, "Exponential Backoff And Jitter"), or the server's Retry-After
 when it sends one, capped so that a hostile header cannot stall a run.
+
+Not retried: a request the server rejects as invalid. Every other 4xx, and a 5xx whose body says
+the request is at fault: an OpenAI-style `"type": "invalid_request_error"`, or a list of
+validation errors (FastAPI/pydantic `{"loc", "msg"}` items) as llama-cpp-python's server sends
+under status 500. Sending the same invalid request again cannot succeed and only delays the
+run's end by the whole backoff. A 5xx without such a body is still retried: an overloaded
+server's 500 (out of memory, say) can clear.
+
+A timed-out attempt may still be running on the server (a non-streaming generation continues
+after the client hangs up). `before_retry` is called before every retry of a timeout so that the
+owner of the server can wait for it to finish, or restart it, instead of queueing the retry
+behind the abandoned work.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import email.utils
 import math
@@ -26,9 +39,10 @@ from datetime import datetime, timezone
 from types import ModuleType
 from typing import Any, Literal, TypeVar
 
-from codeact.errors import ModelConnectionError, ModelError, ModelResponseError
+from codeact.errors import ModelConnectionError, ModelError, ModelResponseError, ModelTimeoutError
 
 __all__ = [
+    "BeforeRetry",
     "Classify",
     "Failure",
     "RetryPolicy",
@@ -36,6 +50,7 @@ __all__ = [
     "call_with_retries",
     "connection_reason",
     "parse_retry_after",
+    "invalid_request",
     "sdk_classifier",
     "server_message",
     "to_error",
@@ -77,16 +92,20 @@ class Failure:
     status_code: int | None = None
     message: str = ""
     retry_after: float | None = None
+    invalid_request: bool = False
+    """The body says the request itself is wrong (even under a 5xx status)."""
 
     @property
     def retryable(self) -> bool:
         if self.kind != "status":
             return True
         code = self.status_code or 0
-        return code in (408, 429) or code >= 500
+        return code in (408, 429) or (code >= 500 and not self.invalid_request)
 
 
 Classify = Callable[[BaseException], "Failure | None"]
+BeforeRetry = Callable[[Failure], object]
+"""Called with a timed-out attempt's failure before it is retried (see the module docstring)."""
 
 
 def call_with_retries(
@@ -97,6 +116,7 @@ def call_with_retries(
     url: str,
     timeout: float | None = None,
     sleep: Callable[[float], object] = time.sleep,
+    before_retry: BeforeRetry | None = None,
 ) -> T:
     """Call `fn` until it succeeds, a failure is not retryable, or retries run out."""
     retry = 0
@@ -109,6 +129,8 @@ def call_with_retries(
                 raise
             if not failure.retryable or retry >= policy.max_retries:
                 raise to_error(failure, url=url, attempts=retry + 1, timeout=timeout) from exc
+            if failure.kind == "timeout" and before_retry is not None:
+                before_retry(failure)
             sleep(policy.delay(retry, failure.retry_after))
             retry += 1
 
@@ -121,8 +143,9 @@ async def acall_with_retries(
     url: str,
     timeout: float | None = None,
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    before_retry: BeforeRetry | None = None,
 ) -> T:
-    """The async twin of `call_with_retries`."""
+    """The async twin of `call_with_retries` (`before_retry` runs in a worker thread)."""
     retry = 0
     while True:
         try:
@@ -133,6 +156,8 @@ async def acall_with_retries(
                 raise
             if not failure.retryable or retry >= policy.max_retries:
                 raise to_error(failure, url=url, attempts=retry + 1, timeout=timeout) from exc
+            if failure.kind == "timeout" and before_retry is not None:
+                await asyncio.to_thread(before_retry, failure)
             await sleep(policy.delay(retry, failure.retry_after))
             retry += 1
 
@@ -141,9 +166,9 @@ def to_error(failure: Failure, *, url: str, attempts: int = 1, timeout: float | 
     """The codeact error for a final failure, with a message that says what to do."""
     tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
     if failure.kind == "timeout":
-        within = f" within {timeout:g} s" if timeout else ""
-        return ModelConnectionError(
-            f"the model server at {url} did not answer{within} ({tries}). "
+        within = f" for {timeout:g} s" if timeout else ""
+        return ModelTimeoutError(
+            f"the model server at {url} sent nothing{within} ({tries}). "
             "Is it overloaded? A slow model may need a larger `timeout=`.",
             url=url,
         )
@@ -156,7 +181,9 @@ def to_error(failure: Failure, *, url: str, attempts: int = 1, timeout: float | 
         )
     code = failure.status_code
     hint = _STATUS_HINTS.get(code or 0, "")
-    if failure.retryable and attempts > 1:
+    if failure.invalid_request and (code or 0) >= 500:
+        hint = " The server rejects the request itself, so it was not retried." + hint
+    elif failure.retryable and attempts > 1:
         hint = f" Gave up after {tries}." + hint
     return ModelResponseError(
         f"the model server at {url} answered {code}: {failure.message or 'no message'}.{hint}",
@@ -190,11 +217,13 @@ def sdk_classifier(sdk: ModuleType) -> Classify:
         if isinstance(exc, sdk.APIStatusError):
             response = getattr(exc, "response", None)
             headers = getattr(response, "headers", None) or {}
+            body = getattr(exc, "body", None)
             return Failure(
                 "status",
                 status_code=int(exc.status_code),
-                message=server_message(getattr(exc, "body", None), getattr(exc, "message", "")),
+                message=server_message(body, getattr(exc, "message", "")),
                 retry_after=parse_retry_after(headers),
+                invalid_request=invalid_request(body),
             )
         return _classify_transport(exc)
 
@@ -263,6 +292,50 @@ def server_message(body: object, fallback: str = "") -> str:
     if isinstance(body, str) and body.strip():
         return body.strip()[:1000]
     return fallback[:1000]
+
+
+_VALIDATION_TEXT_LIMIT = 100_000
+
+
+def invalid_request(body: object) -> bool:
+    """Whether an error body blames the request: an invalid-request type or validation errors.
+
+    Read from fields, never from wording: the OpenAI `type`, a FastAPI `detail` list, or a
+    message that is itself a printed list of pydantic errors (llama-cpp-python's 500).
+    """
+    if not isinstance(body, Mapping):
+        return False
+    inner: Any = body.get("error", body)
+    if isinstance(inner, Mapping):
+        if inner.get("type") == "invalid_request_error":
+            return True
+        message = inner.get("message")
+        if isinstance(message, str) and _validation_list(message):
+            return True
+    detail = body.get("detail")
+    return isinstance(detail, list) and _is_validation_errors(detail)
+
+
+def _validation_list(text: str) -> bool:
+    """A printed list of pydantic errors: `[{...}, ...]`, or FastAPI's `N validation errors:` and
+    one `{...}` per line (what llama-cpp-python's server sends under status 500)."""
+    if len(text) > _VALIDATION_TEXT_LIMIT:
+        return False
+    start = text.find("[{")
+    candidates = [text[start:].strip()] if start != -1 else []
+    candidates += [line.strip() for line in text.splitlines() if line.strip().startswith("{")]
+    for candidate in candidates:
+        try:
+            value = ast.literal_eval(candidate)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        if _is_validation_errors(value if isinstance(value, list) else [value]):
+            return True
+    return False
+
+
+def _is_validation_errors(items: list[Any]) -> bool:
+    return bool(items) and all(isinstance(i, Mapping) and "loc" in i and "msg" in i for i in items)
 
 
 def parse_retry_after(headers: Mapping[str, str] | Any) -> float | None:

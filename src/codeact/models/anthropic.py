@@ -16,8 +16,18 @@ from typing import Any
 from codeact._optional import require
 from codeact.errors import ConfigError, ModelResponseError
 from codeact.models._retry import RetryPolicy, acall_with_retries, call_with_retries, sdk_classifier
-from codeact.models.base import Message, Model, ModelReply, ToolCall, ToolSpec, Usage, cut_at_stop
-from codeact.models.openai_compat import RAW_ARGUMENTS
+from codeact.models.base import (
+    DEFAULT_MAX_TOKENS,
+    Message,
+    Model,
+    ModelReply,
+    ToolCall,
+    ToolSpec,
+    Usage,
+    check_max_tokens,
+    cut_at_stop,
+)
+from codeact.models.openai_compat import RAW_ARGUMENTS, json_safe
 
 __all__ = ["Anthropic", "from_anthropic_message", "to_anthropic_request"]
 
@@ -34,7 +44,8 @@ class Anthropic(Model):
         model: e.g. "claude-sonnet-4-5".
         api_key: default `ANTHROPIC_API_KEY`.
         base_url: API root without `/v1`; default Anthropic's (or `ANTHROPIC_BASE_URL`).
-        max_tokens: cap on generated tokens (the API requires one).
+        max_tokens: cap on generated tokens per call (the API requires one); None means
+            `DEFAULT_MAX_TOKENS` (2048). A reply that hits it has finish_reason "length".
         temperature: sampling temperature; None leaves the API's default.
         extra_params: more request-body fields, sent verbatim.
         timeout: seconds to wait for one HTTP response.
@@ -49,7 +60,7 @@ class Anthropic(Model):
         *,
         api_key: str | None = None,
         base_url: str | None = None,
-        max_tokens: int = 4096,
+        max_tokens: int | None = DEFAULT_MAX_TOKENS,
         temperature: float | None = None,
         extra_params: Mapping[str, Any] | None = None,
         timeout: float = 120.0,
@@ -68,7 +79,7 @@ class Anthropic(Model):
             )
         self.model = model
         self.base_url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or ANTHROPIC_URL).rstrip("/")
-        self.max_tokens = max_tokens
+        self.max_tokens = check_max_tokens(max_tokens, DEFAULT_MAX_TOKENS, owner="Anthropic")
         self.temperature = temperature
         self.extra_params = dict(extra_params or {})
         self.timeout = timeout
@@ -182,7 +193,9 @@ def _blocks(m: Message) -> list[dict[str, Any]]:
         return [{"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content}]
     # The API rejects empty text blocks.
     blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
-    blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in m.tool_calls]
+    blocks += [
+        {"type": "tool_use", "id": c.id, "name": c.name, "input": json_safe(dict(c.arguments))} for c in m.tool_calls
+    ]
     return blocks
 
 

@@ -8,7 +8,24 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Message", "Model", "ModelReply", "Role", "ToolCall", "ToolSpec", "Usage"]
+from codeact.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "Message",
+    "Model",
+    "ModelReply",
+    "Role",
+    "ToolCall",
+    "ToolSpec",
+    "Usage",
+    "check_max_tokens",
+]
+
+#: The reply cap every remote backend sends when the caller gives none. Without a cap a server
+#: generates until its context is full (llama.cpp: n_ctx tokens), which on a small looping model
+#: means minutes for one call.
+DEFAULT_MAX_TOKENS = 2048
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -72,6 +89,10 @@ class Usage:
 
 @dataclass(frozen=True)
 class ModelReply:
+    """One reply. `finish_reason` uses the chat-completions words: "stop" (done or cut at a stop
+    sequence), "length" (the reply hit `max_tokens`), "tool_calls"; None when the server sent none.
+    """
+
     text: str
     usage: Usage = Usage()
     tool_calls: tuple[ToolCall, ...] = ()
@@ -132,6 +153,15 @@ class Model(ABC):
 
     def close(self) -> None:  # noqa: B027 - a no-op default, not abstract
         """Release clients or loaded weights. Safe to call twice."""
+
+
+def check_max_tokens(value: int | None, default: int, *, owner: str) -> int:
+    """A backend's reply cap: `default` for None, else a positive int (ConfigError otherwise)."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{owner}(max_tokens=...) must be a whole number of tokens >= 1, got {value!r}.")
+    return value
 
 
 def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:

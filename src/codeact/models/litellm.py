@@ -14,7 +14,7 @@ from typing import Any
 from codeact._optional import require
 from codeact.errors import ConfigError
 from codeact.models._retry import RetryPolicy, acall_with_retries, call_with_retries, sdk_classifier
-from codeact.models.base import Message, Model, ModelReply, ToolSpec
+from codeact.models.base import DEFAULT_MAX_TOKENS, Message, Model, ModelReply, ToolSpec, check_max_tokens
 from codeact.models.openai_compat import reply_from_completion, to_openai_messages, to_openai_tools
 
 __all__ = ["LiteLLM"]
@@ -28,7 +28,7 @@ class LiteLLM(Model):
         api_key: passed to LiteLLM; by default it reads the provider's own env variable.
         api_base: a custom endpoint, if the provider needs one.
         temperature: sampling temperature; None leaves the provider's default.
-        max_tokens: cap on generated tokens; None leaves the provider's default.
+        max_tokens: cap on generated tokens per call; None means `DEFAULT_MAX_TOKENS` (2048).
         extra_params: more keyword arguments for `litellm.completion`.
         timeout: seconds to wait for one response.
         max_retries: retries on 408/429/5xx, timeouts and connection errors.
@@ -43,7 +43,7 @@ class LiteLLM(Model):
         api_key: str | None = None,
         api_base: str | None = None,
         temperature: float | None = None,
-        max_tokens: int | None = None,
+        max_tokens: int | None = DEFAULT_MAX_TOKENS,
         extra_params: Mapping[str, Any] | None = None,
         timeout: float = 120.0,
         max_retries: int = 4,
@@ -59,7 +59,7 @@ class LiteLLM(Model):
         self.api_key = api_key
         self.api_base = api_base
         self.temperature = temperature
-        self.max_tokens = max_tokens
+        self.max_tokens = check_max_tokens(max_tokens, DEFAULT_MAX_TOKENS, owner="LiteLLM")
         self.extra_params = dict(extra_params or {})
         self.timeout = timeout
         self.retry = RetryPolicy(max_retries=max_retries, base_delay=retry_delay)

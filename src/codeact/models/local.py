@@ -23,11 +23,13 @@ from typing import Any
 from codeact._optional import require
 from codeact.errors import ConfigError, ModelError
 from codeact.models._weights import MODELS, ensure_weights
-from codeact.models.base import Message, Model, ModelReply, ToolCall, ToolSpec, Usage
+from codeact.models.base import Message, Model, ModelReply, ToolCall, ToolSpec, Usage, check_max_tokens
 
 __all__ = ["LocalModel", "LocalStats"]
 
 _NAMES = {"1.5b": "local", "0.5b": "local-small"}
+#: The embedded model's default reply cap: about a minute of decoding on two CPU cores.
+LOCAL_MAX_TOKENS = 1024
 _TAGS = re.compile(r"</?tool_call>")
 
 
@@ -69,7 +71,8 @@ class LocalModel(Model):
         n_threads: CPU threads for prompt and generation; defaults to every usable core
             (llama-cpp-python's own default, half the cores, is much slower on small machines).
         temperature: 0 means greedy decoding, which makes runs reproducible.
-        max_tokens: longest reply.
+        max_tokens: longest reply in tokens; None means 1024. A reply that hits it (or the end
+            of the context window) has finish_reason "length".
         seed: sampling seed, used when temperature > 0.
         verbose: let llama.cpp print its load and timing logs to stderr.
     """
@@ -82,7 +85,7 @@ class LocalModel(Model):
         n_ctx: int = 8192,
         n_threads: int | None = None,
         temperature: float = 0.0,
-        max_tokens: int = 1024,
+        max_tokens: int | None = LOCAL_MAX_TOKENS,
         seed: int = 0,
         verbose: bool = False,
     ) -> None:
@@ -90,10 +93,9 @@ class LocalModel(Model):
         if size not in MODELS:
             known = ", ".join(repr(k) for k in MODELS)
             raise ConfigError(f"Unknown local model size {size!r}; choose one of {known}.")
-        if n_ctx < 16 or max_tokens < 1:
-            raise ConfigError(
-                f"LocalModel needs n_ctx >= 16 and max_tokens >= 1 (got {n_ctx}, {max_tokens})."
-            )
+        max_tokens = check_max_tokens(max_tokens, LOCAL_MAX_TOKENS, owner="LocalModel")
+        if n_ctx < 16:
+            raise ConfigError(f"LocalModel needs n_ctx >= 16 (got {n_ctx}).")
         if n_threads is not None and n_threads < 1:
             raise ConfigError(f"LocalModel n_threads must be >= 1 (got {n_threads}).")
         self.size = size
@@ -225,7 +227,9 @@ class LocalModel(Model):
         text, calls = (
             _split_tool_calls(choice["text"], {t.name for t in tools}) if tools else (choice["text"], ())
         )
-        finish = "tool_calls" if calls else choice.get("finish_reason")
+        finish = choice.get("finish_reason")
+        if calls and finish != "length":
+            finish = "tool_calls"
         return ModelReply(text, usage, tool_calls=calls, finish_reason=finish, raw=out)
 
     def stream(

@@ -6,6 +6,15 @@ rejects `stop` (400 with `param: "stop"`, or, when it sends no `param`, an error
 `max_completion_tokens` instead of `max_tokens` gets it. Stop sequences are always applied
 client-side too, because some servers ignore them.
 
+Every request carries `max_tokens` (default `DEFAULT_MAX_TOKENS`): a server's own default is
+often "until the context is full". `complete` reads the reply as a stream, so `timeout` bounds
+the silence since the last token rather than the whole reply (a slow server that keeps producing
+is not cut off), and a server that notices the hang-up (llama-cpp-python, vLLM) stops generating
+an abandoned reply instead of finishing it while the retry waits behind it.
+
+An assistant turn that carried tool calls is sent with `content: ""`, not null: llama-cpp-python's
+server validates `content` as a string and answers null with a 500.
+
 Malformed tool-call arguments never raise: a `ToolCall` whose arguments were not a JSON object
 carries the model's raw string as ``{"_raw": "<what the model wrote>"}`` (see `RAW_ARGUMENTS`),
 so the agent can show the model its mistake.
@@ -20,11 +29,13 @@ import json
 import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from codeact.errors import ConfigError, ModelResponseError
 from codeact.models._retry import (
+    BeforeRetry,
     RetryPolicy,
     acall_with_retries,
     call_with_retries,
@@ -32,7 +43,17 @@ from codeact.models._retry import (
     server_message,
     to_error,
 )
-from codeact.models.base import Message, Model, ModelReply, ToolCall, ToolSpec, Usage, cut_at_stop
+from codeact.models.base import (
+    DEFAULT_MAX_TOKENS,
+    Message,
+    Model,
+    ModelReply,
+    ToolCall,
+    ToolSpec,
+    Usage,
+    check_max_tokens,
+    cut_at_stop,
+)
 
 if TYPE_CHECKING:
     import openai
@@ -41,6 +62,8 @@ __all__ = [
     "RAW_ARGUMENTS",
     "OpenAICompatible",
     "StopCutter",
+    "arguments_json",
+    "json_safe",
     "parse_arguments",
     "reply_from_completion",
     "to_openai_messages",
@@ -55,6 +78,9 @@ OPENAI_URL = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "not-needed"
 #: OpenAI accepts at most four stop sequences; the rest are cut client-side.
 MAX_SERVER_STOPS = 4
+#: A streamed reply longer than this is cut (finish_reason "length"): a server that ignores
+#: `max_tokens` must not grow the host's memory without end.
+MAX_REPLY_CHARS = 2_000_000
 
 
 class OpenAICompatible(Model):
@@ -66,12 +92,19 @@ class OpenAICompatible(Model):
             `OPENAI_BASE_URL`).
         api_key: default `OPENAI_API_KEY`; custom servers without one get a placeholder.
         temperature: sampling temperature; None leaves the server's default.
-        max_tokens: cap on generated tokens; None leaves the server's default.
+        max_tokens: cap on generated tokens per call; None means `DEFAULT_MAX_TOKENS` (2048).
+            A reply that hits it has finish_reason "length".
         extra_params: more request-body fields, sent verbatim (e.g. vLLM's `top_k`).
-        timeout: seconds to wait for one HTTP response.
-        max_retries: retries on 408/429/5xx, timeouts and connection errors.
+        timeout: seconds the server may stay silent: until the first token, and between two
+            tokens of a streamed reply (the whole reply when `stream_replies` is False).
+        max_retries: retries on 408/429/5xx, timeouts and connection errors; never for a request
+            the server rejects as invalid.
         retry_delay: backoff ceiling of the first retry in seconds; doubles per retry.
         name: shown in logs; default "openai:MODEL" or "openai-compat:URL#MODEL".
+        stream_replies: `complete` reads the reply as a stream (see the module docstring);
+            False asks for the whole reply at once.
+        before_retry: called with the failure before a timed-out call is retried, e.g. to wait
+            until a server you run has stopped generating the abandoned reply.
     """
 
     def __init__(
@@ -81,12 +114,14 @@ class OpenAICompatible(Model):
         base_url: str | None = None,
         api_key: str | None = None,
         temperature: float | None = None,
-        max_tokens: int | None = None,
+        max_tokens: int | None = DEFAULT_MAX_TOKENS,
         extra_params: Mapping[str, Any] | None = None,
         timeout: float = 120.0,
         max_retries: int = 4,
         retry_delay: float = 0.5,
         name: str | None = None,
+        stream_replies: bool = True,
+        before_retry: BeforeRetry | None = None,
     ) -> None:
         import openai
 
@@ -106,10 +141,12 @@ class OpenAICompatible(Model):
         self.model = model
         self.base_url = url
         self.temperature = temperature
-        self.max_tokens = max_tokens
+        self.max_tokens = check_max_tokens(max_tokens, DEFAULT_MAX_TOKENS, owner="OpenAICompatible")
         self.extra_params = dict(extra_params or {})
         self.timeout = timeout
         self.retry = RetryPolicy(max_retries=max_retries, base_delay=retry_delay)
+        self.stream_replies = stream_replies
+        self.before_retry = before_retry
         self.name = name or (f"openai:{model}" if _is_openai(url) else f"openai-compat:{url}#{model}")
         self._sdk = openai
         self._api_key = key
@@ -130,14 +167,29 @@ class OpenAICompatible(Model):
         tools: Sequence[ToolSpec] | None = None,
     ) -> ModelReply:
         client = self._sync_client()
+        create = client.chat.completions.create
 
-        def attempt() -> Any:
-            return self._adapting(client.chat.completions.create, messages, stop, tools)
+        def attempt() -> ModelReply:
+            if not self.stream_replies:
+                return reply_from_completion(self._adapting(create, messages, stop, tools), stop, url=self.base_url)
+            # Reading the stream is part of the attempt: a stall in the middle is retried too.
+            chunks = self._adapting(create, messages, stop, tools, stream=True)
+            state = _StreamState(stop)
+            try:
+                if _is_json(chunks):  # the server ignored `stream` and sent the whole reply
+                    return reply_from_completion(_completion(json.loads(chunks.response.read())), stop, url=self.base_url)
+                for chunk in chunks:
+                    state.feed(chunk)
+                    if state.done:
+                        break
+            finally:
+                chunks.close()
+            return state.complete_reply(messages, url=self.base_url)
 
-        completion = call_with_retries(
-            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout
+        return call_with_retries(
+            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout,
+            before_retry=self.before_retry,
         )
-        return reply_from_completion(completion, stop, url=self.base_url)
 
     def stream(
         self,
@@ -157,7 +209,8 @@ class OpenAICompatible(Model):
             return self._adapting(client.chat.completions.create, messages, stop, None, stream=True)
 
         chunks = call_with_retries(
-            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout
+            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout,
+            before_retry=self.before_retry,
         )
         state = _StreamState(stop)
         try:
@@ -165,7 +218,7 @@ class OpenAICompatible(Model):
                 piece = state.feed(chunk)
                 if piece:
                     yield piece
-                if state.cutter.stopped:
+                if state.done:
                     break
         except Exception as exc:
             failure = self._classify(exc)
@@ -189,14 +242,30 @@ class OpenAICompatible(Model):
         tools: Sequence[ToolSpec] | None = None,
     ) -> ModelReply:
         client = self._async_client()
+        create = client.chat.completions.create
 
-        async def attempt() -> Any:
-            return await self._aadapting(client.chat.completions.create, messages, stop, tools)
+        async def attempt() -> ModelReply:
+            if not self.stream_replies:
+                completion = await self._aadapting(create, messages, stop, tools)
+                return reply_from_completion(completion, stop, url=self.base_url)
+            chunks = await self._aadapting(create, messages, stop, tools, stream=True)
+            state = _StreamState(stop)
+            try:
+                if _is_json(chunks):
+                    body = json.loads(await chunks.response.aread())
+                    return reply_from_completion(_completion(body), stop, url=self.base_url)
+                async for chunk in chunks:
+                    state.feed(chunk)
+                    if state.done:
+                        break
+            finally:
+                await chunks.close()
+            return state.complete_reply(messages, url=self.base_url)
 
-        completion = await acall_with_retries(
-            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout
+        return await acall_with_retries(
+            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout,
+            before_retry=self.before_retry,
         )
-        return reply_from_completion(completion, stop, url=self.base_url)
 
     async def astream(
         self,
@@ -210,7 +279,8 @@ class OpenAICompatible(Model):
             return await self._aadapting(client.chat.completions.create, messages, stop, None, stream=True)
 
         chunks = await acall_with_retries(
-            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout
+            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout,
+            before_retry=self.before_retry,
         )
         state = _StreamState(stop)
         try:
@@ -218,7 +288,7 @@ class OpenAICompatible(Model):
                 piece = state.feed(chunk)
                 if piece:
                     yield piece
-                if state.cutter.stopped:
+                if state.done:
                     break
         except Exception as exc:
             failure = self._classify(exc)
@@ -269,8 +339,7 @@ class OpenAICompatible(Model):
         params: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages)}
         if self.temperature is not None:
             params["temperature"] = self.temperature
-        if self.max_tokens is not None:
-            params[self._max_tokens_key] = self.max_tokens
+        params[self._max_tokens_key] = self.max_tokens
         server_stops = [s for s in stop or () if s][:MAX_SERVER_STOPS]
         if server_stops and "stop" not in self._dropped:
             params["stop"] = server_stops
@@ -355,6 +424,22 @@ def rejected_param(exc: Any, params: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _is_json(chunks: Any) -> bool:
+    response = getattr(chunks, "response", None)
+    ctype = getattr(response, "headers", {}).get("content-type", "") if response is not None else ""
+    return str(ctype).split(";")[0].strip().lower() == "application/json"
+
+
+def _completion(body: Any) -> Any:
+    """A JSON chat.completion body as attribute-style objects, like the SDK's own."""
+    import openai.types.chat
+
+    try:
+        return openai.types.chat.ChatCompletion.model_validate(body)
+    except ValueError:
+        return body
+
+
 def _is_openai(url: str) -> bool:
     return urlsplit(url).hostname == "api.openai.com"
 
@@ -372,12 +457,12 @@ def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
             out.append(
                 {
                     "role": "assistant",
-                    "content": m.content or None,
+                    "content": m.content,  # "" rather than null: see the module docstring
                     "tool_calls": [
                         {
                             "id": c.id,
                             "type": "function",
-                            "function": {"name": c.name, "arguments": _arguments_json(c.arguments)},
+                            "function": {"name": c.name, "arguments": arguments_json(c.arguments)},
                         }
                         for c in m.tool_calls
                     ],
@@ -398,11 +483,30 @@ def to_openai_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
     ]
 
 
-def _arguments_json(arguments: Mapping[str, Any]) -> str:
+def arguments_json(arguments: Mapping[str, Any]) -> str:
+    """Tool-call arguments as the JSON string the wire carries; never raises."""
     raw = arguments.get(RAW_ARGUMENTS)
     if len(arguments) == 1 and isinstance(raw, str):
         return raw  # give the model back exactly what it wrote
-    return json.dumps(arguments)
+    return json.dumps(json_safe(dict(arguments)), ensure_ascii=False)
+
+
+def json_safe(value: Any, _depth: int = 0) -> Any:
+    """`value` with everything JSON cannot carry made plain: sets and tuples become lists, other
+    keys and objects their repr. Arguments come from the model (a Python literal may hold a set),
+    and one that cannot be serialised must not make every later request of the run fail.
+    """
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if _depth > 64:
+        return repr(value)[:1000]
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, str) else repr(k): json_safe(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return [json_safe(v, _depth + 1) for v in sorted(value, key=repr)]
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, _depth + 1) for v in value]
+    return repr(value)[:1000]
 
 
 def parse_arguments(raw: str | None) -> dict[str, Any]:
@@ -492,28 +596,60 @@ class StopCutter:
 
 
 class _StreamState:
-    """Collects text, usage and the finish reason from chat.completion.chunk objects."""
+    """Collects text, tool calls, usage and the finish reason from chat.completion.chunk objects."""
 
     def __init__(self, stop: Sequence[str] | None) -> None:
         self.cutter = StopCutter(stop)
         self.parts: list[str] = []
         self.usage = Usage()
         self.finish: str | None = None
+        self.size = 0
+        self.too_long = False
+        self.seen_choices = False
+        self.content_chunks = 0
+        # index -> [id, name, argument pieces]: a call's arguments arrive in pieces.
+        self.calls: dict[int, list[Any]] = {}
+
+    @property
+    def done(self) -> bool:
+        """Stop reading: a stop sequence showed up, or the reply passed MAX_REPLY_CHARS."""
+        return self.cutter.stopped or self.too_long
 
     def feed(self, chunk: Any) -> str:
         if getattr(chunk, "usage", None) is not None:
             self.usage = usage_from(chunk.usage)
         piece = ""
         for choice in (getattr(chunk, "choices", None) or ())[:1]:
-            content = getattr(getattr(choice, "delta", None), "content", None)
+            self.seen_choices = True
+            delta = getattr(choice, "delta", None)
+            content = getattr(delta, "content", None)
             if content:
+                self.content_chunks += 1
                 piece = self.cutter.feed(content)
+            for call in getattr(delta, "tool_calls", None) or ():
+                self._add_call(call)
             if getattr(choice, "finish_reason", None):
                 self.finish = choice.finish_reason
         if self.cutter.stopped:
             self.finish = "stop"
+        self.size += len(piece)
+        if self.size > MAX_REPLY_CHARS:
+            self.too_long, self.finish = True, "length"
         self.parts.append(piece)
         return piece
+
+    def _add_call(self, delta: Any) -> None:
+        index = getattr(delta, "index", None)
+        entry = self.calls.setdefault(index if isinstance(index, int) else len(self.calls), [None, "", []])
+        if getattr(delta, "id", None):
+            entry[0] = delta.id
+        function = getattr(delta, "function", None)
+        if function is not None:
+            if getattr(function, "name", None):
+                entry[1] += function.name
+            if getattr(function, "arguments", None):
+                entry[2].append(function.arguments)
+                self.size += len(function.arguments)
 
     def end(self) -> str:
         """Release the text held back for a possible stop sequence; the stream is over."""
@@ -521,5 +657,28 @@ class _StreamState:
         self.parts.append(tail)
         return tail
 
+    def complete_reply(self, messages: Sequence[Message], *, url: str) -> ModelReply:
+        """The reply of a whole stream read by `complete`; usage estimated if the server sent none.
+
+        Servers send usage in a last chunk, and not at all when the stream was closed early at a
+        stop sequence; then completion tokens are the content chunks (one token each on
+        llama.cpp, vLLM, Ollama) and prompt tokens the prompt's characters / 4, so that token
+        budgets still count something.
+        """
+        if not self.seen_choices:
+            raise ModelResponseError(f"the model server at {url} sent a stream without choices")
+        self.end()
+        reply = self.reply()
+        if reply.usage != Usage():
+            return reply
+        prompt = sum(len(m.content) for m in messages) // 4
+        return replace(reply, usage=Usage(prompt, self.content_chunks))
+
     def reply(self) -> ModelReply:
-        return ModelReply("".join(self.parts), self.usage, (), self.finish)
+        calls = tuple(
+            ToolCall(call_id or f"call_{i}", name, parse_arguments("".join(pieces)))
+            for i, (call_id, name, pieces) in sorted(self.calls.items())
+            if name
+        )
+        finish = self.finish or ("tool_calls" if calls else None)
+        return ModelReply("".join(self.parts), self.usage, calls, finish)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 
 from codeact.errors import ModelError
-from codeact.models.base import Message, Model, ModelReply, ToolSpec, Usage, cut_at_stop
+from codeact.models.base import Message, Model, ModelReply, ToolSpec, Usage, check_max_tokens, cut_at_stop
 
 __all__ = ["ScriptedModel"]
 
@@ -17,11 +17,14 @@ class ScriptedModel(Model):
     """Return `replies` in order; a callable reply is called with the messages.
 
     Usage is counted as whitespace-separated words, so budgets can be tested without a tokenizer.
+    With `max_tokens`, a text reply longer than that many words is cut there and says so
+    (finish_reason "length"), like a server's reply that hits its cap.
     """
 
-    def __init__(self, replies: Sequence[Reply], *, name: str = "scripted") -> None:
+    def __init__(self, replies: Sequence[Reply], *, name: str = "scripted", max_tokens: int | None = None) -> None:
         self.replies = list(replies)
         self.name = name
+        self.max_tokens = None if max_tokens is None else check_max_tokens(max_tokens, 1, owner="ScriptedModel")
         self.calls: list[list[Message]] = []
 
     def complete(
@@ -41,7 +44,10 @@ class ScriptedModel(Model):
             return reply
         text = cut_at_stop(reply, stop)
         prompt_words = sum(len(m.content.split()) for m in messages)
-        return ModelReply(text, Usage(prompt_words, len(text.split())), finish_reason="stop")
+        finish = "stop"
+        if self.max_tokens is not None and len(text.split()) > self.max_tokens:
+            text, finish = " ".join(text.split()[: self.max_tokens]), "length"
+        return ModelReply(text, Usage(prompt_words, len(text.split())), finish_reason=finish)
 
     def stream(self, messages: Sequence[Message], *, stop: Sequence[str] | None = None) -> Iterator[str | ModelReply]:
         """The scripted reply a word at a time (with its spacing), then the reply itself."""
