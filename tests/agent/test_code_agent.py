@@ -232,3 +232,26 @@ def test_max_seconds_bounds_an_async_model_call():
     # (asyncio.run then waits for the abandoned worker thread of the default `acomplete`)
     result, seconds = asyncio.run(main())
     assert seconds < 2.5 and result.status == "budget_exceeded"
+
+
+def test_the_model_is_told_its_working_directory_and_the_files_in_it(tmp_path):
+    (tmp_path / "report.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "data").mkdir()
+    for i in range(30):
+        (tmp_path / f"extra{i:02}.txt").write_text("x" * i)
+    (tmp_path / "evil\x1b]52;c;AAAA\x07.txt").write_text("")
+    model = ScriptedModel([code("final_answer(open('report.csv').read())")])
+    result = CodeAgent(model, sandbox=lambda: ProcessSandbox(workspace=tmp_path)).run("sum the csv")
+    assert result.output == "a,b\n1,2\n"
+    task = model.calls[0][1].content
+    assert task.startswith("Task: sum the csv\n\n") and f"Your working directory is {tmp_path}." in task
+    assert "- data (directory)" in task and "- extra00.txt (0 bytes)" in task
+    assert "\x1b" not in task and "\\x1b]52" in task  # a hostile file name is shown escaped
+    assert task.count("\n- ") == 21 and "... and 13 more" in task  # 20 entries, then a count
+
+
+def test_authorized_imports_hold_for_dunder_import_too():
+    model = ScriptedModel([code("m = __import__('os')\nprint(m.getcwd())"), code("import math\nfinal_answer(math.floor(2.5))")])
+    result = CodeAgent(model, sandbox=ProcessSandbox, authorized_imports=["math"]).run("t")
+    assert result.steps[0].error == "ImportError" and "not allowed" in result.steps[0].observation
+    assert result.output == 2

@@ -11,6 +11,7 @@ from codeact.agent.loop import Action, NoAction
 from codeact.agent.observation import format_observation
 from codeact.agent.parse import CodeAction, parse_code, strip_redefinitions
 from codeact.agent.prompt import load_template, render_imports, render_tools
+from codeact.agent.workspace import describe_workspace
 from codeact.models.base import Message, Model, ModelReply, ToolSpec
 from codeact.sandbox.base import ExecError, Execution, Sandbox
 from codeact.tools.tool import Tool
@@ -38,6 +39,8 @@ class CodeFormat:
         self.tools = tools
         self.authorized_imports = authorized_imports
         self.max_observation_chars = max_observation_chars
+        self.workspace_note = ""
+        """Where the code runs and the files there (see `agent.workspace`); set per run."""
         self._system = (
             load_template(template)
             .replace("{tools}", render_tools(tools))
@@ -48,7 +51,7 @@ class CodeFormat:
         return self._system
 
     def task_message(self, task: str) -> str:
-        return f"Task: {task}"
+        return f"Task: {task}\n\n{self.workspace_note}" if self.workspace_note else f"Task: {task}"
 
     def read(self, reply: ModelReply) -> Action | NoAction:
         parsed = parse_code(reply.text, tool_names=self.tools)
@@ -174,6 +177,10 @@ class CodeAgent(Agent):
         # Also for a sandbox you passed: this run's tools and listener replace the last run's
         # (the kernel and its state stay).
         self._sandbox.start(self._run_tools(), on_tool_call=self._on_tool_call)
+        # The kernel enforces the import list itself (import statements, __import__, importlib);
+        # `check_imports` below stays as the early, clearer message for plain import statements.
+        self._sandbox.set_authorized_imports(self.authorized_imports)
+        self._fmt.workspace_note = describe_workspace(self._sandbox)
         self._sandbox.set_authorized_imports(self.authorized_imports)  # enforced in the kernel too
 
     def _end(self) -> None:
