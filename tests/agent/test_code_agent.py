@@ -255,3 +255,22 @@ def test_authorized_imports_hold_for_dunder_import_too():
     result = CodeAgent(model, sandbox=ProcessSandbox, authorized_imports=["math"]).run("t")
     assert result.steps[0].error == "ImportError" and "not allowed" in result.steps[0].observation
     assert result.output == 2
+
+
+def test_both_drivers_end_an_interrupted_model_call_as_interrupted():
+    def interrupted(messages):
+        raise KeyboardInterrupt
+
+    result = CodeAgent(ScriptedModel([interrupted]), sandbox=ProcessSandbox).run("t")
+    assert result.status == "interrupted"
+
+    async def main():
+        return await CodeAgent(ScriptedModel([interrupted]), sandbox=ProcessSandbox).arun("t")
+
+    assert asyncio.run(main()).status == "interrupted"
+
+
+def test_a_huge_final_answer_is_shown_cut_in_the_observation_and_whole_in_the_result():
+    result = agent_for(code("final_answer('a' * 1_000_000)")).run("t")
+    assert result.output == "a" * 1_000_000
+    assert len(result.steps[-1].observation) < 10_000 and "characters truncated" in result.steps[-1].observation

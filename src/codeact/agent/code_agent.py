@@ -181,7 +181,6 @@ class CodeAgent(Agent):
         # `check_imports` below stays as the early, clearer message for plain import statements.
         self._sandbox.set_authorized_imports(self.authorized_imports)
         self._fmt.workspace_note = describe_workspace(self._sandbox)
-        self._sandbox.set_authorized_imports(self.authorized_imports)  # enforced in the kernel too
 
     def _end(self) -> None:
         if self._own_sandbox and self._sandbox is not None:

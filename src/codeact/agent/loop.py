@@ -13,6 +13,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from codeact.agent.observation import truncate
 from codeact.agent.result import RunResult
 from codeact.errors import BudgetExceeded, ModelError
 from codeact.models.base import Message, ModelReply, ToolSpec, Usage
@@ -300,10 +301,18 @@ def _check_answer(answer: Any, checks: Sequence[FinalAnswerCheck]) -> str | None
 
 def _final_observation(observation: str, execution: Execution) -> str:
     """The answer, after what the final step printed (the user sees it there, not only the log)."""
-    answer = f"Final answer: {execution.final_answer!r}"
+    try:
+        shown = repr(execution.final_answer)
+    except Exception as exc:  # noqa: BLE001 - a value from the sandbox: its repr may fail
+        shown = f"<{type(execution.final_answer).__name__} whose repr() raised {type(exc).__name__}>"
+    answer = "Final answer: " + truncate(shown, _ANSWER_CHARS)
     if (execution.stdout + execution.stderr).strip():
         return f"{observation}\n{answer}"
     return answer
+
+
+_ANSWER_CHARS = 8_000
+"""What the final observation shows of the answer's repr (the answer itself is whole in the result)."""
 
 
 def _error_kind(execution: Execution) -> str | None:
