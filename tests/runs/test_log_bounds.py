@@ -178,3 +178,23 @@ def _size(store):
     """The file's size once the write-ahead log is folded in (the WAL file is reused, not grown)."""
     store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return os.path.getsize(store.path)
+
+
+def test_telemetry_that_raises_is_switched_off_and_reported_not_raised():
+    class Broken:
+        def __getattr__(self, name):
+            def fail(*args):
+                raise RuntimeError("exporter down")
+
+            return fail
+
+    class BrokenTelemetry:
+        def observer(self, run_id):
+            return Broken()
+
+    agent = CodeAgent(ScriptedModel([code("print(1)"), code("final_answer(2)")]), sandbox=ProcessSandbox)
+    agent._telemetry = BrokenTelemetry()
+    events = list(agent.run("t", stream=True))
+    assert events[-1].result.output == 2
+    notes = [e for e in events if isinstance(e, LogNote)]
+    assert len(notes) == 1 and notes[0].reason == "observer_failed" and "exporter down" in notes[0].message

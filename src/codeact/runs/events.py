@@ -172,16 +172,17 @@ class RunResumed(Event):
 
 @dataclass(frozen=True)
 class LogNote(Event):
-    """The run log could not keep something whole: a cap was hit, or a write failed.
+    """The run's record is incomplete: the log hit a cap or a write failed, or an observer
+    (telemetry) raised and was switched off.
 
-    Written by the log itself (and passed to the stream), so a reader of the log knows what is
-    missing from it and why; the run goes on either way.
+    Written by the log itself where it can (and passed to the stream), so a reader of the log
+    knows what is missing from it and why; the run goes on either way.
     """
 
     kind: ClassVar[str] = "log_note"
     step: int | None
     reason: str
-    """"step_cap", "run_cap" or "write_failed"."""
+    """"step_cap", "run_cap", "write_failed" or "observer_failed"."""
     message: str
     dropped: int = 0
     """Events this note stands for that were not written (tool calls past a cap)."""

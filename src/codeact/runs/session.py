@@ -25,6 +25,7 @@ from codeact.errors import ModelError
 from codeact.models.base import Message, ModelReply
 from codeact.runs.events import (
     Event,
+    LogNote,
     ModelRequested,
     Observed,
     RunFinished,
@@ -112,6 +113,7 @@ class RunSession:
         self._announced = mode != "resume"
         self._announcement: RunResumed | None = None
         self._closed = False
+        self._observer_notes: list[Event] = []
         self.ff_until = recording.last_complete if (recording and mode == "resume") else 0
         """Resume feeds steps up to here from the log instead of running them live."""
 
@@ -186,13 +188,16 @@ class RunSession:
 
     def emit(self, event: Event) -> list[Event]:
         """Record an event from the loop; return what the caller's stream should see (with the
-        log's notes: what it could not keep, or that it stopped writing)."""
+        notes of the log (what it could not keep, or that it stopped writing) and of observers
+        that failed)."""
         out = self._emit(event)
+        with self._lock:
+            notes, self._observer_notes = self._observer_notes, []
         if self.log is not None:
-            notes: list[Event] = list(self.log.take_notes())
-            if notes:
-                finished = out and isinstance(out[-1], RunFinished)
-                out = out[:-1] + notes + out[-1:] if finished else out + notes
+            notes += self.log.take_notes()
+        if notes:
+            finished = out and isinstance(out[-1], RunFinished)
+            out = out[:-1] + notes + out[-1:] if finished else out + notes
         return out
 
     def _emit(self, event: Event) -> list[Event]:
@@ -230,8 +235,7 @@ class RunSession:
                 self.log.abandon("interrupted", "interrupted by the user")
             else:
                 self.log.abandon("error", f"{type(error).__name__}: {error}")
-        for observer in self.observers:
-            observer.close(error if self.finished is None else None)
+        self._tell("close", error if self.finished is None else None)
 
     # -- internals --------------------------------------------------------------------------------
     def _announce(self, event: Event) -> None:
@@ -243,8 +247,7 @@ class RunSession:
         resumed = RunResumed(self.recording.run_id, self.ff_until + 1, self.reexecuted, tuple(self.resume_diverged))
         if self.log is not None:
             self.log.write(resumed)
-        for observer in self.observers:
-            observer.on_event(resumed)
+        self._tell("on_event", resumed)
         self._announcement = resumed
 
     def _note(self, event: Event, *, yield_it: bool) -> bool:
@@ -276,8 +279,7 @@ class RunSession:
         event = ToolCalled(step, record)
         if self.log is not None:
             self.log.write(event)
-        for observer in self.observers:
-            observer.on_tool_call(step, record)
+        self._tell("on_tool_call", step, record)
 
     def _fast_forwarded(self, event: Event) -> bool:
         if self.mode != "resume":
@@ -291,8 +293,20 @@ class RunSession:
         step = _step_of(item)
         if self.mode == "resume" and step is not None and step <= self.ff_until:
             return
-        for observer in self.observers:
-            getattr(observer, method)(item)
+        self._tell(method, item)
+
+    def _tell(self, method: str, *args: Any) -> None:
+        """Call `method` on every observer; one that raises is dropped (telemetry must not end a
+        run), and the stream is told so through a LogNote."""
+        for observer in list(self.observers):
+            try:
+                getattr(observer, method)(*args)
+            except Exception as exc:  # noqa: BLE001 - an observer's failure is reported, not raised
+                self.observers.remove(observer)
+                note = LogNote(self._step or None, "observer_failed",
+                               f"{type(observer).__name__} stopped after {type(exc).__name__}: {exc}"[:2_000])
+                with self._lock:
+                    self._observer_notes.append(note)
 
     def _diverged(self, divergence: Divergence) -> None:
         with self._lock:
