@@ -198,3 +198,13 @@ def test_telemetry_that_raises_is_switched_off_and_reported_not_raised():
     assert events[-1].result.output == 2
     notes = [e for e in events if isinstance(e, LogNote)]
     assert len(notes) == 1 and notes[0].reason == "observer_failed" and "exporter down" in notes[0].message
+
+
+def test_event_to_dict_of_a_deep_value_does_not_overflow_the_stack():
+    from codeact.runs.events import event_to_dict
+
+    data = event_to_dict(ToolCalled(1, ToolCallRecord("f", {"x": nested(5_000)}, nested(5_000))))
+    value = data["call"]["result"]
+    for _ in range(50):
+        (value,) = value
+    assert "nested deeper than 100 levels" in str(value)

@@ -207,14 +207,25 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     return {"kind": event.kind, **data}
 
 
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON-ready data: dataclasses become dicts, tuples lists, anything else its repr."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+def to_jsonable(value: Any, _depth: int = 0) -> Any:
+    """Plain JSON-ready data: dataclasses become dicts, tuples lists, anything else its repr.
+
+    Nesting deeper than 100 levels (a tool's result, an answer) is cut with a placeholder, so
+    converting never overflows the stack."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    return repr(value)
+    if _depth >= _MAX_DEPTH:
+        return f"<{type(value).__name__} nested deeper than {_MAX_DEPTH} levels>"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name), _depth + 1) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v, _depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v, _depth + 1) for k, v in value.items()}
+    try:
+        return repr(value)
+    except Exception as exc:  # noqa: BLE001 - RecursionError included
+        return f"<{type(value).__name__} whose repr() raised {type(exc).__name__}>"
+
+
+_MAX_DEPTH = 100
