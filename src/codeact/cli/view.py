@@ -168,13 +168,18 @@ class _Status:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         elapsed = time.monotonic() - self.started
-        line = Text.assemble((f"step {self.step}", "bold cyan"), f" · {self.phase} · {elapsed:.1f} s",
-                             f" · {self.tokens:,} tokens" if self.tokens else "", style="dim")
-        self._spinner.update(text=line)
+        status = Text.assemble((f"step {self.step}", "bold cyan"), f" · {self.phase} · {elapsed:.1f} s",
+                               f" · {self.tokens:,} tokens" if self.tokens else "", style="dim")
+        self._spinner.update(text=status)
         yield self._spinner
         if self.reply:
-            for text in visible(self.reply).splitlines()[-_TAIL_LINES:]:
-                yield Text(text, style="dim", no_wrap=True, overflow="ellipsis")
+            # Short of the edge: a full line leaves the terminal waiting to wrap, and the `^C` it
+            # echoes on Ctrl-C then lands on a new line, off the region Live erases.
+            width = max(options.max_width - 3, 1)
+            for line in visible(self.reply).splitlines()[-_TAIL_LINES:]:
+                text = Text(line, style="dim", no_wrap=True)
+                text.truncate(width, overflow="ellipsis")
+                yield text
 
 
 def _tail(text: str, limit: int = 8_000) -> str:
