@@ -1,13 +1,14 @@
 """Durable runs: the event log, resume, replay, budgets' prices, compaction and telemetry.
 
 Every run writes its events to a `RunStore` (SQLite) as they happen; `agent.resume(run_id)`
-continues a run that crashed or stopped, `agent.replay(run_id)` (or `replay_run`) re-runs one
+continues a run that crashed or stopped, `LogLimits` caps what a run's log keeps, `agent.replay(run_id)` (or `replay_run`) re-runs one
 without its model and reports where it diverges, and `Telemetry` turns runs into
 OpenTelemetry spans.
 """
 
 from codeact.runs.compaction import Compaction
 from codeact.runs.feed import Divergence
+from codeact.runs.limits import LogLimits, Truncated
 from codeact.runs.pricing import Price, PriceTable, load_prices
 from codeact.runs.recording import Recording
 from codeact.runs.redact import Redactor
@@ -18,6 +19,7 @@ from codeact.runs.telemetry import Telemetry
 __all__ = [
     "Compaction",
     "Divergence",
+    "LogLimits",
     "Price",
     "PriceTable",
     "Recording",
@@ -26,6 +28,7 @@ __all__ = [
     "RunRecord",
     "RunStore",
     "Telemetry",
+    "Truncated",
     "load_prices",
     "replay_run",
 ]
