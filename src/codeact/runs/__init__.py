@@ -1,9 +1,9 @@
 """Durable runs: the event log, resume, replay, budgets' prices, compaction and telemetry.
 
-Every run writes its events to a `RunStore` (SQLite) as they happen; `agent.resume(run_id)`
-continues a run that crashed or stopped, `LogLimits` caps what a run's log keeps, `agent.replay(run_id)` (or `replay_run`) re-runs one
-without its model and reports where it diverges, and `Telemetry` turns runs into
-OpenTelemetry spans.
+Every run writes its events to a `RunStore` (SQLite) as they happen, within its `LogLimits`;
+`agent.resume(run_id)` continues a run that crashed or stopped, `agent.replay(run_id)` (or
+`replay_run`) re-runs one without its model and reports where it diverges, and `Telemetry`
+turns runs into OpenTelemetry spans.
 """
 
 from codeact.runs.compaction import Compaction
