@@ -190,22 +190,24 @@ def encode_event(event: Event, bound: Bounded | None = None) -> dict[str, Any]:
 def _struct(value: Any, bound: Bounded, depth: int, walk: _Walk | None = None) -> Any:
     """An event's own structure: dataclass fields by name, texts cut to `text_chars`; lists and
     dicts (tool names, messages, a native tool call's arguments) share one value budget."""
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return bound.text(value) if walk is None else walk.scalar(value)
-    if value is None or isinstance(value, (int, float, bool)):
+    if value is None or kind is int or kind is float or kind is bool or isinstance(value, (str, int, float)):
         return value if walk is None else walk.scalar(value)
     if depth >= bound.limits.depth:
         return "<nested too deeply to keep in the run log>"
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    names = _field_names(kind)
+    if names is not None:
         out: dict[str, Any] = {}
-        if isinstance(value, Execution) and type(value) is not Execution:
+        if isinstance(value, Execution) and kind is not Execution:
             # An agent kind's own Execution (the tool-calling agent's keeps per-call outputs):
             # resume must hand the loop the same class, or its observations would change.
-            out[_TYPE] = f"{type(value).__module__}:{type(value).__qualname__}"
-        for f in dataclasses.fields(value):
-            item = getattr(value, f.name)
-            slot = (type(value), f.name) in _VALUE_SLOTS
-            out[f.name] = encode_value(item, bound) if slot else _struct(item, bound, depth + 1)
+            out[_TYPE] = f"{kind.__module__}:{kind.__qualname__}"
+        for name in names:
+            item = getattr(value, name)
+            slot = (kind, name) in _VALUE_SLOTS
+            out[name] = encode_value(item, bound) if slot else _struct(item, bound, depth + 1)
         return out
     if isinstance(value, (list, tuple, dict)):
         walk = walk or bound.walker()
@@ -222,6 +224,17 @@ def _struct(value: Any, bound: Bounded, depth: int, walk: _Walk | None = None) -
 
 
 _VALUE_SLOTS = {(ToolCallRecord, "result"), (ToolCallRecord, "arguments"), (Execution, "final_answer")}
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+def _field_names(kind: type) -> tuple[str, ...] | None:
+    """A dataclass's field names (cached: every event goes through here), None for other types."""
+    try:
+        return _FIELDS[kind]
+    except KeyError:
+        names = tuple(f.name for f in dataclasses.fields(kind)) if dataclasses.is_dataclass(kind) else None
+        _FIELDS[kind] = names
+        return names
 
 
 def _safe_repr(value: Any) -> str:
