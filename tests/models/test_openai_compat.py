@@ -51,12 +51,22 @@ def test_missing_usage_counts_as_zero_without_streaming(server: ChatServer) -> N
     assert make(server, stream_replies=False).complete(HI).usage == Usage(0, 0)
 
 
-def test_missing_usage_in_a_stream_is_estimated(server: ChatServer) -> None:
-    server.push(chat_stream(["a", "b", "c"]))  # no usage chunk
+def test_missing_usage_in_a_stream_is_counted(server: ChatServer) -> None:
+    server.push(chat_stream(["a", "b", "c"]), chat_stream(["a", "b"]))  # no usage chunks, like llama.cpp's
+    seen = []
 
-    usage = make(server).complete([Message("user", "x" * 400)]).usage
+    def count(messages, tools):
+        seen.append((messages, tools))
+        return 1234
 
-    assert usage == Usage(100, 3)  # characters / 4, one token per content chunk
+    estimated = make(server).complete([Message("user", "x" * 400)]).usage
+    counted = make(server, count_prompt=count).complete(HI, tools=[ToolSpec("t", "d", {"type": "object"})]).usage
+
+    assert 100 <= estimated.prompt_tokens <= 120 and estimated.completion_tokens == 3  # one per chunk
+    assert counted == Usage(1234, 2)
+    assert seen == [([{"role": "user", "content": "hi"}],
+                     [{"type": "function", "function": {"name": "t", "description": "d",
+                                                        "parameters": {"type": "object"}}}])]
 
 
 def test_name_is_a_resolvable_spec(server: ChatServer) -> None:

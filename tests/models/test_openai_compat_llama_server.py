@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from codeact.models.base import Message, ModelReply
+from codeact.errors import ModelResponseError
+from codeact.models.base import Message, ModelReply, ToolCall
 from codeact.models.openai_compat import OpenAICompatible
 
 pytestmark = pytest.mark.slow
@@ -88,3 +89,47 @@ def test_acomplete(llama_server: str) -> None:
     model = OpenAICompatible("qwen", base_url=llama_server, temperature=0, max_tokens=20)
     reply = asyncio.run(model.acomplete([Message("user", "Say hi.")]))
     assert reply.text.strip() and reply.usage.prompt_tokens > 0
+
+
+# -- what the server validates, and what a capped reply says ----------------------------------
+
+
+def test_a_tool_call_turn_is_sent_in_a_form_the_server_accepts(llama_server: str) -> None:
+    # The second step of every tool-calling run: the assistant turn that carried the calls, with
+    # no text, then the results. llama.cpp's server answered `content: null` with a 500.
+    model = OpenAICompatible("qwen", base_url=llama_server, temperature=0, max_tokens=20, max_retries=0)
+    history = [
+        Message("system", "You are terse."),
+        Message("user", "What is 20 + 22? Use the add tool."),
+        Message("assistant", "", (ToolCall("c1", "add", {"a": 20, "b": 22}), ToolCall("c2", "f", {"x": {2, "A"}}))),
+        Message("tool", "42", tool_call_id="c1"),
+        Message("tool", "ok", tool_call_id="c2"),
+    ]
+
+    reply = model.complete(history)
+
+    assert reply.usage.prompt_tokens > 20 and reply.finish_reason in ("stop", "length")
+
+
+def test_a_request_the_server_rejects_as_invalid_is_not_retried(llama_server: str) -> None:
+    model = OpenAICompatible("qwen", base_url=llama_server, max_tokens=5, max_retries=4, retry_delay=2.0,
+                             extra_params={"top_k": "many"})
+    started = time.monotonic()
+
+    with pytest.raises(ModelResponseError, match="not retried") as info:
+        model.complete(PROMPT)
+
+    assert info.value.status_code == 500  # llama-cpp-python's status for a validation error
+    assert time.monotonic() - started < 5  # four retries would have waited on the backoff
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_reply_that_hits_the_cap_says_length(llama_server: str, streamed: bool) -> None:
+    model = OpenAICompatible("qwen", base_url=llama_server, temperature=0, max_tokens=5)
+    if streamed:
+        reply = list(model.stream(PROMPT))[-1]
+        assert isinstance(reply, ModelReply)
+    else:
+        reply = model.complete(PROMPT)
+    assert reply.finish_reason == "length"
+    assert reply.usage.completion_tokens == 5

@@ -160,7 +160,7 @@ def _run(err: Console, *, taskset: str, agents: str, model: str | None, size: st
             stack.enter_context(server)
             bench_model = BenchModel(server.model_spec, label=f"local-{size} (llama-cpp-python server)",
                                      sandbox=sandbox, run_log=out_dir / "runs.db", max_tokens=max_reply_tokens,
-                                     settle=server.settle)
+                                     settle=server.settle, options={"count_prompt": server.count_prompt})
         else:
             assert model is not None
             bench_model = BenchModel(model, sandbox=sandbox, run_log=out_dir / "runs.db",

@@ -70,6 +70,9 @@ __all__ = [
     "to_openai_tools",
 ]
 
+#: Counts the prompt tokens of a request: (messages, tools) in chat-completions form.
+CountPrompt = Callable[[list[dict[str, Any]], "list[dict[str, Any]] | None"], int]
+
 #: Key under which a tool call keeps arguments that were not a JSON object.
 RAW_ARGUMENTS = "_raw"
 
@@ -105,6 +108,10 @@ class OpenAICompatible(Model):
             False asks for the whole reply at once.
         before_retry: called with the failure before a timed-out call is retried, e.g. to wait
             until a server you run has stopped generating the abandoned reply.
+        count_prompt: counts a request's prompt tokens, `(messages, tools)` in wire form, for a
+            streamed reply that carries no usage (llama-cpp-python's server sends none in
+            streams); without it the prompt's characters / 4 are counted. Completion tokens are
+            then the content chunks, one token each on llama.cpp, vLLM and Ollama.
     """
 
     def __init__(
@@ -122,6 +129,7 @@ class OpenAICompatible(Model):
         name: str | None = None,
         stream_replies: bool = True,
         before_retry: BeforeRetry | None = None,
+        count_prompt: CountPrompt | None = None,
     ) -> None:
         import openai
 
@@ -147,6 +155,7 @@ class OpenAICompatible(Model):
         self.retry = RetryPolicy(max_retries=max_retries, base_delay=retry_delay)
         self.stream_replies = stream_replies
         self.before_retry = before_retry
+        self.count_prompt = count_prompt
         self.name = name or (f"openai:{model}" if _is_openai(url) else f"openai-compat:{url}#{model}")
         self._sdk = openai
         self._api_key = key
@@ -184,7 +193,7 @@ class OpenAICompatible(Model):
                         break
             finally:
                 chunks.close()
-            return state.complete_reply(messages, url=self.base_url)
+            return state.complete_reply(url=self.base_url, prompt_tokens=lambda: self._prompt_tokens(messages, tools))
 
         return call_with_retries(
             attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout,
@@ -230,7 +239,7 @@ class OpenAICompatible(Model):
         tail = state.end()
         if tail:
             yield tail
-        yield state.reply()
+        yield state.with_usage(state.reply(), lambda: self._prompt_tokens(messages, None))
 
     # -- async --------------------------------------------------------------------------------
 
@@ -260,7 +269,7 @@ class OpenAICompatible(Model):
                         break
             finally:
                 await chunks.close()
-            return state.complete_reply(messages, url=self.base_url)
+            return state.complete_reply(url=self.base_url, prompt_tokens=lambda: self._prompt_tokens(messages, tools))
 
         return await acall_with_retries(
             attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout,
@@ -300,7 +309,7 @@ class OpenAICompatible(Model):
         tail = state.end()
         if tail:
             yield tail
-        yield state.reply()
+        yield state.with_usage(state.reply(), lambda: self._prompt_tokens(messages, None))
 
     def close(self) -> None:
         if self._client is not None:
@@ -310,6 +319,13 @@ class OpenAICompatible(Model):
         self._aclient = None
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _prompt_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None) -> int:
+        wire = to_openai_messages(messages)
+        wire_tools = to_openai_tools(tools) if tools else None
+        if self.count_prompt is not None:
+            return int(self.count_prompt(wire, wire_tools))
+        return len(json.dumps([wire, wire_tools], ensure_ascii=False)) // 4
 
     # The SDK's own retries are off (max_retries=0): ours convert errors and cap Retry-After.
 
@@ -574,18 +590,21 @@ class StopCutter:
         if self.stopped or not text:
             return ""
         buffer = self._held + text
-        cut = cut_at_stop(buffer, self.stop)
-        if cut != buffer:
+        cut = len(cut_at_stop(buffer, self.stop))
+        # A longer stop sequence that starts earlier may still be completed by the next chunk.
+        pending = len(buffer) - self._partial_suffix(buffer)
+        if cut < len(buffer) and pending >= cut:
             self.stopped, self._held = True, ""
-            return cut
-        keep = self._partial_suffix(buffer)
-        self._held = buffer[len(buffer) - keep :]
-        return buffer[: len(buffer) - keep]
+            return buffer[:cut]
+        self._held = buffer[pending:]
+        return buffer[:pending]
 
     def flush(self) -> str:
-        """Whatever was held back, once the stream has ended."""
+        """Whatever was held back, once the stream has ended (cut at a stop sequence it holds)."""
         held, self._held = self._held, ""
-        return held
+        cut = cut_at_stop(held, self.stop)
+        self.stopped = self.stopped or cut != held
+        return cut
 
     def _partial_suffix(self, buffer: str) -> int:
         longest = max((len(s) - 1 for s in self.stop), default=0)
@@ -654,25 +673,23 @@ class _StreamState:
     def end(self) -> str:
         """Release the text held back for a possible stop sequence; the stream is over."""
         tail = self.cutter.flush()
+        if self.cutter.stopped:
+            self.finish = "stop"
         self.parts.append(tail)
         return tail
 
-    def complete_reply(self, messages: Sequence[Message], *, url: str) -> ModelReply:
-        """The reply of a whole stream read by `complete`; usage estimated if the server sent none.
-
-        Servers send usage in a last chunk, and not at all when the stream was closed early at a
-        stop sequence; then completion tokens are the content chunks (one token each on
-        llama.cpp, vLLM, Ollama) and prompt tokens the prompt's characters / 4, so that token
-        budgets still count something.
-        """
+    def complete_reply(self, *, url: str, prompt_tokens: Callable[[], int]) -> ModelReply:
+        """The reply of a whole stream read by `complete`."""
         if not self.seen_choices:
             raise ModelResponseError(f"the model server at {url} sent a stream without choices")
         self.end()
-        reply = self.reply()
+        return self.with_usage(self.reply(), prompt_tokens)
+
+    def with_usage(self, reply: ModelReply, prompt_tokens: Callable[[], int]) -> ModelReply:
+        """`reply`, with usage counted here when the server sent none (see `count_prompt`)."""
         if reply.usage != Usage():
             return reply
-        prompt = sum(len(m.content) for m in messages) // 4
-        return replace(reply, usage=Usage(prompt, self.content_chunks))
+        return replace(reply, usage=Usage(prompt_tokens(), self.content_chunks))
 
     def reply(self) -> ModelReply:
         calls = tuple(
