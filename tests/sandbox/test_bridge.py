@@ -5,6 +5,7 @@ import datetime
 import decimal
 import fractions
 import json
+import pathlib
 import socket
 import sys
 import threading
@@ -16,6 +17,7 @@ import pytest
 from codeact.errors import ConfigError
 from codeact.sandbox._codec import (
     MAX_FRAME_BYTES,
+    MAX_KERNEL_FRAME_BYTES,
     BridgeClosed,
     FrameChannel,
     FrameError,
@@ -24,11 +26,12 @@ from codeact.sandbox._codec import (
     from_kernel,
     to_kernel,
 )
+from codeact.sandbox.base import BridgeLimits
 from codeact.sandbox.bridge import KERNEL_PATH, KernelClient, KernelProcess, tool_definitions
-from codeact.sandbox.kernel import TAG, from_host, to_wire
+from codeact.sandbox.kernel import TAG, _is_request, _Wire, from_host, scan_frame, to_wire
 from codeact.sandbox.process import ProcessSandbox
 from codeact.tools import tool
-from codeact.tools.dispatch import ToolDispatcher
+from codeact.tools.dispatch import ToolDispatcher, preview_arguments
 
 
 def frame(obj) -> bytes:
@@ -391,3 +394,126 @@ def test_client_with_a_custom_launch_command():
         assert run.result == "'1'" and commands
     finally:
         client.close()
+
+
+# -- bounds on what the kernel sends (issue 8) ------------------------------------------------
+
+
+def test_scan_counts_structure_not_text_inside_strings():
+    assert scan_frame(json.dumps({"op": "call", "args": ["[" * 100_000 + "," * 600_000]}).encode()) is None
+    assert "nested deeper" in scan_frame(b"[" * 65 + b"]" * 65)
+    assert scan_frame(b"[" * 64 + b"]" * 64) is None
+    assert "over the limit" in scan_frame(json.dumps([[]] * 600_000).encode())
+    assert scan_frame(json.dumps(['a "quoted [ string', {"k": "\\\\"}]).encode()) is None
+
+
+def test_frames_too_wide_or_too_large_are_refused_before_decoding(pair):
+    channel, peer = pair
+    threading.Thread(target=peer.sendall, args=(frame({"op": "call", "args": [[]] * 600_000}),), daemon=True).start()
+    with pytest.raises(FrameError, match="over the limit"):
+        channel.recv(5)
+    host, kernel = socket.socketpair()
+    try:
+        kernel.sendall((MAX_KERNEL_FRAME_BYTES + 1).to_bytes(4, "big"))
+        with pytest.raises(FrameError, match="over the"):
+            FrameChannel(host).recv(2)
+    finally:
+        host.close()
+        kernel.close()
+
+
+def test_colliding_set_members_stay_a_list_instead_of_costing_quadratic_time():
+    m = 2**61 - 1
+    started = time.monotonic()
+    value = from_kernel({TAG: "set", "items": [k * m for k in range(50_000)]})
+    assert time.monotonic() - started < 1 and isinstance(value, list) and len(value) == 50_000
+    assert from_kernel({TAG: "dict", "items": [[k * m, k] for k in range(1_000)]}) == [[k * m, k] for k in range(1_000)]
+    assert from_kernel({TAG: "set", "items": [1, 2, m]}) == {1, 2, m}  # a few collisions are fine
+
+
+def test_forged_tags_from_the_kernel_degrade_to_data():
+    assert from_kernel({TAG: "datetime", "iso": "not a date"}) == {TAG: "datetime", "iso": "not a date"}
+    assert from_kernel({TAG: "decimal", "text": "9" * 5_000}) == {TAG: "decimal", "text": "9" * 5_000}
+    assert from_kernel({TAG: "record", "type": "x", "fields": {}}) == {TAG: "record", "type": "x", "fields": {}}
+    assert from_kernel({TAG: "path", "path": "/etc"}) == pathlib.PurePosixPath("/etc")
+
+
+def test_argument_previews_keep_small_arguments_and_cut_large_ones():
+    small = {"a": 1, "b": "x" * 10}
+    assert preview_arguments(small, 1_000) == small
+    kept = preview_arguments({"text": "y" * 1_000_000, "data": b"z" * 500, "many": list(range(100_000))}, 2_000)
+    assert len(repr(kept)) < 8_000
+    assert kept["text"].endswith("[... 998,999 characters not kept ...]")
+    assert "more items not kept" in kept["many"][-1]
+
+
+def test_dispatcher_abandons_a_tool_at_its_timeout_and_the_next_call_works():
+    dispatcher = ToolDispatcher({"slow": slow, "add": add})
+    started = time.monotonic()
+    outcome = dispatcher.call("slow", [3], timeout=0.2)
+    assert time.monotonic() - started < 1
+    assert outcome.error_type == "TimeoutError" and "abandoned" in outcome.error_message
+    assert dispatcher.call("add", [1], timeout=1).value == 2
+    dispatcher.close()
+
+
+def test_limits_are_constructor_options(tmp_path):
+    limits = BridgeLimits(max_calls_per_step=3, max_calls_per_session=5, tool_timeout=0.3, max_argument_chars=100)
+    client = KernelClient(lambda: KernelProcess.spawn(), dispatcher=ToolDispatcher({"add": add, "slow": slow}),
+                          limits=limits)
+    try:
+        run = client.execute("r = []\nfor i in range(4):\n    try:\n        r.append(add(i))\n    except PermissionError as e:"
+                             "\n        r.append(str(e))\nr", timeout=10)
+        assert run.result.startswith("[1, 2, 3, 'PermissionError: this step reached its limit of 3")
+        assert "tool call(s) refused" in run.stderr
+        run = client.execute("add(1)\nadd(2)\nadd(3)", timeout=10)
+        assert "limit of 5 tool calls (max_calls_per_session)" in run.error.message
+        assert len(run.tool_calls) == 2
+    finally:
+        client.close()
+    client = KernelClient(lambda: KernelProcess.spawn(), dispatcher=ToolDispatcher({"echo": echo, "slow": slow}),
+                          limits=limits)
+    try:
+        run = client.execute("slow(5)", timeout=None)  # no step limit: the tool's own limit holds
+        assert run.error.message.startswith("TimeoutError") and run.duration_s < 2
+        run = client.execute("echo('q' * 10_000)", timeout=10)
+        assert len(run.tool_calls[0].arguments["value"]) < 300
+    finally:
+        client.close()
+
+
+def test_calls_from_an_earlier_step_are_refused_and_stray_replies_ignored():
+    with ProcessSandbox(timeout=10) as sb:
+        sb.start({"add": add})
+        run = sb.execute(
+            "import threading, time\nresults = []\n"
+            "def later():\n    time.sleep(0.3)\n    try:\n        results.append(add(1))\n"
+            "    except Exception as e:\n        results.append(repr(e))\n"
+            "threading.Thread(target=later).start()"
+        )
+        assert run.ok
+        time.sleep(0.6)
+        assert sb.execute("results").result.startswith("[\"RuntimeError('add(): tools can only be called while a step")
+        assert sb.execute("add(41)").result == "42"
+
+
+def test_the_kernel_wire_drops_stray_replies_and_never_hands_a_request_to_a_tool_caller():
+    host, kernel_end = socket.socketpair()
+    try:
+        wire = _Wire(kernel_end.fileno())
+        for message in ({"op": "return", "id": 5, "json": "stray"}, {"op": "exec", "id": 1},
+                        {"op": "return", "id": 7, "json": "mine"}):
+            host.sendall(frame(message))
+        with wire.cond:
+            wire.waiting.add(7)
+        got = {}
+        caller = threading.Thread(target=lambda: got.update(reply=wire.wait_for(lambda f: f.get("id") == 7 and
+                                                                               f["op"] == "return")))
+        caller.start()
+        assert wire.wait_for(_is_request) == {"op": "exec", "id": 1}
+        caller.join(5)
+        assert got["reply"]["json"] == "mine"
+        assert wire.inbox == []  # the stray reply was dropped, not kept
+    finally:
+        host.close()
+        kernel_end.close()

@@ -368,16 +368,13 @@ class KernelClient:
             timeout=_SEND_TIMEOUT,
         )
         step = _StepCalls(timeout=timeout, deadline=None if timeout is None else started + timeout)
-        interrupted_at: float | None = None
         while True:
             # The deadline is checked before every frame, not only when the kernel goes quiet:
             # a stream of valid frames must not hold the step past its limit.
             now = time.monotonic()
-            if interrupted_at is None and step.deadline is not None and now >= step.deadline:
-                kernel.interrupt()
-                interrupted_at = step.stopped_at = now
-            if interrupted_at is not None:
-                wait: float | None = interrupted_at + self.interrupt_grace - now
+            step.stop_if_due(kernel, now)
+            if step.stopped_at is not None:
+                wait: float | None = step.stopped_at + self.interrupt_grace - now
                 if wait is not None and wait <= 0:
                     return self._killed(kernel, timeout, started, calls)
             else:
@@ -395,7 +392,7 @@ class KernelClient:
                     calls.append(record)
             elif op == "done":
                 if frame.get("id") == exec_id:
-                    execution = self._execution(frame, timeout, started, calls, interrupted_at is not None)
+                    execution = self._execution(frame, timeout, started, calls, step.stopped_at is not None)
                     return step.noted(execution)
                 if not (type(frame.get("id")) is int and frame["id"] < exec_id):
                     raise FrameError("a `done` frame for a step that was never sent")
@@ -435,6 +432,9 @@ class KernelClient:
             timeout=wait,
             keep_chars=keep,
         )
+        # A tool the step's limit cut short: interrupt before replying, so the kernel stops
+        # as soon as the reply lands, and reports the step as interrupted.
+        step.stop_if_due(kernel, time.monotonic())
         used = min(kernel.channel.last_size, max(keep, 0) + 1_000)
         step.chars += used
         self._session_chars += used
@@ -634,6 +634,12 @@ class _StepCalls:
         self.calls = 0
         self.chars = 0
         self.refusals: dict[str, int] = {}
+
+    def stop_if_due(self, kernel: KernelProcess, now: float) -> None:
+        """Interrupt the kernel once, when the step's deadline has passed."""
+        if self.stopped_at is None and self.deadline is not None and now >= self.deadline:
+            kernel.interrupt()
+            self.stopped_at = now
 
     def time_left(self) -> float | None:
         return None if self.deadline is None else max(self.deadline - time.monotonic(), 0.0)
