@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -95,3 +100,74 @@ def test_bench_sends_the_reply_cap_and_records_it(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert caps == {77}
     assert json.loads((tmp_path / "out" / "report.json").read_text())["max_reply_tokens"] == 77
+
+
+# -- --serve-local never outlives the bench ----------------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _server_child(bench_pid: int) -> int | None:
+    for task in Path(f"/proc/{bench_pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"llama_cpp.server" in cmdline:
+                return int(child)
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGKILL],
+                         ids=lambda s: signal.Signals(s).name)
+def test_serve_local_is_gone_within_seconds_however_the_bench_is_stopped(tmp_path, signum):
+    for module in ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120"}
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as err:
+        bench = subprocess.Popen(
+            [sys.executable, "-m", "codeact", "bench", "shop", "--serve-local", "0.5b", "--agents", "codeact-json",
+             "--limit", "6", "--threads", "1", "--out", str(tmp_path / "out")],
+            stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        server = None
+        while server is None or not (tmp_path / "out" / "results.jsonl").exists() and not _answers(log):
+            assert bench.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            server = server or _server_child(bench.pid)
+            time.sleep(0.2)
+        time.sleep(1.0)  # a task is under way
+
+        bench.send_signal(signum)
+
+        gone_by = time.monotonic() + 10
+        while _alive(server) and time.monotonic() < gone_by:
+            time.sleep(0.1)
+        assert not _alive(server), f"the server outlived {signal.Signals(signum).name}"
+        code = bench.wait(timeout=60)
+        if signum != signal.SIGKILL:
+            assert code == (130 if signum == signal.SIGINT else 128 + signum), log.read_text()
+            assert "resume" in log.read_text()
+    finally:
+        bench.kill()
+        bench.wait()
+
+
+def _answers(log: Path) -> bool:
+    """The server named in the bench's log answers: the bench is past starting it."""
+    found = re.search(r"on (http://127\.0\.0\.1:\d+/v1)", log.read_text())
+    if not found:
+        return False
+    try:
+        with urllib.request.urlopen(found.group(1) + "/models", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
