@@ -255,3 +255,56 @@ def test_capped_buffer_matches_truncate_middle_however_text_arrives():
     one_piece = _Capped(1000)
     one_piece.add(text)
     assert one_piece.text() == truncate_middle(text, 1000)
+
+
+# -- what the kernel reports and enforces (issues 8 and 9) ------------------------------------
+
+
+def test_a_flood_of_output_reports_its_real_size(sandbox):
+    run = sandbox.execute("print('x' * 50_000_000)")
+    assert run.output_dropped == 49_980_001  # what the sandbox's cap dropped, counted in the kernel
+    assert "[... 49,980,001 characters truncated ...]" in run.stdout
+
+
+def test_authorized_imports_are_enforced_inside_the_kernel():
+    with ProcessSandbox(timeout=10) as sb:
+        sb.start({})
+        sb.set_authorized_imports(["math", "importlib", "collections"])
+        attempts = {
+            "statement": "import os",
+            "from": "from os import path",
+            "dunder": "__import__('os')",
+            "importlib": "import importlib\nimportlib.import_module('socket')",
+            "exec": "exec('import subprocess')",
+            "submodule": "import os.path",
+        }
+        for label, code in attempts.items():
+            run = sb.execute(code)
+            assert run.error is not None and run.error.type == "ImportError", label
+            assert "Allowed modules: collections, importlib, math (authorized_imports)" in run.error.message
+        assert sb.execute("import math, collections.abc\nmath.floor(2.5)").result == "2"
+        assert sb.execute("import json\njson.dumps([1])").error.type == "ImportError"
+        # an allowed module's own imports are not the model's: `collections` imports more underneath
+        sb.set_authorized_imports(None)
+        assert sb.execute("import os\nos.sep").result == "'/'"
+
+
+def test_a_thread_from_an_earlier_run_cannot_call_the_next_runs_tools():
+    with ProcessSandbox(timeout=10) as sb:
+        sb.start({"get_weather": get_weather})
+        sb.execute(
+            "import threading, time\nseen = []\ngo = threading.Event()\n"
+            "def worker():\n    go.wait()\n    try:\n        seen.append(get_weather('Rome'))\n"
+            "    except Exception as e:\n        seen.append(repr(e))\n"
+            "t = threading.Thread(target=worker)\nt.start()"
+        )
+        sb.start({"get_weather": get_weather})  # a new run: same kernel, same state
+        run = sb.execute("go.set()\nt.join(5)\nseen")
+        assert "RuntimeError(\"get_weather(): this thread was started by an earlier run" in run.result
+        assert run.tool_calls == ()
+        pool = sb.execute(
+            "from concurrent.futures import ThreadPoolExecutor\npool = ThreadPoolExecutor(2)\n"
+            "list(pool.map(get_weather, ['a', 'b']))"
+        )
+        assert pool.ok and len(pool.tool_calls) == 2
+        assert sb.execute("list(pool.map(get_weather, ['c']))").ok  # a pool lives on through the run's steps

@@ -553,8 +553,7 @@ class KernelClient:
                 lines.pop()
             error = ExecError("TimeoutError", message, "\n".join([*lines, f"TimeoutError: {message}"]))
         is_final = frame.get("final") is True
-        written = [frame.get(k) for k in ("stdout_chars", "stderr_chars")]
-        dropped = sum(n - len(text) for n, text in zip(written, (stdout, stderr), strict=True) if type(n) is int)
+        dropped = frame.get("dropped")
         return Execution(
             stdout=_capped(stdout, cap),
             stderr=_capped(stderr, cap),
@@ -565,7 +564,7 @@ class KernelClient:
             timed_out=timed_out,
             duration_s=time.monotonic() - started,
             tool_calls=tuple(calls),
-            output_dropped=max(dropped, 0),
+            output_dropped=dropped if type(dropped) is int and dropped > 0 else 0,
         )
 
     def _killed(

@@ -10,8 +10,8 @@ Wire protocol: a frame is a 4-byte big-endian length, then that many bytes of UT
 object with an "op":
     kernel -> host   hello  {pid, python}
                      call   {id, exec, name, args, kwargs}  a tool stub was called; wait for the reply
-                     done   {id, stdout, stderr, stdout_chars, stderr_chars, result, error, final,
-                             final_answer, interrupted, duration}
+                     done   {id, stdout, stderr, dropped, result, error, final, final_answer,
+                             interrupted, duration}      dropped: characters of output cut
     host -> kernel   tools  {tools: [{name, signature, doc, params, returns}]}
                      exec   {id, epoch, code, max_output, imports}
                      return {id, json}    raise {id, type, message}
@@ -444,6 +444,9 @@ class _Capped:
             self.tail = [joined[len(joined) - self.tail_limit :]]
             self.tail_len = self.tail_limit
 
+    def dropped(self) -> int:
+        return max(self.total - self.head_len - min(self.tail_len, self.tail_limit), 0)
+
     def text(self) -> str:
         head = "".join(self.head)
         tail = "".join(self.tail)
@@ -509,8 +512,8 @@ class _Output:
             except OSError:
                 pass
 
-    def take(self, next_limit: int) -> tuple[tuple[str, int], tuple[str, int]]:
-        """(text, characters written) of stdout and stderr since the last take; start afresh."""
+    def take(self, next_limit: int) -> tuple[str, str, int]:
+        """stdout and stderr since the last take, and how many characters the caps dropped."""
         for original in (sys.__stdout__, sys.__stderr__):  # they write to fds 1 and 2, buffered
             try:
                 if original is not None:
@@ -522,11 +525,11 @@ class _Output:
             self._fold(2)
             for r in list(self.readers):
                 self._drain(r)
-            out = (self.streams[1].text(), self.streams[1].total)
-            err = (self.streams[2].text(), self.streams[2].total)
+            out, err = self.streams[1].text(), self.streams[2].text()
+            dropped = self.streams[1].dropped() + self.streams[2].dropped()
             self.limit = next_limit
             self.streams = {1: _Capped(next_limit), 2: _Capped(next_limit)}
-        return out, err
+        return out, err, dropped
 
     def _drain(self, r: int) -> None:
         for _ in range(64):  # bounded: a writer that never stops must not hold us here
@@ -919,8 +922,7 @@ class Kernel:
                 "id": message.get("id"),
                 "stdout": "",
                 "stderr": "",
-                "stdout_chars": 0,
-                "stderr_chars": 0,
+                "dropped": 0,
                 "result": None,
                 "error": _failure(exc, "the kernel failed while reporting this step"),
                 "final": False,
@@ -953,15 +955,14 @@ class Kernel:
         except BaseException as exc:  # noqa: BLE001 - everything the action raises is reported
             error = self._describe(exc)
         duration = time.perf_counter() - started
-        (stdout, stdout_chars), (stderr, stderr_chars) = self.output.take(self.limit)
+        stdout, stderr, dropped = self.output.take(self.limit)
         final, self.final = self.final, None
         return {
             "op": "done",
             "id": message.get("id"),
             "stdout": stdout,
             "stderr": stderr,
-            "stdout_chars": stdout_chars,
-            "stderr_chars": stderr_chars,
+            "dropped": dropped,
             "result": result,
             "error": error,
             "final": final is not None,
