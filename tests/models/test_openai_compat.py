@@ -503,3 +503,9 @@ def test_a_server_that_ignores_stream_still_gives_a_reply(server: ChatServer) ->
     reply = make(server).complete(HI)
 
     assert (reply.text, reply.usage) == ("whole", Usage(2, 1))
+
+
+def test_an_error_event_inside_a_stream_is_a_model_error(server: ChatServer) -> None:
+    server.push(Reply(events=[{"error": {"message": "llama_decode returned -1", "type": "server_error"}}]))
+    with pytest.raises(ModelResponseError, match="sent an error inside its reply: llama_decode returned -1"):
+        make(server).complete(HI)

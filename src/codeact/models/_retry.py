@@ -185,8 +185,9 @@ def to_error(failure: Failure, *, url: str, attempts: int = 1, timeout: float | 
         hint = " The server rejects the request itself, so it was not retried." + hint
     elif failure.retryable and attempts > 1:
         hint = f" Gave up after {tries}." + hint
+    answered = f"answered {code}" if code is not None else "sent an error inside its reply"
     return ModelResponseError(
-        f"the model server at {url} answered {code}: {failure.message or 'no message'}.{hint}",
+        f"the model server at {url} {answered}: {failure.message or 'no message'}.{hint}",
         status_code=code,
     )
 
@@ -225,6 +226,12 @@ def sdk_classifier(sdk: ModuleType) -> Classify:
                 retry_after=parse_retry_after(headers),
                 invalid_request=invalid_request(body),
             )
+        api_error = getattr(sdk, "APIError", None)
+        if api_error is not None and isinstance(exc, api_error):
+            # An error event inside a stream (e.g. llama.cpp failing mid-reply): no status.
+            body = getattr(exc, "body", None)
+            return Failure("status", message=server_message(body, getattr(exc, "message", "")),
+                           invalid_request=invalid_request({"error": body}))
         return _classify_transport(exc)
 
     return classify
