@@ -30,6 +30,7 @@ import pytest
 from codeact import CodeAgent, tool
 from codeact.models import ScriptedModel
 from codeact.sandbox import default_sandbox
+from codeact.sandbox.base import BridgeLimits
 from tests._isolation import require_sandbox
 from tests.security._harness import SECRET, reply
 
@@ -372,7 +373,7 @@ def test_pipelined_calls_cannot_hold_the_step_past_its_limit(store: Path) -> Non
         tools=[add],
     )
     assert out.output == "survived"
-    assert len(out.tool_calls) <= 1_000  # the per-step cap; the rest were refused unrecorded
+    assert len(out.tool_calls) <= 10_000  # the per-step cap; the rest were refused unrecorded
 
 
 def test_a_host_tool_that_does_not_return_is_abandoned_at_the_step_limit(store: Path) -> None:
@@ -383,6 +384,8 @@ def test_a_host_tool_that_does_not_return_is_abandoned_at_the_step_limit(store: 
 
 
 def test_calls_over_the_per_step_cap_are_refused_with_a_clear_note(store: Path) -> None:
+    sandbox = default_sandbox()
+    sandbox._client.limits = BridgeLimits(max_calls_per_step=1_000)  # type: ignore[attr-defined]  # 10,000 by default
     out = hostile(
         """
         refused = 0
@@ -396,8 +399,10 @@ def test_calls_over_the_per_step_cap_are_refused_with_a_clear_note(store: Path) 
         """,
         store,
         tools=[add],
+        sandbox=sandbox,
         time_cap=TIME_CAP + 10,
     )
+    sandbox.close()
     assert "200 PermissionError" in out.observation and "max_calls_per_step" in out.observation
     assert "tool call(s) refused" in out.observation
     assert len(out.tool_calls) == 1_000

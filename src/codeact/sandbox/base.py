@@ -41,7 +41,7 @@ class BridgeLimits:
         max_argument_chars_per_session: the same, over the sandbox's life.
     """
 
-    max_calls_per_step: int = 1_000
+    max_calls_per_step: int = 10_000
     max_calls_per_session: int = 100_000
     tool_timeout: float | None = None
     max_argument_chars: int = 20_000

@@ -430,7 +430,7 @@ class KernelClient:
             [from_kernel(a) for a in args],
             {k: from_kernel(v) for k, v in kwargs.items()},
             timeout=wait,
-            keep_chars=keep,
+            keep_chars=None if kernel.channel.last_size <= keep else keep,  # a small frame: small arguments
         )
         # A tool the step's limit cut short: interrupt before replying, so the kernel stops
         # as soon as the reply lands, and reports the step as interrupted.

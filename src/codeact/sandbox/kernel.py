@@ -1065,13 +1065,11 @@ class Kernel:
         if on_main:
             self.in_io = True
         try:
-            with wire.cond:
-                wire.waiting.add(call_id)
+            wire.waiting.add(call_id)  # set.add/discard are atomic: no lock needed
             wire.send(message)
             reply = wire.wait_for(lambda f: f.get("id") == call_id and f.get("op") in ("return", "raise"))
         finally:
-            with wire.cond:
-                wire.waiting.discard(call_id)
+            wire.waiting.discard(call_id)
             if on_main:
                 self.in_io = False
         if on_main and self.pending_interrupt:
