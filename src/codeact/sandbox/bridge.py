@@ -8,7 +8,6 @@ and differs only in how it launches kernels.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import os
 import signal
@@ -22,18 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from codeact.errors import ConfigError, SandboxError
+from codeact.sandbox._calls import SEND_TIMEOUT, SessionTally, StepServer, ToolThread
 from codeact.sandbox._codec import (
     BridgeClosed,
     FrameChannel,
     FrameError,
-    UnsendableValue,
-    encode_frame,
     from_kernel,
-    to_kernel,
     truncate_middle,
 )
 from codeact.sandbox.base import BridgeLimits, ExecError, Execution, ToolCallRecord
-from codeact.sandbox.kernel import TAG
 from codeact.tools.dispatch import ToolDispatcher
 from codeact.tools.tool import Tool
 
@@ -46,7 +42,6 @@ __all__ = [
 ]
 
 KERNEL_PATH = Path(__file__).with_name("kernel.py")
-_SEND_TIMEOUT = 10.0
 
 
 def tool_definitions(tools: Mapping[str, Tool]) -> list[dict[str, Any]]:
@@ -260,11 +255,11 @@ class KernelClient:
         self.kernel_info: dict[str, Any] = {}
         self._definitions = tool_definitions(self.dispatcher.tools)
         self._exec_id = 0
-        self._call_in_flight: int | None = None
         self._lock = threading.Lock()  # one step at a time
         self._closed = False
-        self._session_calls = 0
-        self._session_chars = 0
+        self._tally = SessionTally()
+        self._tools: ToolThread | None = None  # the thread that runs host tools (see _calls.py)
+        self._server: StepServer | None = None
         self._epoch = 0  # one per set_tools: a run; threads of an earlier run may not call tools
 
     # Life cycle -------------------------------------------------------------------------------
@@ -284,7 +279,7 @@ class KernelClient:
         self._epoch += 1
         if self.kernel is not None:
             try:
-                self.kernel.channel.send({"op": "tools", "tools": self._definitions}, timeout=_SEND_TIMEOUT)
+                self.kernel.channel.send({"op": "tools", "tools": self._definitions}, timeout=SEND_TIMEOUT)
             except (BridgeClosed, FrameError):
                 self._discard()  # the next execute starts a fresh kernel with these tools
 
@@ -297,6 +292,9 @@ class KernelClient:
         self._closed = True
         self._discard()
         self.dispatcher.close()
+        if self._tools is not None:
+            self._tools.retire()
+            self._tools = None
 
     def _boot(self) -> KernelProcess:
         kernel = self.launch()
@@ -311,7 +309,7 @@ class KernelClient:
                 "pid": hello.get("pid") if type(hello.get("pid")) is int else None,
                 "python": str(hello.get("python"))[:40],
             }
-            kernel.channel.send({"op": "tools", "tools": self._definitions}, timeout=_SEND_TIMEOUT)
+            kernel.channel.send({"op": "tools", "tools": self._definitions}, timeout=SEND_TIMEOUT)
         except SandboxError as exc:
             reason = kernel.exit_reason(wait=0.5) if isinstance(exc, BridgeClosed) else None
             stderr = kernel.stderr_text().strip()
@@ -334,204 +332,124 @@ class KernelClient:
         kernel = self.start()
         self._exec_id += 1
         started = time.monotonic()
-        calls: list[ToolCallRecord] = []
+        server = self._server = StepServer(
+            kernel,
+            exec_id=self._exec_id,
+            timeout=timeout,
+            started=started,
+            dispatcher=self.dispatcher,
+            limits=self.limits,
+            tally=self._tally,
+            grace=self.interrupt_grace,
+            max_output_chars=self.max_output_chars,
+        )
         try:
             with self._lock:
-                return self._run(kernel, code, timeout, started, calls)
+                return self._run(kernel, code, server, started)
         except (BridgeClosed, FrameError) as exc:
-            return self._crashed(kernel, exc, started, calls)
+            return self._crashed(kernel, exc, started, server.records)
         except KeyboardInterrupt:
-            self._settle(kernel)  # Ctrl-C on the host stops the step, not the kernel's state
+            self._settle(kernel, server)  # Ctrl-C on the host stops the step, not the kernel's state
             raise
         except BaseException:
             self._discard()  # a host-side failure mid-step (a listener raised): state unknown
             raise
+        finally:
+            if server.abandoned and self._tools is not None:
+                self._tools.retire()  # it is stuck in the tool; the next call gets a new thread
+                self._tools = None
 
-    def _run(
-        self,
-        kernel: KernelProcess,
-        code: str,
-        timeout: float | None,
-        started: float,
-        calls: list[ToolCallRecord],
-    ) -> Execution:
-        exec_id = self._exec_id
+    def _run(self, kernel: KernelProcess, code: str, server: StepServer, started: float) -> Execution:
         kernel.channel.send(
             {
                 "op": "exec",
-                "id": exec_id,
+                "id": server.exec_id,
                 "epoch": self._epoch,
                 "code": code,
                 "max_output": self.max_output_chars,
                 "imports": None if self.authorized_imports is None else list(self.authorized_imports),
             },
-            timeout=_SEND_TIMEOUT,
+            timeout=SEND_TIMEOUT,
         )
-        step = _StepCalls(timeout=timeout, deadline=None if timeout is None else started + timeout)
+        timeout = server.timeout
         while True:
             # The deadline is checked before every frame, not only when the kernel goes quiet:
             # a stream of valid frames must not hold the step past its limit.
             now = time.monotonic()
-            step.stop_if_due(kernel, now)
-            if step.stopped_at is not None:
-                wait: float | None = step.stopped_at + self.interrupt_grace - now
-                if wait is not None and wait <= 0:
-                    return self._killed(kernel, timeout, started, calls)
+            server.stop_if_due(now)
+            if server.stopped_at is not None and now >= server.stopped_at + self.interrupt_grace:
+                return self._killed(kernel, timeout, started, server.records)
+            if server.worker_reads:  # tools are running on the worker; it has the bridge
+                outcome = server.wait(server.wake_time())
+                if outcome is None:
+                    continue
+                kind, value = outcome
+                if kind == "done":
+                    return server.noted(self._execution(value, timeout, started, server))
+                if kind == "stalled":  # the kernel sends calls but does not read the replies
+                    return self._killed(kernel, timeout, started, server.records)
+                if kind == "error":
+                    raise value
+                if kind == "abandoned" and self._tools is not None:
+                    self._tools.retire()  # it is stuck in the tool; a next call gets a new thread
+                    self._tools = None
+                continue
+            if server.stopped_at is not None:
+                wait: float | None = server.stopped_at + self.interrupt_grace - now
             else:
-                wait = None if step.deadline is None else step.deadline - now
+                wait = None if server.deadline is None else server.deadline - now
             frame = kernel.channel.recv(wait)
             if frame is None:
                 continue
             op = frame["op"]
             if op == "call":
-                try:
-                    record = self._serve_call(kernel, frame, exec_id, step)
-                except _Stalled:  # the kernel sends calls but does not read the replies
-                    return self._killed(kernel, timeout, started, calls)
-                if record is not None:
-                    calls.append(record)
+                if self._tools is None:
+                    self._tools = ToolThread()
+                server.hand_off(frame, self._tools)
             elif op == "done":
-                if frame.get("id") == exec_id:
-                    execution = self._execution(frame, timeout, started, calls, step.stopped_at is not None)
-                    return step.noted(execution)
-                if not (type(frame.get("id")) is int and frame["id"] < exec_id):
+                if frame.get("id") == server.exec_id:
+                    return server.noted(self._execution(frame, timeout, started, server))
+                if not (type(frame.get("id")) is int and frame["id"] < server.exec_id):
                     raise FrameError("a `done` frame for a step that was never sent")
                 # else: a stale or forged reply to an earlier step; skip it
             else:
                 raise FrameError(f"an unexpected {truncate_middle(op, 40)!r} frame")
 
-    def _serve_call(
-        self, kernel: KernelProcess, frame: dict[str, Any], exec_id: int, step: _StepCalls
-    ) -> ToolCallRecord | None:
-        """Answer one `call` frame; the record of the call if a tool was called."""
-        call_id = frame.get("id")
-        if type(call_id) is not int:
-            raise FrameError("a `call` frame without an integer id")
-        self._call_in_flight = call_id
-        refusal = self._refusal(frame, exec_id, step)
-        if refusal is not None:
-            step.refused(refusal[0])
-            self._reply(kernel, {"op": "raise", "id": call_id, "type": refusal[0], "message": refusal[1]}, step)
-            return None
-        name, args, kwargs = frame["name"], frame["args"], frame["kwargs"]
-        limits = self.limits
-        keep = min(
-            limits.max_argument_chars,
-            limits.max_argument_chars_per_step - step.chars,
-            limits.max_argument_chars_per_session - self._session_chars,
-        )
-        wait = step.time_left()
-        if limits.tool_timeout is not None:
-            wait = limits.tool_timeout if wait is None else min(wait, limits.tool_timeout)
-        step.calls += 1
-        self._session_calls += 1
-        outcome = self.dispatcher.call(
-            name,
-            [from_kernel(a) for a in args],
-            {k: from_kernel(v) for k, v in kwargs.items()},
-            timeout=wait,
-            keep_chars=None if kernel.channel.last_size <= keep else keep,  # a small frame: small arguments
-        )
-        # A tool the step's limit cut short: interrupt before replying, so the kernel stops
-        # as soon as the reply lands, and reports the step as interrupted.
-        step.stop_if_due(kernel, time.monotonic())
-        used = min(kernel.channel.last_size, max(keep, 0) + 1_000)
-        step.chars += used
-        self._session_chars += used
-        reply: dict[str, Any] = {"op": "return", "id": call_id}
-        try:
-            if not outcome.ok:
-                raise _ToolFailed
-            reply.update(to_kernel(outcome.value))
-            data = encode_frame(reply)
-        except _ToolFailed:
-            message = truncate_middle(outcome.error_message, self.max_output_chars)
-            data = encode_frame({"op": "raise", "id": call_id, "type": outcome.error_type, "message": message})
-        except (UnsendableValue, FrameError) as exc:
-            message = f"{name}() returned a value that cannot be sent into the sandbox: {exc}"
-            data = encode_frame({"op": "raise", "id": call_id, "type": "TypeError", "message": message})
-        self._reply(kernel, data, step)
-        return outcome.record
-
-    def _refusal(self, frame: dict[str, Any], exec_id: int, step: _StepCalls) -> tuple[str, str] | None:
-        """Why this call is answered with an error instead of a tool: (type, message), or None."""
-        name, args, kwargs = frame.get("name"), frame.get("args"), frame.get("kwargs")
-        if frame.get("exec") != exec_id:
-            return "RuntimeError", (
-                "this tool call was made in an earlier step, by a thread that outlived it; "
-                "tools answer only the step that is running"
-            )
-        if step.stopped_at is not None:
-            return "TimeoutError", f"the step reached its {step.timeout:g} s time limit; no more tool calls"
-        if not (
-            isinstance(name, str)
-            and 0 < len(name) <= 200
-            and isinstance(args, list)
-            and isinstance(kwargs, dict)
-            and TAG not in kwargs
-        ):
-            return "TypeError", "a malformed tool call (name, args or kwargs of the wrong type)"
-        limits = self.limits
-        if step.calls >= limits.max_calls_per_step:
-            return "PermissionError", (
-                f"this step reached its limit of {limits.max_calls_per_step:,} tool calls (max_calls_per_step)"
-            )
-        if self._session_calls >= limits.max_calls_per_session:
-            return "PermissionError", (
-                f"this sandbox reached its limit of {limits.max_calls_per_session:,} tool calls "
-                "(max_calls_per_session)"
-            )
-        return None
-
-    def _reply(self, kernel: KernelProcess, reply: dict[str, Any] | bytes, step: _StepCalls) -> None:
-        """Send a reply, waiting no longer than the step's time limit and grace allow."""
-        data = reply if isinstance(reply, bytes) else encode_frame(reply)
-        limit = step.stopped_at or step.deadline
-        wait = _SEND_TIMEOUT if limit is None else max(limit + self.interrupt_grace - time.monotonic(), 0.05)
-        try:
-            kernel.channel.send_bytes(data, timeout=wait)
-        except BridgeClosed as exc:
-            if isinstance(exc.__cause__, TimeoutError):
-                raise _Stalled from exc
-            raise
-        self._call_in_flight = None
-
-    def _settle(self, kernel: KernelProcess) -> None:
+    def _settle(self, kernel: KernelProcess, server: StepServer) -> None:
         """The host was interrupted mid-step: interrupt the step too and wait for its end.
 
-        Tool calls in flight or still coming are answered with KeyboardInterrupt. If the step
-        does not end within the grace period, the kernel is killed.
+        Tool calls still coming are answered with KeyboardInterrupt. If the step does not end
+        within the grace period (a tool that does not return, a kernel that ignores SIGINT),
+        the kernel is killed.
         """
         settled = False
         refusal = {"op": "raise", "type": "KeyboardInterrupt", "message": "the host was interrupted"}
+        deadline = time.monotonic() + self.interrupt_grace
         try:
-            if self._call_in_flight is not None:
-                kernel.channel.send({**refusal, "id": self._call_in_flight}, timeout=1.0)
             kernel.interrupt()
-            deadline = time.monotonic() + self.interrupt_grace
+            if server.worker_reads:
+                server.yield_requested = True
+                outcome = None
+                while outcome is None and time.monotonic() < deadline:
+                    outcome = server.wait(deadline)
+                if outcome is None or outcome[0] in ("error", "stalled", "abandoned"):
+                    return
+                settled = outcome[0] == "done"
             while not settled:
                 frame = kernel.channel.recv(deadline - time.monotonic())
                 if frame is None:
                     break
                 if frame["op"] == "call" and type(frame.get("id")) is int:
                     kernel.channel.send({**refusal, "id": frame["id"]}, timeout=1.0)
-                settled = frame["op"] == "done" and frame.get("id") == self._exec_id
+                settled = frame["op"] == "done" and frame.get("id") == server.exec_id
         except SandboxError:
             pass
         finally:
-            self._call_in_flight = None
             if not settled:
                 self._discard()
 
     # Building results -------------------------------------------------------------------------
-    def _execution(
-        self,
-        frame: dict[str, Any],
-        timeout: float | None,
-        started: float,
-        calls: list[ToolCallRecord],
-        interrupted: bool,
-    ) -> Execution:
+    def _execution(self, frame: dict[str, Any], timeout: float | None, started: float, server: StepServer) -> Execution:
         cap = self.max_output_chars
         stdout, stderr, result = frame.get("stdout"), frame.get("stderr"), frame.get("result")
         if not (
@@ -541,7 +459,7 @@ class KernelClient:
         ):
             raise FrameError("a malformed `done` frame")
         error = _exec_error(frame.get("error"), cap)
-        timed_out = interrupted and frame.get("interrupted") is True
+        timed_out = server.stopped_at is not None and frame.get("interrupted") is True
         if timed_out:
             message = (
                 f"the step was interrupted after {timeout:g} s (its time limit); "
@@ -563,7 +481,7 @@ class KernelClient:
             final_answer=from_kernel(frame.get("final_answer")) if is_final else None,
             timed_out=timed_out,
             duration_s=time.monotonic() - started,
-            tool_calls=tuple(calls),
+            tool_calls=tuple(server.records),
             output_dropped=dropped if type(dropped) is int and dropped > 0 else 0,
         )
 
@@ -613,47 +531,6 @@ class KernelClient:
         except SandboxError as exc:
             return f", and no fresh kernel could be started ({exc})"
         return ", and a fresh kernel was started"
-
-
-class _Stalled(Exception):
-    """A reply could not be sent in time: the kernel stopped reading its end."""
-
-
-class _ToolFailed(Exception):
-    """The tool raised: its error, not its value, goes back to the kernel."""
-
-
-class _StepCalls:
-    """One step's tool-call accounting: counts, kept argument sizes, and calls refused."""
-
-    def __init__(self, *, timeout: float | None, deadline: float | None) -> None:
-        self.timeout = timeout
-        self.deadline = deadline
-        self.stopped_at: float | None = None
-        self.calls = 0
-        self.chars = 0
-        self.refusals: dict[str, int] = {}
-
-    def stop_if_due(self, kernel: KernelProcess, now: float) -> None:
-        """Interrupt the kernel once, when the step's deadline has passed."""
-        if self.stopped_at is None and self.deadline is not None and now >= self.deadline:
-            kernel.interrupt()
-            self.stopped_at = now
-
-    def time_left(self) -> float | None:
-        return None if self.deadline is None else max(self.deadline - time.monotonic(), 0.0)
-
-    def refused(self, kind: str) -> None:
-        self.refusals[kind] = self.refusals.get(kind, 0) + 1
-
-    def noted(self, execution: Execution) -> Execution:
-        """The execution with a line in stderr for calls refused by a limit, so the model knows."""
-        limited = self.refusals.get("PermissionError", 0)
-        if not limited:
-            return execution
-        note = f"[codeact: {limited:,} tool call(s) refused: the tool-call limit was reached]"
-        stderr = execution.stderr + ("\n" if execution.stderr and not execution.stderr.endswith("\n") else "") + note
-        return dataclasses.replace(execution, stderr=stderr)
 
 
 def _exec_error(data: Any, cap: int) -> ExecError | None:

@@ -106,6 +106,7 @@ class ToolDispatcher:
         *,
         timeout: float | None = None,
         keep_chars: int | None = None,
+        notify: bool = True,
     ) -> ToolOutcome:
         """Run tool `name` with the arguments as the code passed them.
 
@@ -113,6 +114,8 @@ class ToolDispatcher:
             timeout: seconds to wait for the tool (None: as long as it takes).
             keep_chars: the record keeps at most about this many characters of the arguments
                 (None: all of them).
+            notify: tell the listener (the bridge tells it itself, once it knows the call
+                was not abandoned).
         """
         kwargs = dict(kwargs or {})
         self.calls += 1
@@ -128,14 +131,14 @@ class ToolDispatcher:
                 else f"; available: {', '.join(sorted(self._tools)) or 'none'}"
             )
             return self._finish(
-                name, arguments, started, keep_chars, error=("NameError", f"there is no tool named `{name}`{hint}")
+                name, arguments, started, keep_chars, notify, error=("NameError", f"there is no tool named `{name}`{hint}")
             )
         signature = self._signatures.get(name)
         if signature is not None:
             try:
                 arguments = dict(signature.bind(*args, **kwargs).arguments)
             except TypeError as exc:
-                return self._finish(name, arguments, started, keep_chars, error=("TypeError", f"{name}(): {exc}"))
+                return self._finish(name, arguments, started, keep_chars, notify, error=("TypeError", f"{name}(): {exc}"))
         elif args:
             arguments["*args"] = list(args)
         denial = self._denial(name, arguments)
@@ -145,6 +148,7 @@ class ToolDispatcher:
                 arguments,
                 started,
                 keep_chars,
+                notify,
                 error=("PermissionError", f"the call to `{name}` was denied: {denial}"),
             )
         try:
@@ -154,10 +158,10 @@ class ToolDispatcher:
                 f"`{name}` did not return within {max(timeout or 0.0, 0.0):.3g} s (what was left of the time "
                 "limit); it was abandoned and may still be running on the host"
             )
-            return self._finish(name, arguments, started, keep_chars, error=("TimeoutError", message))
+            return self._finish(name, arguments, started, keep_chars, notify, error=("TimeoutError", message))
         except Exception as exc:  # noqa: BLE001 - a tool failure is the calling code's to handle
-            return self._finish(name, arguments, started, keep_chars, error=(type(exc).__name__, str(exc)))
-        return self._finish(name, arguments, started, keep_chars, value=value)
+            return self._finish(name, arguments, started, keep_chars, notify, error=(type(exc).__name__, str(exc)))
+        return self._finish(name, arguments, started, keep_chars, notify, value=value)
 
     def _worker_call(self, tool: Tool, args: Sequence[Any], kwargs: Mapping[str, Any], timeout: float) -> Any:
         """`tool(*args, **kwargs)` in the worker thread, waiting at most `timeout` seconds."""
@@ -192,6 +196,7 @@ class ToolDispatcher:
         arguments: dict[str, Any],
         started: float,
         keep_chars: int | None,
+        notify: bool,
         *,
         value: Any = None,
         error: tuple[str, str] | None = None,
@@ -205,7 +210,7 @@ class ToolDispatcher:
             error=None if error is None else f"{error[0]}: {error[1]}",
             duration_s=time.perf_counter() - started,
         )
-        if self.listener is not None:
+        if notify and self.listener is not None:
             self.listener(record)
         if error is None:
             return ToolOutcome(record, value)
