@@ -220,3 +220,17 @@ def test_close_frees_the_model_and_a_later_call_reloads_it(model: LocalModel) ->
     assert model._llm is None
 
     assert "paris" in model.complete(ask("Capital of France? One word.")).text.lower()
+
+
+@pytest.mark.slow
+def test_a_reply_that_hits_the_cap_says_length(model: LocalModel) -> None:
+    messages = ask("Count from 1 to 20, separated by commas, on one line.")
+    model.max_tokens = 4
+    try:
+        reply = model.complete(messages)
+        streamed = list(model.stream(messages))[-1]
+    finally:
+        model.max_tokens = 48
+
+    assert (reply.finish_reason, reply.usage.completion_tokens) == ("length", 4)
+    assert isinstance(streamed, ModelReply) and streamed.finish_reason == "length"

@@ -23,7 +23,7 @@ so is `interrupt_requests`, which ends a streaming reply early whenever another 
 
 The server sends no token counts in streamed replies, and codeact streams (see
 `codeact.models.openai_compat`). `count_prompt` counts a request's prompt the way the server
-does, with the GGUF's own chat template and tokenizer (a vocabulary-only load: 0.8 s, ~100 MB),
+does, with the GGUF's own chat template and tokenizer (a vocabulary-only load: 0.6 s, ~100 MB),
 so that the benchmark's token figures stay exact and comparable with the peers', which do not
 stream.
 """
@@ -237,17 +237,21 @@ def _weights(size: str) -> Path:
 
 def _load_counter(path: Path) -> tuple[Any, Any]:
     """The tokenizer and chat template the server uses for this GGUF (llama-cpp-python picks the
-    GGUF's own template when it is not one of its named formats, as for Qwen)."""
+    GGUF's own template when it is not one of its named formats, as for Qwen). A vocabulary-only
+    model without a context: a context would warn on stderr about its training length."""
     import llama_cpp
     from llama_cpp import llama_chat_format
+    from llama_cpp._internals import LlamaModel
 
-    llm = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = LlamaModel(path_model=str(path), params=params, verbose=False)
     formatter = llama_chat_format.Jinja2ChatFormatter(
-        template=llm.metadata["tokenizer.chat_template"],
-        eos_token=llm._model.token_get_text(llm.token_eos()),
-        bos_token=llm._model.token_get_text(llm.token_bos()),
+        template=model.metadata()["tokenizer.chat_template"],
+        eos_token=model.token_get_text(model.token_eos()),
+        bos_token=model.token_get_text(model.token_bos()),
     )
-    return llm, formatter
+    return model, formatter
 
 
 def _cpu_seconds(pid: int) -> float | None:
