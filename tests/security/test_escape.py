@@ -650,7 +650,9 @@ def test_forged_final_answer_frame() -> None:
 def test_forged_call_to_a_tool_that_does_not_exist() -> None:
     out = attack(
         _FIND_BRIDGE
-        + "data = json.dumps({'op': 'call', 'id': 77, 'name': '__import__', 'args': ['os'], 'kwargs': {}}).encode()\n"
+        + "import gc\nstep = next(o for o in gc.get_objects() if type(o).__name__ == 'Kernel').exec_id\n"
+        + "data = json.dumps({'op': 'call', 'id': 77, 'exec': step, 'name': '__import__', 'args': ['os'],"
+        + " 'kwargs': {}}).encode()\n"
         + "fd = bridge_fd()\nos.write(fd, len(data).to_bytes(4, 'big') + data)\n"
         + "print(os.read(fd, 4096)[4:200])"
     )
