@@ -16,8 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from codeact import CodeAgent
+from codeact.agent.compaction import Compaction, estimate_tokens
 from codeact.models.base import Message, Model, ModelReply, ToolSpec, Usage
-from codeact.runs.compaction import Compaction, estimate_tokens
 from codeact.sandbox.process import ProcessSandbox
 
 __all__ = ["main"]

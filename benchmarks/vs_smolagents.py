@@ -1,7 +1,7 @@
 """codeact vs smolagents, measured in one run on one machine: execution speed, per-step framework
 overhead, import time, and system prompt size.
 
-Run: .venv/bin/python benchmarks/vs_smolagents.py [--repeat 5] [--steps 20]
+Run: .venv/bin/python benchmarks/vs_smolagents.py [--repeat 5] [--steps 20] [--parts 1,2,3,4]
 Needs smolagents (`pip install 'codeact[bench-peers]'`). Every time is the best of --repeat runs. Prompt sizes are counted with the
 embedded model's own tokenizer (llama.cpp, vocabulary only) when the weights are available,
 otherwise in words (the table says which).
@@ -263,20 +263,35 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--parts", default="1,2,3,4", help="which measurements to run, e.g. 2")
     args = parser.parse_args(argv)
+    parts = {p.strip() for p in args.parts.split(",")}
     try:
         import smolagents
     except ImportError:
         sys.exit("this benchmark needs smolagents: pip install 'codeact[bench-peers]'")
     print(f"python {sys.version.split()[0]}, smolagents {smolagents.__version__}")
 
-    execution = bench_execution(args.repeat)
+    if "1" in parts:
+        _print_execution(args.repeat)
+    if "2" in parts:
+        _print_overhead(args.steps, args.repeat)
+    if "3" in parts:
+        _print_imports(args.repeat)
+    if "4" in parts:
+        _print_prompts()
+
+
+def _print_execution(repeat: int) -> None:
+    execution = bench_execution(repeat)
     floor = execution["plain exec"]
-    print(_table(f"1. One CPU-bound action (best of {args.repeat})",
+    print(_table(f"1. One CPU-bound action (best of {repeat})",
                  [(k, f"{v * 1000:.1f} ms", f"{v / floor:.2f}x") for k, v in execution.items()],
                  ("executor", "time", "vs plain exec")))
 
-    overhead = bench_overhead(args.steps, args.repeat)
+
+def _print_overhead(steps: int, repeat: int) -> None:
+    overhead = bench_overhead(steps, repeat)
     rows = []
     for group in (("codeact CodeAgent", "codeact CodeAgent, bare", "smolagents CodeAgent"),
                   ("codeact ToolCallingAgent", "codeact ToolCallingAgent, bare", "smolagents ToolCallingAgent")):
@@ -285,14 +300,18 @@ def main(argv: list[str] | None = None) -> None:
             one, per = overhead[name]
             rows.append((name, f"{one * 1000:.1f} ms", f"{per * 1000:.2f} ms",
                          f"{per / base:.2f}x" if base > 0 else "n/a"))
-    print(_table(f"2. Framework overhead, zero-latency scripted model ({args.steps} extra steps)", rows,
+    print(_table(f"2. Framework overhead, zero-latency scripted model ({steps} extra steps)", rows,
                  ("agent", "1-step run", "per extra step", "per step vs codeact")))
 
-    imports = bench_import(args.repeat)
+
+def _print_imports(repeat: int) -> None:
+    imports = bench_import(repeat)
     print(_table("3. Import time in a fresh interpreter",
                  [(k, f"{v * 1000:.0f} ms", f"{v / imports['codeact']:.2f}x") for k, v in imports.items()],
                  ("import", "time", "vs codeact")))
 
+
+def _print_prompts() -> None:
     sizes, unit = bench_prompts()
     rows = []
     for ours, theirs in (("codeact CodeAgent", "smolagents CodeAgent"),

@@ -1,5 +1,6 @@
 """codeact: agents that act by writing Python, run in a real, isolated CPython kernel."""
 
+from codeact._version import __version__
 from codeact.agent import Agent, CodeAgent, RunResult, ToolCallingAgent
 from codeact.errors import CodeactError, ConfigError, ModelError, SandboxError, ToolError
 from codeact.runs.events import Event, Step
@@ -21,5 +22,3 @@ __all__ = [
     "__version__",
     "tool",
 ]
-
-__version__ = "0.1.0"

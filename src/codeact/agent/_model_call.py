@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from codeact.agent.loop import CallModel
 from codeact.errors import BudgetExceeded, ModelError
 from codeact.models.base import Model, ModelReply
 from codeact.runs.events import ModelDelta
@@ -29,7 +30,7 @@ __all__ = ["acall_model", "call_model"]
 _DONE = object()
 
 
-def call_model(model: Model, call: Any, *, stream: bool) -> Iterator[ModelDelta | ModelReply]:
+def call_model(model: Model, call: CallModel, *, stream: bool) -> Iterator[ModelDelta | ModelReply]:
     """Yield a ModelDelta per chunk (when `stream`), then the ModelReply.
 
     Raises BudgetExceeded when `call.deadline` passes first, ModelError when the backend fails.
@@ -44,7 +45,7 @@ def call_model(model: Model, call: Any, *, stream: bool) -> Iterator[ModelDelta 
     yield from _deltas(call.step, _in_thread(model, call, streaming))
 
 
-async def acall_model(model: Model, call: Any, *, stream: bool) -> AsyncIterator[ModelDelta | ModelReply]:
+async def acall_model(model: Model, call: CallModel, *, stream: bool) -> AsyncIterator[ModelDelta | ModelReply]:
     """`call_model` for the async driver: awaits the backend's `acomplete`/`astream`."""
     streaming = stream and not call.tools
     if not streaming:
@@ -80,7 +81,7 @@ async def _bounded(awaitable: Any, deadline: float | None) -> Any:
         raise BudgetExceeded("seconds", 0.0, 0.0) from None
 
 
-def _complete(model: Model, call: Any) -> ModelReply:
+def _complete(model: Model, call: CallModel) -> ModelReply:
     return _checked(model.complete(list(call.messages), stop=call.stop or None, tools=call.tools or None))
 
 
@@ -90,7 +91,7 @@ def _checked(reply: Any) -> ModelReply:
     return reply
 
 
-def _stream(model: Model, call: Any) -> Iterator[str | ModelReply]:
+def _stream(model: Model, call: CallModel) -> Iterator[str | ModelReply]:
     chunks = model.stream(list(call.messages), stop=call.stop or None)
     try:
         yield from chunks
@@ -112,8 +113,10 @@ def _deltas(step: int, pieces: Iterator[str | ModelReply]) -> Iterator[ModelDelt
     raise ModelError("the model's stream ended without a reply")
 
 
-def _in_thread(model: Model, call: Any, streaming: bool) -> Iterator[str | ModelReply]:
+def _in_thread(model: Model, call: CallModel, streaming: bool) -> Iterator[str | ModelReply]:
     """The call in a daemon thread; its chunks and reply come through a queue until the deadline."""
+    assert call.deadline is not None
+    deadline = call.deadline
     out: queue.Queue[Any] = queue.Queue()
     stop = threading.Event()
 
@@ -134,7 +137,7 @@ def _in_thread(model: Model, call: Any, streaming: bool) -> Iterator[str | Model
     threading.Thread(target=work, name="codeact-model-call", daemon=True).start()
     try:
         while True:
-            remaining = call.deadline - time.monotonic()
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise BudgetExceeded("seconds", 0.0, 0.0)
             try:

@@ -1,8 +1,8 @@
-"""The drivers around the loop: sync, streaming and async, shared by every agent kind.
+"""The agent: owns the model, tools and budgets, and runs the loop sync, streamed or async.
 
-A driver performs the loop's effects (call the model, run the action) and passes its events on.
-What else a run does (the run log, resume and replay feeds, telemetry) lives in a
-`RunSession`, so the sync and async drivers stay thin and cannot drift apart.
+The driving itself is written once, in `driver.drive`; `_drive` and `_adrive` are the thin sync
+and async shells that perform its ops. What else a run does (the run log, resume and replay
+feeds, telemetry) lives in a `RunSession`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Literal, overload
 
 from codeact.agent._model_call import acall_model, call_model
+from codeact.agent.compaction import Compaction
+from codeact.agent.driver import SIGNALS, Blocking, drive
 from codeact.agent.loop import (
     Action,
     ActionFormat,
@@ -24,17 +26,16 @@ from codeact.agent.loop import (
     RunAction,
     agent_loop,
 )
-from codeact.agent.result import RunResult
-from codeact.errors import BudgetExceeded, ConfigError, ModelError
+from codeact.agent.replay import ReplayReport, budget_from_meta, describe_tools
+from codeact.agent.run_session import RunObserver, RunSession, SessionMode
+from codeact.errors import BudgetExceeded, ConfigError
 from codeact.models.base import Model
-from codeact.runs.compaction import Compaction
 from codeact.runs.events import Event, ModelDelta, RunFinished, Step, StepFinished
 from codeact.runs.log import RunLog, new_run_id
 from codeact.runs.pricing import PriceInput, PriceTable
 from codeact.runs.recording import Recording
 from codeact.runs.redact import Redactor
-from codeact.runs.replay import ReplayReport, budget_from_meta, describe_tools
-from codeact.runs.session import RunObserver, RunSession, SessionMode
+from codeact.runs.result import RunResult
 from codeact.runs.store import RunStore, open_store
 from codeact.sandbox.base import Execution, ToolCallRecord
 from codeact.tools.tool import Tool, to_tools
@@ -44,8 +45,6 @@ __all__ = ["Agent", "EventCallback", "StepCallback"]
 StepCallback = Callable[[Step], None]
 EventCallback = Callable[[Event], None]
 StoreOption = RunStore | str | Path | bool | None
-_SIGNALS = (ModelError, BudgetExceeded, KeyboardInterrupt)
-"""What a driver throws back into the loop, which ends the run with a status for each."""
 _DEFAULT_COMPACTION = Compaction()
 
 
@@ -242,40 +241,37 @@ class Agent:
         self.close()
 
     # -- the drivers --------------------------------------------------------------------------
-    # The two drivers differ only in how they wait (threads vs awaits); what they catch, what
-    # they stream and what they record is the same, through `_SIGNALS`, `RunSession` and
-    # `_model_call`.
+    # Thin shells around `driver.drive`: they own the run's lifetime (claim the agent, begin,
+    # end, close the session) and perform its ops, the sync one directly, the async one with
+    # awaits and worker threads. Everything else is decided once, in `drive`.
     def _drive(self, task: str, make_session: Callable[[], RunSession],
                budget: Budget | None = None, *, deltas: bool = False) -> Iterator[Event]:
         session = self._claim(make_session)
-        loop = agent_loop(task, self._format(), self._config(session.run_id, budget))
+        ops = drive(agent_loop(task, self._format(), self._config(session.run_id, budget)), session, self._performer)
         try:
             self._begin()
             value: Any = None
             throw: BaseException | None = None
             while True:
                 try:
-                    item = loop.throw(throw) if throw is not None else loop.send(value)
+                    op = ops.throw(throw) if throw is not None else ops.send(value)
                 except StopIteration:
                     return
                 value, throw = None, None
                 try:
-                    if isinstance(item, CallModel):
-                        value = session.model_reply(item)
-                        if value is None:
-                            for piece in call_model(self.model, item, stream=deltas):
-                                if isinstance(piece, ModelDelta):
-                                    self._notify(piece)
-                                    yield piece
-                                else:
-                                    value = piece
-                    elif isinstance(item, RunAction):
-                        value = session.perform(item, self._performer(item))
+                    if isinstance(op, Blocking):
+                        value = op.fn(*op.args)
+                    elif isinstance(op, CallModel):
+                        for piece in call_model(self.model, op, stream=deltas):
+                            if isinstance(piece, ModelDelta):
+                                self._notify(piece)
+                                yield piece
+                            else:
+                                value = piece
                     else:
-                        for event in session.emit(item):
-                            self._notify(event)
-                            yield event
-                except _SIGNALS as exc:
+                        self._notify(op)
+                        yield op
+                except SIGNALS as exc:
                     throw = exc
         except BaseException as exc:
             session.close(exc)
@@ -290,37 +286,34 @@ class Agent:
     async def _adrive(self, task: str, make_session: Callable[[], RunSession],
                       budget: Budget | None = None, *, deltas: bool = False) -> AsyncIterator[Event]:
         session = self._claim(make_session)
-        loop = agent_loop(task, self._format(), self._config(session.run_id, budget))
+        ops = drive(agent_loop(task, self._format(), self._config(session.run_id, budget)), session, self._performer)
         try:
             await asyncio.to_thread(self._begin)
             value: Any = None
             throw: BaseException | None = None
             while True:
                 try:
-                    item = loop.throw(throw) if throw is not None else loop.send(value)
+                    op = ops.throw(throw) if throw is not None else ops.send(value)
                 except StopIteration:
                     return
                 value, throw = None, None
                 try:
-                    if isinstance(item, CallModel):
-                        value = session.model_reply(item)
-                        if value is None:
-                            async for piece in acall_model(self.model, item, stream=deltas):
-                                if isinstance(piece, ModelDelta):
-                                    self._notify(piece)
-                                    yield piece
-                                else:
-                                    value = piece
-                    elif isinstance(item, RunAction):
-                        value = await asyncio.to_thread(session.perform, item, self._performer(item))
+                    if isinstance(op, Blocking):
+                        value = await asyncio.to_thread(op.fn, *op.args)
+                    elif isinstance(op, CallModel):
+                        async for piece in acall_model(self.model, op, stream=deltas):
+                            if isinstance(piece, ModelDelta):
+                                self._notify(piece)
+                                yield piece
+                            else:
+                                value = piece
                     else:
-                        for event in session.emit(item):
-                            self._notify(event)
-                            yield event
-                except _SIGNALS as exc:
+                        self._notify(op)
+                        yield op
+                except SIGNALS as exc:
                     throw = exc
         except BaseException as exc:
-            session.close(KeyboardInterrupt() if isinstance(exc, asyncio.CancelledError) else exc)
+            session.close(exc)
             raise
         finally:
             self._session = None

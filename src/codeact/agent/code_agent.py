@@ -11,12 +11,16 @@ from codeact.agent.loop import Action, NoAction
 from codeact.agent.observation import format_observation
 from codeact.agent.parse import CodeAction, parse_code, strip_redefinitions
 from codeact.agent.prompt import load_template, render_imports, render_tools
+from codeact.agent.replay import NoModel, ReplayReport, recorded_tools
 from codeact.agent.workspace import describe_workspace
+from codeact.errors import ConfigError
 from codeact.models.base import Message, Model, ModelReply, ToolSpec
+from codeact.runs.recording import Recording
+from codeact.runs.store import RunStore
 from codeact.sandbox.base import ExecError, Execution, Sandbox
 from codeact.tools.tool import Tool
 
-__all__ = ["CodeAgent", "CodeFormat"]
+__all__ = ["CodeAgent", "CodeFormat", "replay_run"]
 
 SandboxFactory = Callable[[], Sandbox]
 
@@ -193,3 +197,39 @@ class CodeAgent(Agent):
         if refused is not None:
             return Execution(error=refused)
         return self._sandbox.execute(action.code, timeout=self._time_left(self.step_timeout))
+
+
+def replay_run(run_id: str, *, store: RunStore | None = None, live_tools: Sequence[Tool] | None = None,
+               sandbox: Sandbox | SandboxFactory | None = None, **agent_options: Any) -> ReplayReport:
+    """Replay a recorded code-agent run from the log alone (see `agent.replay`).
+
+    Args:
+        run_id: the run (or a unique prefix of its id).
+        store: the run log; the default file when None.
+        live_tools: real tools to call (results compared with the recording) instead of
+            serving recorded results.
+        sandbox: as for CodeAgent; the default sandbox when None.
+        agent_options: more CodeAgent options, e.g. `step_timeout`.
+    """
+    own_store = store is None
+    store = store or RunStore()
+    try:
+        return _replay(store, run_id, live_tools, sandbox, agent_options)
+    finally:
+        if own_store:
+            store.close()
+
+
+def _replay(store: RunStore, run_id: str, live_tools: Sequence[Tool] | None,
+            sandbox: Sandbox | SandboxFactory | None, agent_options: dict[str, Any]) -> ReplayReport:
+    recording = Recording.load(store, run_id)
+    if recording.started.agent != CodeAgent.kind:
+        raise ConfigError(f"run {recording.run_id} was made by a {recording.started.agent!r} agent; "
+                          "replay it with that agent's `replay` method")
+    meta = store.get(recording.run_id).meta
+    tools = list(live_tools) if live_tools is not None else recorded_tools(meta, recording)
+    agent = CodeAgent(NoModel(), tools, sandbox=sandbox, store=store, **agent_options)
+    try:
+        return agent.replay(recording.run_id, live_tools=live_tools is not None)
+    finally:
+        agent.close()

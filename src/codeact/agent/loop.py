@@ -13,11 +13,10 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from codeact.agent.compaction import Compaction, Compactor, estimate_tokens
 from codeact.agent.observation import truncate
-from codeact.agent.result import RunResult
 from codeact.errors import BudgetExceeded, ModelError
 from codeact.models.base import Message, ModelReply, ToolSpec, Usage
-from codeact.runs.compaction import Compaction, Compactor, estimate_tokens
 from codeact.runs.events import (
     ActionParsed,
     BudgetHit,
@@ -31,6 +30,7 @@ from codeact.runs.events import (
     StepFinished,
     ToolCalled,
 )
+from codeact.runs.result import RunResult
 from codeact.sandbox.base import Execution
 
 __all__ = [
@@ -145,10 +145,6 @@ class Budget:
                 return ("cost", self.max_cost, self.cost_of(usage), message)
         return None
 
-    def exceeded(self, usage: Usage, seconds: float) -> str | None:
-        hit = self.check(usage, seconds)
-        return hit[3] if hit else None
-
 
 @dataclass(frozen=True)
 class LoopConfig:
@@ -179,6 +175,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
     ]
     turns: list[tuple[int, list[Message]]] = []
     compactor = Compactor(config.compaction) if config.compaction is not None else None
+    sizes: dict[str, float] = {}
     steps: list[Step] = []
     usage = Usage()
     partial: Any = None  # the best answer so far, for runs that end without final_answer
@@ -215,7 +212,8 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
             (turns[-1][1] if turns else head).append(Message("user", fmt.final_request()))
         messages = prompt()
         if budget.max_tokens is not None or budget.max_cost is not None:
-            hit = budget.check_prompt(usage, estimate_tokens(messages))
+            estimate = compactor.estimate(messages) if compactor is not None else estimate_tokens(messages, sizes)
+            hit = budget.check_prompt(usage, estimate)
             if hit:
                 return (yield from out_of_budget(index, hit))
         t0 = time.monotonic()

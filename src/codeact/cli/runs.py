@@ -187,8 +187,8 @@ def replay(
 
     Exits 0 when every observation matches the recording, 1 when one diverges.
     """
+    from codeact.agent.code_agent import replay_run
     from codeact.cli._loading import load_tool
-    from codeact.runs.replay import replay_run
 
     err = Console(stderr=True)
     with usage_errors(err):

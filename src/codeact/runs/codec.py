@@ -330,22 +330,32 @@ _TYPE = "$type"
 
 
 def _execution_class(data: Mapping[str, Any]) -> tuple[type[Execution], dict[str, Any]]:
-    """The recorded Execution subclass (only codeact's own) and its extra fields, as tuples."""
+    """The recorded Execution subclass (only codeact's own) and its extra fields, as tuples.
+
+    The class is looked up among the loaded subclasses of Execution, never imported by name: a
+    log cannot make this process import a module. (The agent kind that wrote such a record has
+    loaded its class, since `codeact` imports every agent kind.)"""
     name = data.get(_TYPE)
     if not isinstance(name, str) or not name.startswith("codeact."):
         return Execution, {}
-    module_name, _, qualname = name.partition(":")
-    try:
-        import importlib
-
-        kind = getattr(importlib.import_module(module_name), qualname)
-    except (ImportError, AttributeError):
-        return Execution, {}
-    if not (isinstance(kind, type) and issubclass(kind, Execution) and dataclasses.is_dataclass(kind)):
+    kind = _execution_kinds().get(name)
+    if kind is None:
         return Execution, {}
     base = {f.name for f in dataclasses.fields(Execution)}
     extra = {f.name: _tuples(data[f.name]) for f in dataclasses.fields(kind) if f.name not in base and f.name in data}
     return kind, extra
+
+
+def _execution_kinds() -> dict[str, type[Execution]]:
+    """"module:qualname" -> each loaded dataclass subclass of Execution."""
+    found: dict[str, type[Execution]] = {}
+    pending = list(Execution.__subclasses__())
+    while pending:
+        kind = pending.pop()
+        pending += kind.__subclasses__()
+        if dataclasses.is_dataclass(kind):
+            found[f"{kind.__module__}:{kind.__qualname__}"] = kind
+    return found
 
 
 def _tuples(value: Any) -> Any:

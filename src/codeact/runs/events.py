@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from codeact.models.base import Message, Usage
+from codeact.runs.result import RunResult, RunStatus, Step
 from codeact.sandbox.base import Execution, ToolCallRecord
 
 __all__ = [
@@ -32,27 +33,6 @@ __all__ = [
     "event_to_dict",
     "to_jsonable",
 ]
-
-RunStatus = Literal["success", "max_steps", "budget_exceeded", "model_error", "interrupted"]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One complete step: model reply, the action taken, and what came back."""
-
-    index: int
-    thought: str
-    code: str | None
-    observation: str
-    usage: Usage = Usage()
-    model_seconds: float = 0.0
-    exec_seconds: float = 0.0
-    tool_calls: tuple[ToolCallRecord, ...] = ()
-    is_final: bool = False
-    error: str | None = None
-    """Kind of failure in this step, if any: "no_code", an exception type, "timeout", "kernel_lost"."""
-    reply: str = ""
-
 
 @dataclass(frozen=True)
 class Event:
@@ -197,8 +177,8 @@ class RunFinished(Event):
     steps: int
     seconds: float
     error: str | None = None
-    result: Any = field(default=None, repr=False, compare=False)
-    """The RunResult, for callers that consume a stream."""
+    result: RunResult | None = field(default=None, repr=False, compare=False)
+    """The RunResult, for callers that consume a stream (None in a run read from the log)."""
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

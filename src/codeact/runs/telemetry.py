@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from codeact._optional import require
+from codeact._version import __version__
+from codeact.models.base import Message
 from codeact.runs.codec import encode_value
 from codeact.runs.events import (
     BudgetHit,
@@ -51,8 +54,6 @@ class Telemetry:
     def __init__(self, tracer_provider: Any = None, *, capture_content: bool = True) -> None:
         trace = require("opentelemetry.trace", extra="telemetry", feature="Telemetry")
         semconv = require("openinference.semconv.trace", extra="telemetry", feature="Telemetry")
-        from codeact import __version__
-
         provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
         self.tracer = provider.get_tracer("codeact", __version__)
         self.capture_content = capture_content
@@ -78,27 +79,26 @@ class RunTracer:
         self._model_name = ""
 
     # -- RunObserver -----------------------------------------------------------------------------
-    def on_model_request(self, call: Any) -> None:
-        self._open_step(call.step)
+    def on_model_request(self, step: int, messages: Sequence[Message], stop: Sequence[str]) -> None:
+        self._open_step(step)
         a, m = self.t._attrs, self.t._messages
         attrs: dict[str, Any] = {
             a.OPENINFERENCE_SPAN_KIND: "LLM",
             a.LLM_MODEL_NAME: self._model_name,
-            a.LLM_INVOCATION_PARAMETERS: json.dumps({"stop": list(call.stop)}),
+            a.LLM_INVOCATION_PARAMETERS: json.dumps({"stop": list(stop)}),
         }
         if self.t.capture_content:
-            for i, message in enumerate(call.messages):
+            for i, message in enumerate(messages):
                 prefix = f"{a.LLM_INPUT_MESSAGES}.{i}."
                 attrs[prefix + m.MESSAGE_ROLE] = message.role
                 attrs[prefix + m.MESSAGE_CONTENT] = _clip(message.content)
         self._model = self._start("model", self._step, attrs)
 
-    def on_action(self, effect: Any) -> None:
-        self._open_step(effect.step)
+    def on_action(self, step: int, code: str | None) -> None:
+        self._open_step(step)
         a = self.t._attrs
         attrs = {a.OPENINFERENCE_SPAN_KIND: "TOOL", a.TOOL_NAME: "python",
                  a.TOOL_DESCRIPTION: "run the model's code in the sandboxed kernel"}
-        code = getattr(effect.action, "code", None)
         if self.t.capture_content and code is not None:
             attrs.update({a.INPUT_VALUE: _clip(code), a.INPUT_MIME_TYPE: "text/x-python"})
         self._code = self._start("python", self._step, attrs)

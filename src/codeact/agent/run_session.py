@@ -21,6 +21,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
+from codeact.agent.feed import Divergence, ToolFeed, feed_tools
+from codeact.agent.loop import Action, CallModel, RunAction
 from codeact.errors import ModelError
 from codeact.models.base import Message, ModelReply
 from codeact.runs.events import (
@@ -34,7 +36,6 @@ from codeact.runs.events import (
     StepFinished,
     ToolCalled,
 )
-from codeact.runs.feed import Divergence, ToolFeed, feed_tools
 from codeact.runs.log import RunLog
 from codeact.runs.recording import Recording
 from codeact.sandbox.base import Execution, ToolCallRecord
@@ -52,8 +53,8 @@ _STEP_KINDS = frozenset({"model_requested", "model_replied", "action_parsed", "t
 class RunObserver(Protocol):
     """Something that watches a run as it happens (telemetry). Calls come in the run's order."""
 
-    def on_model_request(self, call: Any) -> None: ...
-    def on_action(self, action: Any) -> None: ...
+    def on_model_request(self, step: int, messages: Sequence[Message], stop: Sequence[str]) -> None: ...
+    def on_action(self, step: int, code: str | None) -> None: ...
     def on_tool_call(self, step: int, record: ToolCallRecord) -> None: ...
     def on_event(self, event: Event) -> None: ...
     def close(self, error: BaseException | None) -> None: ...
@@ -124,7 +125,7 @@ class RunSession:
             return dict(tools)
         return feed_tools(tools, self.feed)
 
-    def model_reply(self, call: Any) -> ModelReply | None:
+    def model_reply(self, call: CallModel) -> ModelReply | None:
         """Record the request; return the recorded reply to use instead of the model, if any."""
         step = call.step
         with self._lock:
@@ -139,18 +140,18 @@ class RunSession:
                 self._diverged(Divergence(step, "missing_reply", "the recorded run ended before this step",
                                           f"the replayed run asked the model for step {step}"))
                 raise ModelError(f"replay: the recording has no model reply for step {step}")
-            self._observe("on_model_request", call)
+            self._observe("on_model_request", step, call.messages, call.stop)
             return reply
         if self.mode == "resume" and recorded is not None and step <= self.ff_until + 1:
             reply = recorded.model_reply()
             if reply is not None:
                 if step > self.ff_until:
-                    self._observe("on_model_request", call)
+                    self._observe("on_model_request", step, call.messages, call.stop)
                 return reply
-        self._observe("on_model_request", call)
+        self._observe("on_model_request", step, call.messages, call.stop)
         return None
 
-    def perform(self, effect: Any, perform: Callable[[Any], Execution]) -> Execution:
+    def perform(self, effect: RunAction, perform: Callable[[Action], Execution]) -> Execution:
         """Carry out a RunAction: live, re-executed for state, or against the recording."""
         step = effect.step
         self._step = step
@@ -172,7 +173,7 @@ class RunSession:
             ):
                 self.resume_diverged.append(step)
             return kept
-        self._observe("on_action", effect)
+        self._observe("on_action", step, effect.action.code)
         if self.mode == "resume" and recorded is not None and not self.live_tools:
             self.feed.load(step, recorded.tool_calls, "serve")  # the step a crash cut short
         elif self.mode == "replay":
@@ -228,6 +229,8 @@ class RunSession:
         if self._closed:
             return
         self._closed = True
+        if isinstance(error, asyncio.CancelledError):  # the async driver's task was cancelled
+            error = KeyboardInterrupt()
         if self.finished is None and self.log is not None:
             if error is None or isinstance(error, GeneratorExit):
                 self.log.abandon("interrupted", "the caller stopped reading the run's events")
@@ -263,7 +266,7 @@ class RunSession:
             if self.log is not None:
                 self.log.write(event)
             if not isinstance(event, ModelRequested):
-                self._observe("on_event", event)
+                self._observe_event(event)
         return yield_it and not self._fast_forwarded(event)
 
     def _tool_call(self, step: int, record: ToolCallRecord, source: str) -> None:
@@ -289,11 +292,16 @@ class RunSession:
         step = _step_of(event)
         return event.kind in _STEP_KINDS and step is not None and step <= self.ff_until
 
-    def _observe(self, method: str, item: Any) -> None:
-        step = _step_of(item)
+    def _observe(self, method: str, step: int, *args: Any) -> None:
+        if self.mode == "resume" and step <= self.ff_until:
+            return
+        self._tell(method, step, *args)
+
+    def _observe_event(self, event: Event) -> None:
+        step = _step_of(event)
         if self.mode == "resume" and step is not None and step <= self.ff_until:
             return
-        self._tell(method, item)
+        self._tell("on_event", event)
 
     def _tell(self, method: str, *args: Any) -> None:
         """Call `method` on every observer; one that raises is dropped (telemetry must not end a

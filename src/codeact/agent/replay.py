@@ -5,8 +5,8 @@ and compares each observation with the recorded one. Record once with a real mod
 replay in CI: a change to the kernel, the prompt format's observation text or a tool's result
 (replayed with `live_tools=True`) shows up as the first `Divergence`.
 
-`replay_run` needs nothing but the log: the tools are rebuilt from the signatures kept with the
-run, and their results come from the log.
+`replay_run` (in `code_agent`) needs nothing but the log: the tools are rebuilt from the
+signatures kept with the run (`recorded_tools`), and their results come from the log.
 """
 
 from __future__ import annotations
@@ -14,19 +14,16 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from codeact.agent.feed import Divergence
+from codeact.agent.loop import Budget
 from codeact.errors import ConfigError, ModelError
 from codeact.models.base import Message, Model, ModelReply, ToolSpec
-from codeact.runs.feed import Divergence
 from codeact.runs.pricing import PriceTable
 from codeact.runs.recording import Recording
+from codeact.runs.result import RunResult
 from codeact.tools.tool import Tool
-
-if TYPE_CHECKING:
-    from codeact.agent.loop import Budget
-    from codeact.agent.result import RunResult
-    from codeact.runs.store import RunStore
 
 __all__ = [
     "NoModel",
@@ -35,7 +32,6 @@ __all__ = [
     "budget_from_meta",
     "describe_tools",
     "recorded_tools",
-    "replay_run",
 ]
 
 
@@ -142,8 +138,6 @@ def recorded_tools(meta: Mapping[str, Any], recording: Recording) -> list[Tool]:
 
 def budget_from_meta(meta: Mapping[str, Any], recording: Recording, prices: PriceTable) -> Budget:
     """The recorded run's step, token and cost limits (not its time limit: replay is faster)."""
-    from codeact.agent.loop import Budget
-
     found = meta.get("budget")
     limits: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     max_cost = limits.get("max_cost")
@@ -154,43 +148,3 @@ def budget_from_meta(meta: Mapping[str, Any], recording: Recording, prices: Pric
         max_cost=max_cost if price is not None else None,
         cost_of=price.cost if price is not None else None,
     )
-
-
-def replay_run(run_id: str, *, store: RunStore | None = None, live_tools: Sequence[Tool] | None = None,
-               sandbox: Any = None, **agent_options: Any) -> ReplayReport:
-    """Replay a recorded code-agent run from the log alone.
-
-    Args:
-        run_id: the run (or a unique prefix of its id).
-        store: the run log; the default file when None.
-        live_tools: real tools to call (results compared with the recording) instead of
-            serving recorded results.
-        sandbox: as for CodeAgent; the default sandbox when None.
-        agent_options: more CodeAgent options, e.g. `step_timeout`.
-    """
-    from codeact.runs.store import RunStore
-
-    own_store = store is None
-    store = store or RunStore()
-    try:
-        return _replay(store, run_id, live_tools, sandbox, agent_options)
-    finally:
-        if own_store:
-            store.close()
-
-
-def _replay(store: RunStore, run_id: str, live_tools: Sequence[Tool] | None, sandbox: Any,
-            agent_options: dict[str, Any]) -> ReplayReport:
-    from codeact.agent.code_agent import CodeAgent
-
-    recording = Recording.load(store, run_id)
-    if recording.started.agent != CodeAgent.kind:
-        raise ConfigError(f"run {recording.run_id} was made by a {recording.started.agent!r} agent; "
-                          "replay it with that agent's `replay` method")
-    meta = store.get(recording.run_id).meta
-    tools = list(live_tools) if live_tools is not None else recorded_tools(meta, recording)
-    agent = CodeAgent(NoModel(), tools, sandbox=sandbox, store=store, **agent_options)
-    try:
-        return agent.replay(recording.run_id, live_tools=live_tools is not None)
-    finally:
-        agent.close()

@@ -17,6 +17,7 @@ The result depends only on the messages, so resume and replay rebuild the same p
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ class Compaction:
             raise ConfigError(f"Compaction(max_tokens=...) below 256 leaves no room for a task; got {self.max_tokens}")
 
 
-def estimate_tokens(messages: Sequence[Message]) -> int:
+def estimate_tokens(messages: Sequence[Message], memo: dict[str, float] | None = None) -> int:
     """Tokens the messages take, estimated without a tokenizer, erring a little high.
 
     "Four characters per token" holds for English but not for what agents print: Qwen's
@@ -69,13 +70,26 @@ def estimate_tokens(messages: Sequence[Message]) -> int:
     token (measured: 15 KB of printed data, 9,160 tokens; chars/4 said 3,830). Counting each
     digit and symbol as a token and letters at six per token came within +1% (prose), +9% (data)
     and +27% (code) of the real count.
+
+    Args:
+        memo: text -> its estimate, kept by the caller across calls: a run sends the same
+            messages step after step, and counting them again made the estimate the largest
+            per-step cost of the loop.
     """
+    count = _text_tokens if memo is None else functools.partial(_memo_tokens, memo)
     total = 0.0
     for m in messages:
-        total += _text_tokens(m.content) + 5
+        total += count(m.content) + 5
         for call in m.tool_calls:
-            total += _text_tokens(call.name) + _text_tokens(repr(call.arguments))
+            total += count(call.name) + count(repr(call.arguments))
     return int(total)
+
+
+def _memo_tokens(memo: dict[str, float], text: str) -> float:
+    found = memo.get(text)
+    if found is None:
+        found = memo[text] = _text_tokens(text)
+    return found
 
 
 _PIECES = re.compile(r"[^\W\d_]+|\d|[^\w\s]|\s+")
@@ -105,6 +119,11 @@ class Compactor:
         self.policy = policy
         self._summarized = 0
         self._digests: list[str] = []
+        self._sizes: dict[str, float] = {}
+
+    def estimate(self, messages: Sequence[Message]) -> int:
+        """`estimate_tokens`, remembering each text's estimate for the rest of the run."""
+        return estimate_tokens(messages, self._sizes)
 
     @property
     def summarized_steps(self) -> int:
@@ -115,7 +134,7 @@ class Compactor:
         recent = max(self._summarized, len(turns) - self.policy.keep_recent)
         messages = self._build(head, turns, recent)
         limit = self.policy.max_tokens
-        if limit is not None and recent > self._summarized and estimate_tokens(messages) > limit:
+        if limit is not None and recent > self._summarized and self.estimate(messages) > limit:
             self._digests += [self._digest(step, turn) for step, turn in turns[self._summarized:recent]]
             self._summarized = recent
             messages = self._build(head, turns, recent)

@@ -3,8 +3,8 @@
 import json
 
 from codeact import CodeAgent, tool
+from codeact.agent.code_agent import replay_run
 from codeact.models import ScriptedModel
-from codeact.runs.replay import replay_run
 from codeact.runs.store import RunStore
 from codeact.sandbox.process import ProcessSandbox
 

@@ -5,10 +5,10 @@ import itertools
 import pytest
 
 from codeact import CodeAgent
+from codeact.agent.compaction import Compaction, Compactor, estimate_tokens
 from codeact.errors import ConfigError
 from codeact.models import ScriptedModel
 from codeact.models.base import Message
-from codeact.runs.compaction import Compaction, Compactor, estimate_tokens
 from codeact.runs.store import RunStore
 from codeact.sandbox.process import ProcessSandbox
 

@@ -65,7 +65,6 @@ class ToolFeed:
         self.loop = loop
         self.mode: FeedMode = "live"
         self.step = 0
-        self.served = 0
         self._queue: list[ToolCallRecord] = []
         self._lock = threading.Lock()
 
@@ -99,8 +98,6 @@ class ToolFeed:
         if expected is not None and _same_call(expected, tool.name, arguments):
             if isinstance(expected.result, Truncated) and expected.error is None:
                 return self._unservable(step, mode, tool, args, kwargs, expected.result)
-            with self._lock:
-                self.served += 1
             return _recorded(expected)
         wanted = _show_call(expected.name, expected.arguments) if expected else "no further tool call"
         self._diverge(step, "tool_call", wanted, _show_call(tool.name, arguments))

@@ -1,0 +1,61 @@
+"""What a run produced: its steps and its outcome, as plain records.
+
+They sit below the events (which carry them) and the agent (which builds them), so the run log
+and its readers can type them without importing the agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from codeact.models.base import Usage
+from codeact.sandbox.base import ToolCallRecord
+
+__all__ = ["RunResult", "RunStatus", "Step"]
+
+RunStatus = Literal["success", "max_steps", "budget_exceeded", "model_error", "interrupted"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One complete step: model reply, the action taken, and what came back."""
+
+    index: int
+    thought: str
+    code: str | None
+    observation: str
+    usage: Usage = Usage()
+    model_seconds: float = 0.0
+    exec_seconds: float = 0.0
+    tool_calls: tuple[ToolCallRecord, ...] = ()
+    is_final: bool = False
+    error: str | None = None
+    """Kind of failure in this step, if any: "no_code", an exception type, "timeout", "kernel_lost"."""
+    reply: str = ""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of `agent.run(task)`.
+
+    `output` is the value passed to `final_answer`; when the run ended without one (step
+    limit, budget, model failure) it holds whatever partial answer exists, and `status` and
+    `error` say why.
+    """
+
+    output: Any
+    status: RunStatus
+    steps: tuple[Step, ...]
+    usage: Usage
+    seconds: float
+    error: str | None = None
+    run_id: str | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.status == "success"
+
+    @property
+    def usage_per_step(self) -> list[Usage]:
+        return [s.usage for s in self.steps]
