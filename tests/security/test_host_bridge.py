@@ -218,14 +218,11 @@ def search(query: str) -> Page:
 # -- frames: size, depth, width, decode cost ------------------------------------------------------
 
 
-def test_forged_call_nested_500_levels_is_refused_before_decoding(store: Path) -> None:
+def test_values_nested_500_levels_are_refused_before_decoding_or_arrive_bounded(store: Path) -> None:
     out = hostile(FORGE + "v = []\nfor _ in range(500):\n    v = [v]\ncall(kwargs={'value': v})\ntime.sleep(1)", store,
                   tools=[echo])
     assert "KernelProtocolError" in out.observation and "nested deeper" in out.observation
     assert out.output == "survived"
-
-
-def test_argument_nested_500_levels_through_a_stub_arrives_bounded(store: Path) -> None:
     received.clear()
     out = hostile("v = []\nfor _ in range(500):\n    v = [v]\nprint(echo(v))", store, tools=[echo])
     assert out.output == "survived" and "list of" in out.observation
@@ -247,9 +244,9 @@ def test_a_wide_frame_of_empty_lists_is_refused_before_decoding(store: Path) -> 
     assert "KernelProtocolError" in out.observation and "over the limit" in out.observation
 
 
-def test_a_frame_declaring_4_gib_is_refused_at_once(store: Path) -> None:
-    out = hostile(FORGE + "os.write(bridge_fd(), b'\\xff\\xff\\xff\\xf0' + b'{' * 1000)\ntime.sleep(5)", store)
-    assert "KernelProtocolError" in out.observation and out.seconds < 4
+def test_a_frame_declaring_20_mib_is_refused_at_once(store: Path) -> None:
+    out = hostile(FORGE + "os.write(bridge_fd(), (20 * 2**20).to_bytes(4, 'big') + b'{' * 1000)\ntime.sleep(5)", store)
+    assert "KernelProtocolError" in out.observation and out.seconds < 4  # not waiting for 20 MiB to come
 
 
 def test_hash_colliding_set_members_do_not_cost_quadratic_time(store: Path) -> None:
@@ -267,11 +264,6 @@ def test_hash_colliding_set_members_do_not_cost_quadratic_time(store: Path) -> N
 def test_a_huge_tool_name_is_refused_cheaply(store: Path) -> None:
     out = hostile(FORGE + "call(name='a' * 5_000_000)\nprint(read_reply())", store, tools=[echo])
     assert "malformed tool call" in out.observation and out.seconds < STEP_TIMEOUT + 2
-
-
-def test_huge_integers_and_unparseable_numbers_in_frames(store: Path) -> None:
-    out = hostile(FORGE + "send(raw=b'{\"op\": \"call\", \"id\": ' + b'9' * 200_000 + b'}')\ntime.sleep(1)", store)
-    assert "KernelProtocolError" in out.observation
 
 
 # -- every frame type -----------------------------------------------------------------------------
