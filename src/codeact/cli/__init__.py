@@ -22,7 +22,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from codeact import __version__
+        from codeact._version import __version__
 
         typer.echo(f"codeact {__version__}")
         raise typer.Exit(0)
