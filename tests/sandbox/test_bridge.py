@@ -5,7 +5,9 @@ import datetime
 import decimal
 import fractions
 import json
+import os
 import pathlib
+import signal
 import socket
 import sys
 import threading
@@ -517,3 +519,41 @@ def test_the_kernel_wire_drops_stray_replies_and_never_hands_a_request_to_a_tool
     finally:
         host.close()
         kernel_end.close()
+
+
+def test_ctrl_c_on_the_host_while_tools_run_keeps_the_kernel_state():
+    with ProcessSandbox(timeout=30) as sb:
+        sb.start({"add": add, "slow": slow})
+        sb.execute("kept = 1")
+        timer = threading.Timer(0.4, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            sb.execute("while True:\n    add(1)\n    slow(0.01)")
+        timer.join()
+        assert sb.execute("kept").result == "1"
+        assert sb.execute("add(kept)").result == "2"
+
+
+def test_close_from_another_thread_while_tools_run_ends_the_step():
+    sb = ProcessSandbox(timeout=30)
+    sb.start({"add": add})
+    threading.Timer(0.3, sb.close).start()
+    started = time.monotonic()
+    run = sb.execute("while True:\n    add(1)")
+    assert run.state_lost and time.monotonic() - started < 5 and "closed" in run.error.message
+
+
+def test_numpy_arrays_cross_as_dtype_shape_and_bytes():
+    numpy = pytest.importorskip("numpy")
+
+    @tool
+    def matrix(n: int) -> object:
+        """A matrix."""
+        return {"m": numpy.arange(n * 3, dtype=numpy.float32).reshape(n, 3), "s": numpy.int64(7)}
+
+    encoded = to_kernel(matrix(2))["json"]
+    assert encoded["m"][TAG] == "ndarray" and encoded["s"] == 7
+    with ProcessSandbox(timeout=10) as sb:
+        sb.start({"matrix": matrix})
+        run = sb.execute("r = matrix(2)\n(type(r['m']).__name__, str(r['m'].dtype), r['m'].shape, float(r['m'].sum()), r['s'])")
+        assert run.result == "('ndarray', 'float32', (2, 3), 15.0, 7)"
