@@ -88,6 +88,10 @@ class _Running:
     abandoned: bool = False
 
 
+_NO_LOCK = threading.Lock()
+_NO_EVENT = threading.Event()
+
+
 class _Abandoned(Exception):
     """The client took the bridge back while a tool ran: the worker must not touch it."""
 
@@ -125,8 +129,8 @@ class StepServer:
         self.worker_reads = False
         self.yield_requested = False
         self.abandoned = False  # a tool overran: its thread is stuck in it
-        self._lock = threading.Lock()
-        self._handback = threading.Event()
+        self._lock = _NO_LOCK  # made on the first hand-off: most steps call no tool
+        self._handback = _NO_EVENT
         self._outcome: Outcome | None = None
         self._running: _Running | None = None
 
@@ -139,6 +143,8 @@ class StepServer:
 
     def hand_off(self, frame: dict[str, Any], worker: ToolThread) -> None:
         """Let `worker` serve this call frame and the frames after it."""
+        if self._handback is _NO_EVENT:
+            self._lock, self._handback = threading.Lock(), threading.Event()
         self.worker_reads = True
         self._handback.clear()
         worker.submit(lambda: self._serve(frame))
