@@ -41,7 +41,7 @@ from codeact.sandbox.kernel import (
     scan_frame,
     truncate_middle,
 )
-from codeact.tools._secrets import REDACTED, looks_secret, secret_name
+from codeact.tools._secrets import REDACTED, env_secrets, looks_secret, secret_name
 
 __all__ = [
     "MAX_FRAME_BYTES",
@@ -57,6 +57,7 @@ __all__ = [
     "truncate_middle",
 ]
 
+_ENV_SECRETS: list[tuple[str, ...]] = []  # for one to_kernel call (the same for every thread)
 _MAX_COLLISIONS = 32  # equal hashes among a set's members before it stays a list
 _TEXT_LIMIT = 1_000  # characters of a tagged scalar's text (an ISO date, a Decimal)
 
@@ -284,6 +285,7 @@ def to_kernel(value: Any) -> dict[str, Any]:
 
     UnsendableValue if it nests deeper than the wire allows (a cycle, for one).
     """
+    _ENV_SECRETS.clear()  # read once per result, when a record has a text field
     return {"json": _encode(value, 0)}
 
 
@@ -381,9 +383,18 @@ def _record_fields(value: Any) -> dict[str, Any] | None:
 
 def _field(name: str, value: Any, depth: int) -> Any:
     """A record's field, unless its name or text says it is a credential (then only a marker)."""
-    if secret_name(name) or (isinstance(value, str) and looks_secret(value)):
+    if secret_name(name) or (isinstance(value, str) and looks_secret(value, _env_secrets())):
         return {TAG: "opaque", "type": REDACTED}
     return _encode(value, depth)
+
+
+def _env_secrets() -> tuple[str, ...]:
+    try:
+        return _ENV_SECRETS[0]
+    except IndexError:  # the first text field of this result (or another thread cleared it)
+        secrets = env_secrets()
+        _ENV_SECRETS.append(secrets)
+        return secrets
 
 
 def _type_name(value: Any) -> str:

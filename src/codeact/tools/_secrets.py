@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["REDACTED", "looks_secret", "secret_name"]
+__all__ = ["REDACTED", "env_secrets", "looks_secret", "secret_name"]
 
 REDACTED = "<redacted>"
 
@@ -33,11 +33,17 @@ def secret_name(name: str) -> bool:
     return bool(_NAME.search(name))
 
 
-def looks_secret(text: str) -> bool:
-    """Whether `text` holds a credential: a known format, or a secret environment variable's value."""
+def env_secrets() -> tuple[str, ...]:
+    """The values of this process's environment variables named like credentials."""
+    return tuple(v for k, v in os.environ.items() if len(v) >= _MIN_SECRET and secret_name(k))
+
+
+def looks_secret(text: str, secrets: tuple[str, ...] | None = None) -> bool:
+    """Whether `text` holds a credential: a known format, or a secret environment variable's value.
+
+    Args:
+        secrets: `env_secrets()`, when the caller checks many texts at once.
+    """
     if _FORMATS.search(text):
         return True
-    for name, value in os.environ.items():
-        if len(value) >= _MIN_SECRET and secret_name(name) and value in text:
-            return True
-    return False
+    return any(value in text for value in (env_secrets() if secrets is None else secrets))
