@@ -222,3 +222,33 @@ def test_a_file_that_is_not_a_run_log_is_a_clear_error(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(ConfigError, match="cannot open the run log"):
         RunStore(path)
+
+
+def test_an_agent_commits_each_steps_reply_before_its_action_and_each_tool_call_at_once(tmp_path):
+    """The durability contract at step granularity: while step N's code runs, the log (read by
+    another connection) already holds steps before N whole, N's reply, and N's earlier tool calls."""
+    from codeact import CodeAgent, tool
+    from codeact.models import ScriptedModel
+    from codeact.sandbox.process import ProcessSandbox
+
+    path = tmp_path / "runs.db"
+    seen: list[list[str]] = []
+
+    @tool
+    def peek() -> int:
+        """The events committed so far."""
+        with RunStore(path) as other:
+            run_id = other.runs(limit=1)[0].id
+            seen.append([e["kind"] for e in other.raw_events(run_id)])
+        return 1
+
+    replies = ["```python\npeek()\n```", "```python\npeek()\npeek()\nfinal_answer(1)\n```"]
+    agent = CodeAgent(ScriptedModel(replies), [peek], store=path, sandbox=ProcessSandbox)
+    assert agent.run("peek").success
+    kinds = seen
+    assert kinds[0] == ["run_started", "model_requested", "model_replied", "action_parsed"]
+    assert kinds[1] == kinds[0] + ["tool_called", "observed", "step_finished",
+                                   "model_requested", "model_replied", "action_parsed"]
+    assert kinds[2] == kinds[1] + ["tool_called"]  # step 2's first call, committed as it happened
+    with RunStore(path) as store:
+        assert [e.kind for e in store.events(store.runs(limit=1)[0].id)][-2:] == ["step_finished", "run_finished"]

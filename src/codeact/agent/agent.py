@@ -386,7 +386,8 @@ class Agent:
         run_id = recording.run_id if recording is not None and mode == "resume" else None
         if mode == "record" and self.store is not None:
             run_id = new_run_id()
-            log = RunLog(self.store, run_id, redactor=self._redactor(), prices=self.prices, meta=self._meta())
+            log = RunLog(self.store, run_id, redactor=self._redactor(), prices=self.prices, meta=self._meta(),
+                         buffered=True)
         observers: list[RunObserver] = []
         if self._telemetry is not None:
             observers.append(self._telemetry.observer(run_id))
@@ -417,7 +418,7 @@ class Agent:
             raise ConfigError(f"run {recording.run_id} already finished with an answer; nothing to resume "
                               "(`replay` re-runs it)")
         log = RunLog.reopen(store, recording.run_id, redactor=self._redactor(), prices=self.prices,
-                            model=self.model_name)
+                            model=self.model_name, buffered=True)
         return recording, log
 
     def _require_store(self, what: str) -> RunStore:

@@ -149,6 +149,7 @@ class RunSession:
                     self._observe("on_model_request", step, call.messages, call.stop)
                 return reply
         self._observe("on_model_request", step, call.messages, call.stop)
+        self._flush()  # the run goes on to a live model call
         return None
 
     def perform(self, effect: RunAction, perform: Callable[[Action], Execution]) -> Execution:
@@ -164,6 +165,7 @@ class RunSession:
                 self.feed.live()
             else:
                 self.feed.load(step, recorded.tool_calls, "serve")
+            self._flush()
             rerun = perform(effect.action)  # rebuilds the kernel's state; the loop gets the record
             self.reexecuted += 1
             if kept is None:
@@ -181,6 +183,7 @@ class RunSession:
             self.feed.load(step, calls, "compare" if self.live_tools else "strict")
         else:
             self.feed.live()
+        self._flush()  # the run goes on to an action
         return perform(effect.action)
 
     def on_tool_call(self, record: ToolCallRecord) -> None:
@@ -192,6 +195,8 @@ class RunSession:
         notes of the log (what it could not keep, or that it stopped writing) and of observers
         that failed)."""
         out = self._emit(event)
+        if isinstance(event, RunFinished):
+            self._flush()
         with self._lock:
             notes, self._observer_notes = self._observer_notes, []
         if self.log is not None:
@@ -231,6 +236,7 @@ class RunSession:
         self._closed = True
         if isinstance(error, asyncio.CancelledError):  # the async driver's task was cancelled
             error = KeyboardInterrupt()
+        self._flush()
         if self.finished is None and self.log is not None:
             if error is None or isinstance(error, GeneratorExit):
                 self.log.abandon("interrupted", "the caller stopped reading the run's events")
@@ -241,6 +247,11 @@ class RunSession:
         self._tell("close", error if self.finished is None else None)
 
     # -- internals --------------------------------------------------------------------------------
+    def _flush(self) -> None:
+        """Commit what the log holds: before each effect, so a crash loses only the work in flight."""
+        if self.log is not None:
+            self.log.flush()
+
     def _announce(self, event: Event) -> None:
         """Before the first thing a resumed run does live, say so (in the log and the stream)."""
         if self._announced or self._fast_forwarded(event):
@@ -282,6 +293,7 @@ class RunSession:
         event = ToolCalled(step, record)
         if self.log is not None:
             self.log.write(event)
+            self.log.flush()  # a tool call has happened: resume must not make it again
         self._tell("on_tool_call", step, record)
 
     def _fast_forwarded(self, event: Event) -> bool:

@@ -1,7 +1,11 @@
-"""One run's append-only event log: redacted, numbered, committed one event at a time.
+"""One run's append-only event log: redacted, numbered, committed before the run goes on.
 
-The driver hands every event to `RunLog.write` *before* the loop goes on, so what a crash can
-lose is the work in flight (a model call, a code action) and never what was already seen.
+The driver hands every event to `RunLog.write` *before* the loop goes on. A log made with
+`buffered=True` (the agent's) holds the events in memory until `flush()`, which the driver calls
+before each effect (a live model call, an action) and for each tool call as it is reported: a
+step's events then cost two commits instead of one each, and what a crash can lose is still only
+the work in flight (a model call, a code action, whose inputs are committed), never a model reply
+or a tool call that already happened. A plain log commits every event as it is written.
 
 The log is a record, never a reason for a run to fail: what it stores is bounded by the store's
 `LogLimits` (per value, per text, per step, per run), any text is stored (lone surrogates
@@ -16,6 +20,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -55,6 +60,7 @@ class RunLog:
         redactor: removes secrets from every event before it is written.
         prices: prices the run's usage into its `cost` column.
         limits: what the log keeps of the run; the store's `limits` by default.
+        buffered: hold events until `flush()` (see the module docstring).
     """
 
     def __init__(
@@ -70,6 +76,7 @@ class RunLog:
         cost: float | None = 0.0,
         created: bool = False,
         limits: LogLimits | None = None,
+        buffered: bool = False,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -90,10 +97,14 @@ class RunLog:
         self._dropped: dict[int | None, tuple[str, int]] = {}
         self._broken: str | None = None
         self._notes: list[LogNote] = []
+        self.buffered = buffered
+        self._pending: list[tuple[int, float, str, int | None, str]] = []
+        self._pending_summary: dict[str, Any] = {}
+        self._pending_first = ""
 
     @classmethod
     def reopen(cls, store: RunStore, run_id: str, *, redactor: Redactor | None = None,
-               prices: PriceTable | None = None, model: str | None = None) -> RunLog:
+               prices: PriceTable | None = None, model: str | None = None, buffered: bool = False) -> RunLog:
         """Continue writing a recorded run (for resume). Refuses while another process writes it."""
         record = store.get(run_id)
         if record.status == "running" and record.writer_alive and record.pid != os.getpid():
@@ -104,7 +115,7 @@ class RunLog:
         log = cls(store, record.id, redactor=redactor, prices=prices, meta=record.meta,
                   seq=store.last_seq(record.id),
                   usage=Usage(record.prompt_tokens, record.completion_tokens), cost=record.cost,
-                  created=True)
+                  created=True, buffered=buffered)
         log._model = model or record.model
         if log._model != record.model:
             store.update_run(record.id, model=log._model)
@@ -122,6 +133,24 @@ class RunLog:
                 raise  # a caller's mistake (no RunStarted first), not the log's
             except Exception as exc:  # noqa: BLE001 - recorded as a note; the run goes on
                 self._fail(event, exc)
+
+    def flush(self) -> None:
+        """Commit the events written since the last flush, in one transaction; never raises (a
+        failure is a note, and the log stops writing, as for `write`)."""
+        with self._lock:
+            self._commit()
+
+    def _commit(self) -> None:
+        if not self._pending or self._broken is not None:
+            return
+        rows, summary, first = self._pending, self._pending_summary, self._pending_first
+        self._pending, self._pending_summary, self._pending_first = [], {}, ""
+        try:
+            self.store.append_many(self.run_id, rows, **summary)
+        except Exception as exc:  # noqa: BLE001 - recorded as a note; the run goes on
+            self._broken = f"{type(exc).__name__}: {exc}"[:2_000]
+            self._notes.append(LogNote(rows[0][3], "write_failed",
+                                       f"the run log stopped writing this run at its {first} event: {self._broken}"))
 
     def take_notes(self) -> list[LogNote]:
         """Notes written (or that could not be written) since the last call, for the stream."""
@@ -212,13 +241,21 @@ class RunLog:
         elif isinstance(event, RunResumed):
             summary.update(status="running", error=None, pid=os.getpid(), host=socket.gethostname())
         text = json.dumps(data, ensure_ascii=False)
-        self.store.append(self.run_id, self._seq + 1, event.kind, _step_of(event), text, **summary)
+        row = (self._seq + 1, time.time(), event.kind, _step_of(event), text)
+        if self.buffered:
+            if not self._pending:
+                self._pending_first = event.kind
+            self._pending.append(row)
+            self._pending_summary.update(summary)
+        else:
+            self.store.append_many(self.run_id, [row], **summary)
         self._seq += 1
         return len(text)
 
     def abandon(self, status: str, error: str) -> None:
         """Mark a run that ended without RunFinished (the driver raised, or the caller stopped
         reading the stream), so `codeact runs` shows why and `resume` can pick it up."""
+        self.flush()
         if self._created and self._broken is None:
             try:
                 self.store.update_run(self.run_id, status=status, error=self.redactor.text(error)[:10_000])

@@ -1,7 +1,8 @@
 """Where run logs live: one SQLite file for all runs, safe for many processes at once.
 
-WAL mode lets readers (`codeact runs`, `codeact show`) read while runs write, and each event is
-its own committed transaction, so a process killed with SIGKILL loses nothing it had written.
+WAL mode lets readers (`codeact runs`, `codeact show`) read while runs write, and every write is
+a committed transaction (`append_many` writes a batch of events in one), so a process killed
+with SIGKILL loses nothing it had written.
 `synchronous=NORMAL` keeps commits cheap (tens of microseconds); under WAL it is durable across
 process crashes, and only an OS crash or power loss can drop the last commits.
 
@@ -171,15 +172,20 @@ class RunStore:
     def append(self, run_id: str, seq: int, kind: str, step: int | None, data: str,
                **summary: Any) -> None:
         """Write one event (JSON text) and update the run's summary columns, atomically."""
+        self.append_many(run_id, [(seq, time.time(), kind, step, data)], **summary)
+
+    def append_many(self, run_id: str, rows: Sequence[tuple[int, float, str, int | None, str]],
+                    **summary: Any) -> None:
+        """Write events (seq, time, kind, step, JSON text) and update the run's summary columns,
+        in one transaction: a step's events cost one commit, not one each."""
         unknown = set(summary) - set(_RUN_COLUMNS)
         if unknown:
             raise ConfigError(f"unknown run columns {sorted(unknown)}")
-        now = time.time()
-        summary["updated"] = now
+        summary["updated"] = time.time()
         assignments = ", ".join(f"{name} = ?" for name in summary)
         with self._write() as db:
-            db.execute("INSERT INTO events (run_id, seq, time, kind, step, data) VALUES (?, ?, ?, ?, ?, ?)",
-                       (run_id, seq, now, kind, step, _utf8(data)))
+            db.executemany("INSERT INTO events (run_id, seq, time, kind, step, data) VALUES (?, ?, ?, ?, ?, ?)",
+                           [(run_id, seq, at, kind, step, _utf8(data)) for seq, at, kind, step, data in rows])
             db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*map(_utf8, summary.values()), run_id))
 
     def update_run(self, run_id: str, **columns: Any) -> None:
