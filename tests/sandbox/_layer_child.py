@@ -1,7 +1,7 @@
 """Run a snippet in a fresh Python child that loads a sandbox layer module by path.
 
 The layers are irreversible, so every test applies them in a child process. Loading the module
-by file path (as `_confine.py` does inside the sandbox) keeps each child fast: importing the
+by file path (as the guest entry scripts do inside the sandbox) keeps each child fast: importing the
 `codeact` package would pull in the whole framework.
 """
 
@@ -15,14 +15,14 @@ from typing import Any
 
 import codeact.sandbox
 
-__all__ = ["SANDBOX_DIR", "run_child"]
+__all__ = ["GUEST_DIR", "run_child"]
 
-SANDBOX_DIR = Path(codeact.sandbox.__file__).resolve().parent
+GUEST_DIR = Path(codeact.sandbox.__file__).resolve().parent / "guest"
 
 _PRELUDE = f"""
 import importlib.util, json, sys
 def load(name):
-    spec = importlib.util.spec_from_file_location("_layer_" + name, {str(SANDBOX_DIR)!r} + "/" + name + ".py")
+    spec = importlib.util.spec_from_file_location("_layer_" + name, {str(GUEST_DIR)!r} + "/" + name + ".py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

@@ -30,7 +30,9 @@ from codeact.sandbox._codec import (
 )
 from codeact.sandbox.base import BridgeLimits
 from codeact.sandbox.bridge import KERNEL_PATH, KernelClient, KernelProcess, tool_definitions
-from codeact.sandbox.kernel import TAG, _is_request, _Wire, from_host, scan_frame, to_wire
+from codeact.sandbox.guest.kernel import _is_request
+from codeact.sandbox.guest.values import from_host, to_wire
+from codeact.sandbox.guest.wire import TAG, Wire, scan_frame
 from codeact.sandbox.process import ProcessSandbox
 from codeact.tools import tool
 from codeact.tools.dispatch import ToolDispatcher, preview_arguments
@@ -502,7 +504,7 @@ def test_calls_from_an_earlier_step_are_refused_and_stray_replies_ignored():
 def test_the_kernel_wire_drops_stray_replies_and_never_hands_a_request_to_a_tool_caller():
     host, kernel_end = socket.socketpair()
     try:
-        wire = _Wire(kernel_end.fileno())
+        wire = Wire(kernel_end.fileno())
         for message in ({"op": "return", "id": 5, "json": "stray"}, {"op": "exec", "id": 1},
                         {"op": "return", "id": 7, "json": "mine"}):
             host.sendall(frame(message))

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from codeact.sandbox._bwrap import PythonRuntime
-from codeact.sandbox._confine import ConfinePolicy
-from codeact.sandbox._landlock import LandlockPolicy, abi_version
-from codeact.sandbox._rlimits import Limits
+from codeact.sandbox.guest.confine import ConfinePolicy
+from codeact.sandbox.guest.landlock import LandlockPolicy, abi_version
+from codeact.sandbox.guest.rlimits import Limits
 from tests._isolation import fail_or_skip, require_sandbox
-from tests.sandbox._layer_child import SANDBOX_DIR
+from tests.sandbox._layer_child import GUEST_DIR
 
-CONFINE = str(SANDBOX_DIR / "_confine.py")
+CONFINE = str(GUEST_DIR / "confine.py")
 ROOT = os.geteuid() == 0
 SYSTEM_PATHS = ("/usr/lib", "/lib", "/lib64")
 

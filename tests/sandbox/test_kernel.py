@@ -4,7 +4,10 @@ import datetime
 
 import pytest
 
-from codeact.sandbox.kernel import TAG, _Capped, to_wire, truncate_middle
+from codeact.sandbox.guest.output import _Capped
+from codeact.sandbox.guest.text import truncate_middle
+from codeact.sandbox.guest.values import to_wire
+from codeact.sandbox.guest.wire import TAG
 from codeact.sandbox.process import ProcessSandbox
 from codeact.tools import tool
 

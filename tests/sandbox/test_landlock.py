@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from codeact.sandbox._landlock import LandlockPolicy, abi_version, restrict_self
+from codeact.sandbox.guest.landlock import LandlockPolicy, abi_version, restrict_self
 from tests.sandbox._layer_child import run_child
 
 ABI = abi_version()
@@ -18,7 +18,7 @@ needs_landlock = pytest.mark.skipif(
 # (read-write), then tries each operation and reports the errno it got (0 = allowed).
 _TRY = """
 import os, socket, subprocess
-ll = load("_landlock")
+ll = load("landlock")
 ro_dir, rw_dir, outside = sys.argv[1:4]
 extra = sys.argv[4:]
 def attempt(fn):

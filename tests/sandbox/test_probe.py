@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import platform
 
-from codeact.sandbox._landlock import abi_version
+from codeact.sandbox.guest.landlock import abi_version
 from codeact.sandbox.probe import IsolationReport, _try_bwrap, probe
 from tests._isolation import require_sandbox
 

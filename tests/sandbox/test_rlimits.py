@@ -6,12 +6,12 @@ import signal
 
 import pytest
 
-from codeact.sandbox._rlimits import Limits, apply_limits
+from codeact.sandbox.guest.rlimits import Limits, apply_limits
 from tests.sandbox._layer_child import run_child
 
 _APPLY = """
 import errno, os, resource
-rl = load("_rlimits")
+rl = load("rlimits")
 applied = rl.apply_limits(rl.Limits(**json.loads(sys.argv[1])))
 def attempt(fn):
     try:
@@ -64,11 +64,11 @@ def test_cpu_limit_kills_a_busy_loop() -> None:
     import subprocess
     import sys
 
-    from tests.sandbox._layer_child import SANDBOX_DIR
+    from tests.sandbox._layer_child import GUEST_DIR
 
     code = (
         "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('rl', {str(SANDBOX_DIR / '_rlimits.py')!r})\n"
+        f"spec = importlib.util.spec_from_file_location('rl', {str(GUEST_DIR / 'rlimits.py')!r})\n"
         "rl = importlib.util.module_from_spec(spec); sys.modules['rl'] = rl; spec.loader.exec_module(rl)\n"
         "rl.apply_limits(rl.Limits(cpu_seconds=1))\n"
         "while True: pass\n"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from codeact.sandbox import _seccomp
-from codeact.sandbox._seccomp import DENIED_SYSCALLS, SUPPORTED_ARCHES, build_filter
+from codeact.sandbox.guest import seccomp
+from codeact.sandbox.guest.seccomp import DENIED_SYSCALLS, SUPPORTED_ARCHES, build_filter
 from tests.sandbox._layer_child import run_child
 
 ARCH = platform.machine()
@@ -20,7 +20,7 @@ needs_seccomp = pytest.mark.skipif(
 
 _INSTALL = """
 import ctypes, errno, os, socket
-sc = load("_seccomp")
+sc = load("seccomp")
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 def err(res):
@@ -53,7 +53,7 @@ def test_unknown_arch_is_refused() -> None:
 def test_x86_64_table_matches_the_kernel_headers() -> None:
     text = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h").read_text()
     numbers = {m[1]: int(m[2]) for m in re.finditer(r"#define __NR_(\w+)\s+(\d+)", text)}
-    for name, nr in _seccomp._X86_64.items():
+    for name, nr in seccomp._X86_64.items():
         if name in numbers:  # headers older than the table lack the newest calls
             assert numbers[name] == nr, name
 
@@ -62,14 +62,14 @@ def test_x86_64_table_matches_the_kernel_headers() -> None:
 def test_aarch64_table_matches_the_generic_headers() -> None:
     text = Path("/usr/include/asm-generic/unistd.h").read_text()
     numbers = {m[1]: int(m[2]) for m in re.finditer(r"#define __NR(?:3264)?_(\w+)\s+(\d+)", text)}
-    for name, nr in _seccomp._AARCH64.items():
+    for name, nr in seccomp._AARCH64.items():
         if name in numbers:
             assert numbers[name] == nr, name
 
 
 def test_every_denied_syscall_has_a_number_where_it_exists() -> None:
     missing_everywhere = [
-        n for n in DENIED_SYSCALLS if not any(n in t for t in (_seccomp._X86_64, _seccomp._AARCH64))
+        n for n in DENIED_SYSCALLS if not any(n in t for t in (seccomp._X86_64, seccomp._AARCH64))
     ]
     assert missing_everywhere == []
 

@@ -297,7 +297,7 @@ def test_sandbox_tests_fail_rather_than_skip_where_isolation_is_unavailable(tmp_
 
 def test_the_zygote_control_channel_checks_every_field() -> None:
     # Issue 8: `int(message["pid"])` on a dict, or a RecursionError in json, killed the reader thread.
-    from codeact.sandbox._zygote import recv_message
+    from codeact.sandbox.guest.zygote import recv_message
     from codeact.sandbox.probe import probe
     from codeact.sandbox.session import SessionParams
     from codeact.sandbox.zygote import ZygoteSpec, acquire, release

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from codeact import CodeAgent, tool
 from codeact.models import ScriptedModel
 from codeact.sandbox import default_sandbox
-from codeact.sandbox.kernel import TAG, TAGS
+from codeact.sandbox.guest.wire import TAG, TAGS
 from tests._isolation import require_sandbox
 from tests.security._harness import SECRET, reply
 from tests.security.test_host_bridge import FORGE, LOG_CAP, RSS_CAP, STATUSES, _log_size, _rss

@@ -7,7 +7,7 @@ Two modes, chosen by who runs it:
   host uid 0, so code would still pass permission checks as the owner of every root-owned file
   it can see. Instead bwrap runs without a user namespace, keeps only CAP_SETUID/CAP_SETGID,
   and the kernel drops to `uid`/`gid` as its very first act (`needs_drop` in the result);
-  `codeact.sandbox._confine` does that before any other layer.
+  `codeact.sandbox.guest.confine` does that before any other layer.
 
 Only what the interpreter needs is bound read-only (the executable, libpython, the stdlib,
 the venv's site-packages, codeact's own package, the dynamic loader's libraries); the
@@ -31,9 +31,9 @@ from typing import Any
 
 from codeact.errors import ConfigError
 
-from ._confine import ConfinePolicy
-from ._landlock import LandlockPolicy
-from ._rlimits import Limits
+from .guest.confine import ConfinePolicy
+from .guest.landlock import LandlockPolicy
+from .guest.rlimits import Limits
 
 __all__ = [
     "CONFINE_SCRIPT",
@@ -50,7 +50,7 @@ __all__ = [
 
 _MiB = 1 << 20
 _CODEACT_PACKAGE = str(Path(__file__).resolve().parent.parent)
-CONFINE_SCRIPT = str(Path(__file__).resolve().parent / "_confine.py")
+CONFINE_SCRIPT = str(Path(__file__).resolve().parent / "guest" / "confine.py")
 
 # Run by `PythonRuntime.of(executable)` in the target interpreter; mirrors `PythonRuntime.current`.
 _RUNTIME_SCRIPT = """
@@ -278,7 +278,7 @@ def confined_command(
     require_landlock: bool = False,
     privileged: bool | None = None,
 ) -> BwrapCommand:
-    """bwrap running `_confine.py`, which applies every in-process layer and then runs `target`.
+    """bwrap running `guest/confine.py`, which applies every in-process layer and then runs `target`.
 
     Args:
         target: `[script.py, *args]`, `["-m", module, *args]` or `["-c", code, *args]`.

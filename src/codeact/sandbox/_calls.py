@@ -34,7 +34,7 @@ from codeact.sandbox._codec import (
     truncate_middle,
 )
 from codeact.sandbox.base import BridgeLimits, Execution, ToolCallRecord
-from codeact.sandbox.kernel import TAG
+from codeact.sandbox.guest.wire import TAG
 from codeact.tools.dispatch import ToolDispatcher, preview_arguments
 
 __all__ = ["SEND_TIMEOUT", "SessionTally", "StepServer", "ToolThread"]

@@ -4,7 +4,7 @@ The kernel is untrusted. A frame from it is bounded before it is decoded: its si
 (`MAX_KERNEL_FRAME_BYTES`), then its nesting depth and value count (`scan_frame`, linear in its
 size, run before `json.loads`, whose cost and memory would otherwise follow the attacker's
 shape). Its values come back as JSON data plus the tagged forms both ends share
-(`kernel.TAGS`), rebuilt here without running code and in time linear in their size (sets and
+(`guest.wire.TAGS`), rebuilt here without running code and in time linear in their size (sets and
 dicts whose keys collide in hash stay lists); anything else is an `OpaqueValue` holding a type
 name and a repr.
 
@@ -33,13 +33,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from codeact.errors import SandboxError
-from codeact.sandbox.kernel import (
+from codeact.sandbox.guest.text import truncate_middle
+from codeact.sandbox.guest.wire import (
+    HEADER_BYTES,
     MAX_DEPTH,
     MAX_FRAME_BYTES,
     MAX_KERNEL_FRAME_BYTES,
     TAG,
+    frame_bytes,
+    frame_size,
     scan_frame,
-    truncate_middle,
 )
 from codeact.tools._secrets import REDACTED, env_secrets, looks_secret, secret_name
 
@@ -93,7 +96,7 @@ def encode_frame(message: Mapping[str, Any], limit: int = MAX_FRAME_BYTES) -> by
     data = json.dumps(message).encode()
     if len(data) > limit:
         raise FrameError(f"a message of {len(data):,} bytes is over the {limit:,}-byte frame limit")
-    return len(data).to_bytes(4, "big") + data
+    return frame_bytes(data)
 
 
 class FrameChannel:
@@ -154,21 +157,21 @@ class FrameChannel:
             pass
 
     def _wanted(self) -> int:
-        if len(self._buf) < 4:
-            return 4 - len(self._buf)
-        return 4 + int.from_bytes(self._buf[:4], "big") - len(self._buf)
+        if len(self._buf) < HEADER_BYTES:
+            return HEADER_BYTES - len(self._buf)
+        return HEADER_BYTES + frame_size(self._buf) - len(self._buf)
 
     def _parse(self) -> dict[str, Any] | None:
         buf = self._buf
-        if len(buf) < 4:
+        if len(buf) < HEADER_BYTES:
             return None
-        size = int.from_bytes(buf[:4], "big")
+        size = frame_size(buf)
         if size > self.max_frame:
             raise FrameError(f"a frame of {size:,} bytes, over the {self.max_frame:,}-byte limit")
-        if len(buf) < 4 + size:
+        if len(buf) < HEADER_BYTES + size:
             return None
-        body = bytes(buf[4 : 4 + size])
-        del buf[: 4 + size]
+        body = bytes(buf[HEADER_BYTES : HEADER_BYTES + size])
+        del buf[: HEADER_BYTES + size]
         self.last_size = size
         problem = scan_frame(body) if size > 4 * MAX_DEPTH else None
         if problem is not None:

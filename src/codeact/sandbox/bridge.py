@@ -41,7 +41,7 @@ __all__ = [
     "tool_definitions",
 ]
 
-KERNEL_PATH = Path(__file__).with_name("kernel.py")
+KERNEL_PATH = Path(__file__).parent / "guest" / "kernel.py"
 
 
 def tool_definitions(tools: Mapping[str, Tool]) -> list[dict[str, Any]]:

@@ -28,10 +28,10 @@ from pathlib import Path
 
 from codeact.errors import ConfigError, IsolationUnavailable, SandboxError
 from codeact.sandbox import _quota
-from codeact.sandbox._rlimits import Limits
 from codeact.sandbox._sessiondirs import remove_tree
 from codeact.sandbox.base import ExecError, Execution, Sandbox, ToolListener
 from codeact.sandbox.bridge import KernelClient, KernelProcess
+from codeact.sandbox.guest.rlimits import Limits
 from codeact.sandbox.network import Connection, Egress, NetworkPolicy
 from codeact.sandbox.probe import probe
 from codeact.sandbox.session import DEFAULT_LIMITS, Identity, SessionParams, SessionProcess

@@ -6,7 +6,7 @@ for a TCP connection to a host and port; the host checks the allowlist, resolves
 itself, refuses private and loopback addresses unless they were allowed by IP, connects, and
 hands the connected socket to the kernel. Inside, `socket.create_connection`, `http.client`,
 `urllib.request`, `ssl` and libraries built on them work for allowed destinations
-(`codeact.sandbox._netshim`). What is not offered: UDP, DNS queries, listening sockets, raw
+(`codeact.sandbox.guest.netshim`). What is not offered: UDP, DNS queries, listening sockets, raw
 sockets, and any destination not on the list. TLS runs end to end in the sandbox, so the host
 sees destinations, not contents.
 """

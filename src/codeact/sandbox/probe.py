@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 
 from codeact.sandbox._bwrap import bwrap_version, find_bwrap
-from codeact.sandbox._landlock import abi_version
-from codeact.sandbox._seccomp import SUPPORTED_ARCHES
+from codeact.sandbox.guest.landlock import abi_version
+from codeact.sandbox.guest.seccomp import SUPPORTED_ARCHES
 
 __all__ = ["IsolationReport", "probe"]
 

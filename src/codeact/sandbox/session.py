@@ -14,8 +14,8 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from codeact.sandbox._rlimits import Limits
 from codeact.sandbox.bridge import KernelProcess
+from codeact.sandbox.guest.rlimits import Limits
 
 if TYPE_CHECKING:
     from codeact.sandbox.zygote import Zygote

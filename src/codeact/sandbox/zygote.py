@@ -1,6 +1,6 @@
 """The host side of the zygote: start one per configuration, spawn isolated sessions, keep a warm pool.
 
-A `Zygote` is one bubblewrap sandbox running `_zygote.py`: exec'd once with a scrubbed
+A `Zygote` is one bubblewrap sandbox running `guest/zygote.py`: exec'd once with a scrubbed
 environment, it imports the kernel and the configured modules, then forks a session per
 request (the host itself never forks: its memory holds API keys and clients). Sessions are
 `SessionProcess`es: the kernel's pid lives in the zygote's pid namespace, so the host signals
@@ -28,10 +28,10 @@ from typing import Any
 
 from codeact.errors import ConfigError, IsolationUnavailable, SandboxError
 from codeact.sandbox._bwrap import CONFINE_SCRIPT, BwrapConfig, PythonRuntime, build_command
-from codeact.sandbox._confine import ConfinePolicy
-from codeact.sandbox._rlimits import Limits
 from codeact.sandbox._sessiondirs import make_root, remove_tree
-from codeact.sandbox._zygote import recv_message, send_message
+from codeact.sandbox.guest.confine import ConfinePolicy
+from codeact.sandbox.guest.rlimits import Limits
+from codeact.sandbox.guest.zygote import recv_message, send_message
 from codeact.sandbox.session import Identity, SessionParams, SessionProcess
 
 __all__ = [
@@ -43,7 +43,7 @@ __all__ = [
     "shutdown_all",
 ]
 
-ZYGOTE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_zygote.py")
+ZYGOTE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest", "zygote.py")
 SANDBOX_UID = 65534
 PROCESS_HINT = (
     'To run model code WITHOUT isolation, choose the process sandbox explicitly: sandbox="process" '

@@ -2,12 +2,12 @@
 
 The launcher runs, inside bwrap::
 
-    python -I -B .../codeact/sandbox/_confine.py '<ConfinePolicy JSON>' .../codeact/sandbox/kernel.py --fd 3
+    python -I -B .../sandbox/guest/confine.py '<ConfinePolicy JSON>' .../sandbox/guest/kernel.py --fd 3
 
 and this script confines the process, then runs the kernel script as `__main__` in the same
-interpreter, so no code from the bridge ever runs unconfined. Run as a script it loads its
-sibling layer modules by path and never imports the `codeact` package (slow, and not needed
-inside). Order matters:
+interpreter, so no code from the bridge ever runs unconfined. Run as a script it imports its
+sibling layer modules as the private package `_codeact_guest` and never imports the `codeact`
+package (slow, and not needed inside). Order matters:
 
 1. refuse if another thread exists (Landlock binds only the calling thread);
 2. drop to the sandbox uid/gid (privileged mode: bwrap left only CAP_SETUID/CAP_SETGID);
@@ -30,31 +30,16 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
-if TYPE_CHECKING or __package__:
-    from ._landlock import LandlockPolicy, LandlockResult, abi_version, restrict_self
-    from ._rlimits import Limits, apply_limits
-    from ._seccomp import install as install_seccomp
-else:  # run as a script inside the sandbox: load the sibling layers without the codeact package
-    import importlib.util
-    from types import ModuleType
+if not __package__:  # run by path (`python -I -B .../guest/confine.py`): siblings as a private package
+    sys.modules.setdefault("_codeact_guest", type(sys)("_codeact_guest")).__path__ = [_HERE]  # type: ignore[attr-defined]
+    __package__ = "_codeact_guest"
 
-    def _sibling(name: str) -> ModuleType:
-        path = os.path.join(_HERE, f"{name}.py")
-        spec = importlib.util.spec_from_file_location(f"_codeact_sandbox{name}", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up while decorating
-        spec.loader.exec_module(module)
-        return module
-
-    _ll, _rl, _sc = _sibling("_landlock"), _sibling("_rlimits"), _sibling("_seccomp")
-    LandlockPolicy, LandlockResult = _ll.LandlockPolicy, _ll.LandlockResult
-    abi_version, restrict_self = _ll.abi_version, _ll.restrict_self
-    Limits, apply_limits, install_seccomp = _rl.Limits, _rl.apply_limits, _sc.install
+from .landlock import LandlockPolicy, LandlockResult, abi_version, restrict_self  # noqa: E402
+from .rlimits import Limits, apply_limits  # noqa: E402
+from .seccomp import install as install_seccomp  # noqa: E402
 
 __all__ = ["ConfinePolicy", "Confinement", "confine", "main", "set_parent_death_signal"]
 
@@ -193,12 +178,12 @@ def confine(policy: ConfinePolicy) -> Confinement:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`_confine.py POLICY_JSON (SCRIPT | -m MODULE | -c CODE) [ARGS...]`: confine, then run."""
+    """`confine.py POLICY_JSON (SCRIPT | -m MODULE | -c CODE) [ARGS...]`: confine, then run."""
     if sys.path and sys.path[0] == _HERE:  # run without -I: keep codeact's files off the import path
         del sys.path[0]
     args = sys.argv[1:] if argv is None else argv
     if len(args) < 2 or (args[1] in ("-m", "-c") and len(args) < 3):
-        sys.stderr.write("usage: _confine.py POLICY_JSON (SCRIPT | -m MODULE | -c CODE) [ARGS...]\n")
+        sys.stderr.write("usage: confine.py POLICY_JSON (SCRIPT | -m MODULE | -c CODE) [ARGS...]\n")
         raise SystemExit(2)
     try:
         confine(ConfinePolicy.from_json(args[0]))

@@ -2,7 +2,7 @@
 
 Runs *inside* bubblewrap, launched by the host (`codeact.sandbox.zygote`) as::
 
-    python -I -B .../_confine.py '<policy>' .../_zygote.py --control FD '<spec JSON>'
+    python -I -B .../guest/confine.py '<policy>' .../guest/zygote.py --control FD '<spec JSON>'
 
 It imports the kernel and the configured heavy modules once, then serves `spawn` requests on
 its control socket (a SOCK_SEQPACKET socketpair; each message is one JSON object, file
@@ -19,7 +19,7 @@ seccomp filter (it must create namespaces). Each session is built in two forks:
   zygote has reaped the helper (so the zygote is its parent) and sets PR_SET_PDEATHSIG,
   becomes non-dumpable,
   raises its OOM score, sets rlimits (RLIMIT_NPROC counts per uid and user namespace, so it is
-  per session), applies Landlock and seccomp, and runs `kernel.py`. When it dies, the kernel
+  per session), applies Landlock and seccomp, and runs the kernel (`kernel.py`). When it dies, the kernel
   (Linux) kills every process left in its pid namespace: a session's process tree cannot
   outlive it, and killing the kernel is killing the session.
 
@@ -40,10 +40,15 @@ import stat
 import sys
 from typing import Any
 
+if not __package__:  # run by path (`confine.py ... .../guest/zygote.py`): siblings as a private package
+    sys.modules.setdefault("_codeact_guest", type(sys)("_codeact_guest")).__path__ = [  # type: ignore[attr-defined]
+        os.path.dirname(os.path.abspath(__file__))
+    ]
+    __package__ = "_codeact_guest"
+
 __all__ = ["MAX_MESSAGE", "main", "recv_message", "send_message"]
 
 MAX_MESSAGE = 1 << 16
-_HERE = os.path.dirname(os.path.abspath(__file__))
 
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWIPC = 0x08000000
@@ -165,7 +170,7 @@ def _close_except(keep: set[int]) -> None:
 # -- the zygote -------------------------------------------------------------------------------
 
 
-class Zygote:
+class SessionForker:
     """The control loop: spawn sessions on request, report how they end."""
 
     def __init__(self, control: socket.socket, spec: dict[str, Any], layers: dict[str, Any]) -> None:
@@ -408,30 +413,22 @@ def _kernel(spec: dict[str, Any], session: dict[str, Any], fds: list[int], layer
 # -- start-up ---------------------------------------------------------------------------------
 
 
-def _load(name: str, module_name: str) -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(module_name, os.path.join(_HERE, f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses look their module up while decorating
-    spec.loader.exec_module(module)
-    return module
-
-
 def _layers() -> dict[str, Any]:
-    landlock = sys.modules.get("_codeact_sandbox_landlock") or _load("_landlock", "_codeact_sandbox_landlock")
-    rlimits = sys.modules.get("_codeact_sandbox_rlimits") or _load("_rlimits", "_codeact_sandbox_rlimits")
-    seccomp = sys.modules.get("_codeact_sandbox_seccomp") or _load("_seccomp", "_codeact_sandbox_seccomp")
+    """The confinement layers and the kernel, imported once here so every fork has them loaded."""
+    from . import kernel, netshim
+    from .landlock import LandlockPolicy, abi_version, restrict_self
+    from .rlimits import Limits, apply_limits
+    from .seccomp import install
+
     return {
-        "LandlockPolicy": landlock.LandlockPolicy,
-        "abi_version": landlock.abi_version,
-        "restrict_self": landlock.restrict_self,
-        "Limits": rlimits.Limits,
-        "apply_limits": rlimits.apply_limits,
-        "install_seccomp": seccomp.install,
-        "kernel": _load("kernel", "_codeact_kernel"),
-        "netshim": _load("_netshim", "_codeact_netshim"),
+        "LandlockPolicy": LandlockPolicy,
+        "abi_version": abi_version,
+        "restrict_self": restrict_self,
+        "Limits": Limits,
+        "apply_limits": apply_limits,
+        "install_seccomp": install,
+        "kernel": kernel,
+        "netshim": netshim,
     }
 
 
@@ -449,13 +446,13 @@ def _preload(names: list[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`_zygote.py --control FD SPEC_JSON`."""
+    """`zygote.py --control FD SPEC_JSON`."""
     args = sys.argv[1:] if argv is None else argv
     try:
         control_fd = int(args[args.index("--control") + 1])
         spec = json.loads(args[args.index("--control") + 2])
     except (ValueError, IndexError):
-        sys.stderr.write("usage: _zygote.py --control FD SPEC_JSON\n")
+        sys.stderr.write("usage: zygote.py --control FD SPEC_JSON\n")
         raise SystemExit(2) from None
     os.chdir("/")
     control = socket.socket(fileno=control_fd)
@@ -471,7 +468,7 @@ def main(argv: list[str] | None = None) -> None:
         control,
         {"op": "ready", "pid": os.getpid(), "python": sys.version.split()[0], "preload_errors": failed},
     )
-    Zygote(control, spec, layers).serve()
+    SessionForker(control, spec, layers).serve()
 
 
 if __name__ == "__main__":
