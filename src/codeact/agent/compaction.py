@@ -146,8 +146,8 @@ class Compactor:
             out = _with_summary(out, self._summary())
         limit = self.policy.observation_chars
         for _, turn in turns[self._summarized:recent]:
-            out += [m if m.role == "assistant" else dataclasses.replace(m, content=clip(m.content, limit))
-                    for m in turn]
+            out += [m if m.role == "assistant" or len(m.content) <= limit
+                    else dataclasses.replace(m, content=clip(m.content, limit)) for m in turn]
         for _, turn in turns[recent:]:
             out += turn
         return out

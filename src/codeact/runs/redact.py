@@ -31,6 +31,9 @@ SECRET_NAME = re.compile(
 """Environment variable names whose values are treated as secrets."""
 
 _MIN_SECRET = 8
+_MEMO_CHARS = 2_048
+_MEMO_ENTRIES = 1_024
+"""Texts up to this size are remembered with their redaction, this many at most (2 MB)."""
 _FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
     # Where a pattern has a group named `s`, only that group is the secret (the label stays).
     ("private-key", re.compile(
@@ -77,6 +80,7 @@ class Redactor:
         # Longest first, so a secret that contains another is replaced whole.
         self._known = sorted(known.items(), key=lambda item: -len(item[0]))
         self._formats = _FORMATS if formats else ()
+        self._memo: dict[str, str] = {}
 
     @classmethod
     def from_environment(
@@ -92,6 +96,18 @@ class Redactor:
     def text(self, value: str) -> str:
         if len(value) < _MIN_SECRET:  # no secret and no format fits in fewer characters
             return value
+        if len(value) <= _MEMO_CHARS:
+            # A run's log repeats its texts (a reply is in its ModelReplied, its step and the
+            # next request; "model_requested" is in every request): redact each once.
+            found = self._memo.get(value)
+            if found is None:
+                if len(self._memo) >= _MEMO_ENTRIES:
+                    self._memo.clear()
+                found = self._memo[value] = self._redact(value)
+            return found
+        return self._redact(value)
+
+    def _redact(self, value: str) -> str:
         for secret, name in self._known:
             if secret in value:
                 value = value.replace(secret, f"[REDACTED:{name}]")
