@@ -33,8 +33,9 @@ from codeact.sandbox._codec import (
     to_kernel,
     truncate_middle,
 )
-from codeact.sandbox.base import BridgeLimits, Execution, ToolCallRecord
+from codeact.sandbox.base import BridgeLimits, Execution
 from codeact.sandbox.guest.wire import TAG
+from codeact.tools.calls import ToolCallRecord
 from codeact.tools.dispatch import ToolDispatcher, preview_arguments
 
 __all__ = ["SEND_TIMEOUT", "SessionTally", "StepServer", "ToolThread"]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from codeact.tools.calls import ToolCallRecord, ToolListener
 from codeact.tools.tool import Tool
 
 __all__ = ["BridgeLimits", "ExecError", "Execution", "Sandbox", "ToolCallRecord", "ToolListener"]
@@ -49,21 +50,6 @@ class BridgeLimits:
     max_argument_chars_per_session: int = 20_000_000
 
 
-@dataclass(frozen=True)
-class ToolCallRecord:
-    """One call from sandboxed code to a host tool, as the host saw it.
-
-    `arguments` may be a truncated preview when they were large (see `BridgeLimits`).
-    """
-
-    name: str
-    arguments: dict[str, Any]
-    result: Any = None
-    error: str | None = None
-    duration_s: float = 0.0
-
-
-ToolListener = Callable[[ToolCallRecord], None]
 
 
 @dataclass(frozen=True)

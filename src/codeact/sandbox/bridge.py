@@ -29,7 +29,8 @@ from codeact.sandbox._codec import (
     from_kernel,
     truncate_middle,
 )
-from codeact.sandbox.base import BridgeLimits, ExecError, Execution, ToolCallRecord
+from codeact.sandbox.base import BridgeLimits, ExecError, Execution
+from codeact.tools.calls import ToolCallRecord
 from codeact.tools.dispatch import ToolDispatcher
 from codeact.tools.tool import Tool
 

@@ -12,15 +12,12 @@ import select
 import signal
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from codeact.sandbox.bridge import KernelProcess
 from codeact.sandbox.guest.rlimits import Limits
 
-if TYPE_CHECKING:
-    from codeact.sandbox.zygote import Zygote
-
-__all__ = ["DEFAULT_LIMITS", "Identity", "SessionParams", "SessionProcess"]
+__all__ = ["DEFAULT_LIMITS", "Identity", "Reaper", "SessionParams", "SessionProcess"]
 
 DEFAULT_LIMITS = Limits(
     address_space=4 << 30, cpu_seconds=3600, file_size=1 << 30, open_files=1024, core=0, processes=128
@@ -48,6 +45,14 @@ class Identity:
     gid: int | None
 
 
+class Reaper(Protocol):
+    """What a session needs from its zygote (`zygote.Zygote`): the exit status of its kernel."""
+
+    def exit_status(self, pid: int, wait: float) -> int | None: ...
+
+    def forget(self, pid: int) -> None: ...
+
+
 class SessionProcess(KernelProcess):
     """A kernel forked by a zygote: signalled through a pidfd, its exit status reported by the zygote."""
 
@@ -57,7 +62,7 @@ class SessionProcess(KernelProcess):
         *,
         pidfd: int,
         pid: int,
-        zygote: Zygote,
+        zygote: Reaper,
         stderr: int,
         identity: Identity,
     ) -> None:

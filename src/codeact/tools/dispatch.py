@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from codeact.sandbox.base import ToolCallRecord, ToolListener
+from codeact.tools.calls import ToolCallRecord, ToolListener
 from codeact.tools.tool import Tool
 
 __all__ = ["ToolDispatcher", "ToolOutcome", "ToolPolicy", "preview_arguments"]
