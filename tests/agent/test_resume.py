@@ -15,7 +15,7 @@ from codeact.models import ScriptedModel
 from codeact.runs.events import ModelReplied, RunResumed, RunStarted
 from codeact.runs.store import RunStore
 from codeact.sandbox.process import ProcessSandbox
-from tests.runs import crash_script
+from tests.agent import crash_script
 
 SCRIPT = Path(crash_script.__file__)
 
