@@ -16,6 +16,7 @@ import pytest
 from codeact import tool
 from codeact.errors import ConfigError, IsolationUnavailable, SandboxError
 from codeact.sandbox import Sandbox, default_sandbox, resolve_sandbox
+from codeact.sandbox.base import BridgeLimits
 from codeact.sandbox.local import LocalSandbox, NetworkPolicy
 from codeact.sandbox.probe import probe
 from codeact.sandbox.process import ProcessSandbox
@@ -358,3 +359,20 @@ def test_an_unprivileged_host_gets_the_user_namespace_mode(tmp_path: Path) -> No
 def _readable_by_others(path: str) -> bool:
     p = Path(path)
     return all(os.stat(q).st_mode & 0o005 == 0o005 for q in [p, *p.parents])
+
+
+@pytest.mark.parametrize("kind", [LocalSandbox, ProcessSandbox])
+def test_bridge_limits_and_authorized_imports_are_public_options(kind: type[Sandbox]) -> None:
+    @tool
+    def ping() -> str:
+        """Answer pong."""
+        return "pong"
+
+    with kind(bridge_limits=BridgeLimits(max_calls_per_step=2), timeout=10) as sb:  # type: ignore[call-arg]
+        sb.start({"ping": ping})
+        run = sb.execute("got = []\nfor _ in range(3):\n    try:\n        got.append(ping())\n    except PermissionError:\n        got.append('refused')\ngot")
+        assert run.result == "['pong', 'pong', 'refused']"
+        sb.set_authorized_imports(["math"])
+        assert sb.execute("import json").error.type == "ImportError"  # type: ignore[union-attr]
+        sb.set_authorized_imports(None)
+        assert sb.execute("import json").ok

@@ -376,8 +376,7 @@ def test_a_host_tool_that_does_not_return_is_abandoned_at_the_step_limit(store: 
 
 
 def test_calls_over_the_per_step_cap_are_refused_with_a_clear_note(store: Path) -> None:
-    sandbox = default_sandbox()
-    sandbox._client.limits = BridgeLimits(max_calls_per_step=1_000)  # type: ignore[attr-defined]  # 10,000 by default
+    sandbox = default_sandbox(bridge_limits=BridgeLimits(max_calls_per_step=1_000))  # 10,000 by default
     out = hostile(
         """
         refused = 0

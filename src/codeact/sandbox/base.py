@@ -99,11 +99,9 @@ class Sandbox(ABC):
 
         A guard rail enforced inside the kernel (import statements, `__import__`,
         `importlib.import_module`), not a boundary: the sandbox is the boundary. Sandboxes
-        without such a hook ignore it.
+        without such a hook ignore it (this default); the kernel sandboxes override it.
         """
-        client = getattr(self, "_client", None)  # the kernel-based sandboxes' KernelClient
-        if client is not None and hasattr(client, "authorized_imports"):
-            client.authorized_imports = None if names is None else tuple(names)
+        del names  # nothing to enforce it with here
 
     @abstractmethod
     def close(self) -> None:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -253,7 +253,6 @@ class KernelClient:
         self.interrupt_grace = interrupt_grace
         self.start_timeout = start_timeout
         self.kernel: KernelProcess | None = None
-        self.kernel_info: dict[str, Any] = {}
         self._definitions = tool_definitions(self.dispatcher.tools)
         self._exec_id = 0
         self._lock = threading.Lock()  # one step at a time
@@ -284,9 +283,9 @@ class KernelClient:
             except (BridgeClosed, FrameError):
                 self._discard()  # the next execute starts a fresh kernel with these tools
 
-    def restart(self) -> KernelProcess:
-        self._discard()
-        return self.start()
+    def set_authorized_imports(self, names: Collection[str] | None) -> None:
+        """The modules model code may import from the next step on (None: any); see `Sandbox`."""
+        self.authorized_imports = None if names is None else tuple(names)
 
     def close(self) -> None:
         """Kill the kernel; no new one will be started. Safe from another thread mid-step."""
@@ -305,11 +304,6 @@ class KernelClient:
                 raise SandboxError(f"the kernel did not start within {self.start_timeout:g} s")
             if hello.get("op") != "hello":
                 raise SandboxError("the kernel did not greet the host as expected")
-            hello = {
-                "op": "hello",
-                "pid": hello.get("pid") if type(hello.get("pid")) is int else None,
-                "python": str(hello.get("python"))[:40],
-            }
             kernel.channel.send({"op": "tools", "tools": self._definitions}, timeout=SEND_TIMEOUT)
         except SandboxError as exc:
             reason = kernel.exit_reason(wait=0.5) if isinstance(exc, BridgeClosed) else None
@@ -319,7 +313,6 @@ class KernelClient:
             raise SandboxError(
                 f"cannot start the kernel: {detail}" + (f"\n{stderr}" if stderr else "")
             ) from None
-        self.kernel_info = hello
         return kernel
 
     def _discard(self) -> None:

@@ -23,13 +23,13 @@ import os
 import socket
 import stat
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from codeact.errors import ConfigError, IsolationUnavailable, SandboxError
 from codeact.sandbox import _quota
 from codeact.sandbox._sessiondirs import remove_tree
-from codeact.sandbox.base import ExecError, Execution, Sandbox, ToolListener
+from codeact.sandbox.base import BridgeLimits, ExecError, Execution, Sandbox, ToolListener
 from codeact.sandbox.bridge import KernelClient, KernelProcess
 from codeact.sandbox.guest.rlimits import Limits
 from codeact.sandbox.network import Connection, Egress, NetworkPolicy
@@ -72,6 +72,9 @@ class LocalSandbox(Sandbox):
         env: extra environment variables for the kernel (nothing of the host's is passed).
         python: another interpreter to run the kernel (it must be able to run codeact's kernel).
         interrupt_grace: seconds a timed-out step gets after SIGINT before the session is killed.
+        bridge_limits: what the code can make the host do and keep through tool calls
+            (`BridgeLimits`: calls per step and session, a tool's own time limit, how much of
+            the arguments records keep); default `BridgeLimits()`.
     """
 
     kind = "local"
@@ -92,6 +95,7 @@ class LocalSandbox(Sandbox):
         env: Mapping[str, str] | None = None,
         python: str | None = None,
         interrupt_grace: float = 2.0,
+        bridge_limits: BridgeLimits | None = None,
     ) -> None:
         if not timeout > 0:
             raise ConfigError(f"timeout must be positive, got {timeout!r}")
@@ -139,6 +143,7 @@ class LocalSandbox(Sandbox):
             dispatcher=ToolDispatcher(),
             max_output_chars=max_output_chars,
             interrupt_grace=interrupt_grace,
+            limits=bridge_limits,
         )
         self._lock = threading.RLock()
         self._zygote: Zygote | None = None
@@ -179,6 +184,9 @@ class LocalSandbox(Sandbox):
         self._client.set_tools(to_tools(tools))
         self._client.dispatcher.listener = on_tool_call
         self._client.start()
+
+    def set_authorized_imports(self, names: Collection[str] | None) -> None:
+        self._client.set_authorized_imports(names)
 
     def execute(self, code: str, *, timeout: float | None = None) -> Execution:
         self._check_open()

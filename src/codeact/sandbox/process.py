@@ -6,11 +6,11 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from codeact.errors import ConfigError, SandboxError
-from codeact.sandbox.base import Execution, Sandbox, ToolListener
+from codeact.sandbox.base import BridgeLimits, Execution, Sandbox, ToolListener
 from codeact.sandbox.bridge import KernelClient, KernelProcess
 from codeact.tools.dispatch import ToolDispatcher
 from codeact.tools.tool import Tool, to_tools
@@ -45,6 +45,9 @@ class ProcessSandbox(Sandbox):
         env: the kernel's environment; defaults to `scrubbed_env(workspace)`.
         python: the interpreter that runs the kernel; defaults to the host's.
         interrupt_grace: seconds a timed-out step gets after SIGINT before the kernel is killed.
+        bridge_limits: what the code can make the host do and keep through tool calls
+            (`BridgeLimits`: calls per step and session, a tool's own time limit, how much of
+            the arguments records keep); default `BridgeLimits()`.
     """
 
     kind = "process"
@@ -58,6 +61,7 @@ class ProcessSandbox(Sandbox):
         env: Mapping[str, str] | None = None,
         python: str | None = None,
         interrupt_grace: float = 2.0,
+        bridge_limits: BridgeLimits | None = None,
     ) -> None:
         if not timeout > 0:
             raise ConfigError(f"timeout must be positive, got {timeout!r}")
@@ -73,6 +77,7 @@ class ProcessSandbox(Sandbox):
             dispatcher=ToolDispatcher(),
             max_output_chars=max_output_chars,
             interrupt_grace=interrupt_grace,
+            limits=bridge_limits,
         )
         self._closed = False
 
@@ -93,6 +98,9 @@ class ProcessSandbox(Sandbox):
         self._client.set_tools(to_tools(tools))
         self._client.dispatcher.listener = on_tool_call
         self._client.start()
+
+    def set_authorized_imports(self, names: Collection[str] | None) -> None:
+        self._client.set_authorized_imports(names)
 
     def execute(self, code: str, *, timeout: float | None = None) -> Execution:
         self._check_open()
