@@ -31,9 +31,9 @@ from codeact.sandbox._codec import (
     encode_frame,
     from_kernel,
     to_kernel,
-    truncate_middle,
 )
 from codeact.sandbox.base import BridgeLimits, Execution
+from codeact.sandbox.guest.text import truncate_middle
 from codeact.sandbox.guest.wire import TAG
 from codeact.tools.calls import ToolCallRecord
 from codeact.tools.dispatch import ToolDispatcher, preview_arguments

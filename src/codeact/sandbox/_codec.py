@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from codeact.errors import SandboxError
-from codeact.sandbox.guest.text import truncate_middle
 from codeact.sandbox.guest.wire import (
     HEADER_BYTES,
     MAX_DEPTH,
@@ -57,7 +56,6 @@ __all__ = [
     "encode_frame",
     "from_kernel",
     "to_kernel",
-    "truncate_middle",
 ]
 
 _ENV_SECRETS: list[tuple[str, ...]] = []  # for one to_kernel call (the same for every thread)

@@ -27,9 +27,9 @@ from codeact.sandbox._codec import (
     FrameChannel,
     FrameError,
     from_kernel,
-    truncate_middle,
 )
 from codeact.sandbox.base import BridgeLimits, ExecError, Execution
+from codeact.sandbox.guest.text import truncate_middle
 from codeact.tools.calls import ToolCallRecord
 from codeact.tools.dispatch import ToolDispatcher
 from codeact.tools.tool import Tool

@@ -12,6 +12,8 @@ import signal
 import sys
 import threading
 
+from .text import cut_marker
+
 __all__: list[str] = []
 
 
@@ -64,7 +66,7 @@ class _Capped:
         dropped = self.total - len(head) - len(tail)
         if dropped <= 0:
             return head + tail
-        return f"{head}\n[... {dropped:,} characters truncated ...]\n{tail}"
+        return head + cut_marker(dropped) + tail
 
 
 class _Output:
