@@ -32,6 +32,7 @@ from codeact.sandbox.base import BridgeLimits, ExecError, Execution
 from codeact.sandbox.guest.text import truncate_middle
 from codeact.tools.calls import ToolCallRecord
 from codeact.tools.dispatch import ToolDispatcher
+from codeact.tools.signature import describe_params, signature_of
 from codeact.tools.tool import Tool
 
 __all__ = [
@@ -49,28 +50,15 @@ def tool_definitions(tools: Mapping[str, Tool]) -> list[dict[str, Any]]:
     """What the kernel needs to build a stub per tool: signature parts as text, and the docstring."""
     definitions = []
     for name, t in tools.items():
-        params = []
-        signature = t.signature
-        shown = t.shown_defaults()  # literals from the source only: a computed default may be a secret
-        for p in signature.parameters.values():
-            param: dict[str, Any] = {
-                "name": p.name,
-                "kind": p.kind.name,
-                "has_default": p.default is not p.empty,
-            }
-            if p.annotation is not p.empty:
-                param["annotation"] = inspect.formatannotation(p.annotation)
-            if p.default is not p.empty:
-                param["default"] = shown.get(p.name, "...")
-            params.append(param)
-        returns = signature.return_annotation
+        signature = signature_of(t)
+        returns = inspect.Signature.empty if signature is None else signature.return_annotation
         definitions.append(
             {
                 "name": name,
                 "signature": t.python_signature(),
                 "doc": t.docstring(),
-                "params": params,
-                "returns": None if returns is signature.empty else inspect.formatannotation(returns),
+                "params": describe_params(t),
+                "returns": None if returns is inspect.Signature.empty else inspect.formatannotation(returns),
             }
         )
     return definitions

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from codeact.tools.calls import ToolCallRecord, ToolListener
+from codeact.tools.signature import bind_arguments, signature_of
 from codeact.tools.tool import Tool
 
 __all__ = ["ToolDispatcher", "ToolOutcome", "ToolPolicy", "preview_arguments"]
@@ -84,10 +85,7 @@ class ToolDispatcher:
         self._tools = dict(tools)
         self._signatures = {}
         for name, t in self._tools.items():
-            try:
-                self._signatures[name] = t.signature
-            except (TypeError, ValueError):  # a callable inspect cannot read: call it unchecked
-                self._signatures[name] = None
+            self._signatures[name] = signature_of(t)  # None: a callable inspect cannot read, called unchecked
 
     def close(self) -> None:
         """Let the worker thread end (a tool it is running still finishes)."""
@@ -133,14 +131,10 @@ class ToolDispatcher:
             return self._finish(
                 name, arguments, started, keep_chars, notify, error=("NameError", f"there is no tool named `{name}`{hint}")
             )
-        signature = self._signatures.get(name)
-        if signature is not None:
-            try:
-                arguments = dict(signature.bind(*args, **kwargs).arguments)
-            except TypeError as exc:
-                return self._finish(name, arguments, started, keep_chars, notify, error=("TypeError", f"{name}(): {exc}"))
-        elif args:
-            arguments["*args"] = list(args)
+        try:
+            arguments = bind_arguments(self._signatures.get(name), args, kwargs)
+        except TypeError as exc:
+            return self._finish(name, arguments, started, keep_chars, notify, error=("TypeError", f"{name}(): {exc}"))
         denial = self._denial(name, arguments)
         if denial is not None:
             return self._finish(
