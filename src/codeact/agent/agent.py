@@ -37,6 +37,7 @@ from codeact.runs.recording import Recording
 from codeact.runs.redact import Redactor
 from codeact.runs.result import RunResult
 from codeact.runs.store import RunStore, open_store
+from codeact.runs.telemetry import Telemetry
 from codeact.sandbox.base import Execution, ToolCallRecord
 from codeact.tools.tool import Tool, to_tools
 
@@ -440,11 +441,9 @@ class Agent:
         }
 
 
-def _telemetry(option: Any) -> Any:
+def _telemetry(option: Any) -> Telemetry | None:
     if option is None or option is False:
         return None
-    from codeact.runs.telemetry import Telemetry
-
     if option is True:
         return Telemetry()
     if isinstance(option, Telemetry):

@@ -25,6 +25,7 @@ from codeact.agent.feed import Divergence, ToolFeed, feed_tools
 from codeact.agent.loop import Action, CallModel, RunAction
 from codeact.errors import ModelError
 from codeact.models.base import Message, ModelReply
+from codeact.runs.codec import encode_value
 from codeact.runs.events import (
     Event,
     LogNote,
@@ -373,7 +374,5 @@ def _any_async(tools: Mapping[str, Tool]) -> bool:
 
 
 def _plain(value: Any) -> Any:
-    from codeact.runs.codec import encode_value
-
     return encode_value(value)
 
