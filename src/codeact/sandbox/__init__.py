@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from codeact.sandbox.base import ExecError, Execution, Sandbox, ToolCallRecord
+from codeact.sandbox.base import BridgeLimits, ExecError, Execution, Sandbox, ToolCallRecord
 
 if TYPE_CHECKING:
     from codeact.sandbox.local import LocalSandbox, NetworkPolicy
     from codeact.sandbox.process import ProcessSandbox
 
 __all__ = [
+    "BridgeLimits",
     "ExecError",
     "Execution",
     "LocalSandbox",

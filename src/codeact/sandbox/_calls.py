@@ -38,7 +38,7 @@ from codeact.sandbox.guest.wire import TAG
 from codeact.tools.calls import ToolCallRecord
 from codeact.tools.dispatch import ToolDispatcher, preview_arguments
 
-__all__ = ["SEND_TIMEOUT", "SessionTally", "StepServer", "ToolThread"]
+__all__ = ["SEND_TIMEOUT", "Outcome", "SessionTally", "StepServer", "ToolThread"]
 
 SEND_TIMEOUT = 10.0
 Outcome = tuple[str, Any]

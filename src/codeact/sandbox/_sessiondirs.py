@@ -16,7 +16,7 @@ import stat
 import tempfile
 import threading
 
-__all__ = ["make_root", "reap_stale", "remove_tree"]
+__all__ = ["PREFIX", "make_root", "reap_stale", "remove_tree"]
 
 PREFIX = "codeact-sessions-"
 _NAME = re.compile(re.escape(PREFIX) + r"(\d+)-(\d+)-[A-Za-z0-9_]+")

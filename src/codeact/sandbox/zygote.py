@@ -36,6 +36,8 @@ from codeact.sandbox.session import Identity, SessionParams, SessionProcess
 
 __all__ = [
     "PROCESS_HINT",
+    "SANDBOX_UID",
+    "ZYGOTE_SCRIPT",
     "Zygote",
     "ZygoteSpec",
     "acquire",

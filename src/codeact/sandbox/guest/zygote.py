@@ -46,7 +46,7 @@ if not __package__:  # run by path (`confine.py ... .../guest/zygote.py`): sibli
     ]
     __package__ = "_codeact_guest"
 
-__all__ = ["MAX_MESSAGE", "main", "recv_message", "send_message"]
+__all__ = ["MAX_MESSAGE", "SessionForker", "main", "recv_message", "send_message"]
 
 MAX_MESSAGE = 1 << 16
 
