@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "codeact"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("codeact.errors", "codeact._optional", "codeact._version", "codeact._children"),
+    ("codeact.errors", "codeact._optional", "codeact._version", "codeact._children", "codeact._loading"),
     ("codeact.models",),
     ("codeact.tools",),
     ("codeact.sandbox",),

@@ -1,7 +1,9 @@
 """Benchmarks: task sets, agent configs, checkers, and the report `codeact bench` writes."""
 
-from codeact.bench.agents import AGENT_CONFIGS, BenchModel, Outcome
+from codeact.bench.agents import AGENT_CONFIGS
 from codeact.bench.checkers import CHECKERS, get_checker
+from codeact.bench.model import BenchModel
+from codeact.bench.outcome import Outcome
 from codeact.bench.report import AgentSummary, summarize, write_report
 from codeact.bench.runner import TaskResult, run_bench
 from codeact.bench.stats import wilson_interval

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from codeact._optional import require
-from codeact.bench.agents import BenchModel, Outcome
+from codeact.bench.model import BenchModel
+from codeact.bench.outcome import Outcome
 from codeact.bench.tasks import Task
 from codeact.tools.tool import Tool
 

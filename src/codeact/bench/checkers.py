@@ -112,7 +112,7 @@ def get_checker(name: str) -> Checker:
     if name in CHECKERS:
         return CHECKERS[name]
     if ":" in name:
-        from codeact.cli._loading import load_object
+        from codeact._loading import load_object
 
         checker = load_object(name, "checker")
         if not callable(checker):

@@ -16,8 +16,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from codeact.bench.agents import BenchModel, Outcome, get_agent_config
+from codeact.bench.agents import get_agent_config
 from codeact.bench.checkers import get_checker
+from codeact.bench.model import BenchModel
+from codeact.bench.outcome import Outcome
 from codeact.bench.tasks import Task, load_tools
 from codeact.errors import ModelTimeoutError
 from codeact.runs.events import to_jsonable

@@ -151,7 +151,7 @@ def load_tools(spec: str | None) -> dict[str, Tool]:
     """The tools a task names: `module` (its `TOOLS`) or `module:attribute`; {} for None."""
     if not spec:
         return {}
-    from codeact.cli._loading import load_object
+    from codeact._loading import load_object
 
     value = load_object(_tools_target(spec), "task tools")
     if isinstance(value, Tool) or callable(value):

@@ -125,8 +125,9 @@ def _positionals(taskset: str, extra: list[str], serve_local: bool) -> tuple[str
 def _run(err: Console, *, taskset: str, agents: str, model: str | None, size: str | None, limit: int | None,
          seed: int | None, concurrency: int, max_steps: int, out: Path | None, sandbox: str,
          threads: int | None, max_reply_tokens: int = 1024, allow_task_code: bool = False) -> None:
-    from codeact.bench.agents import BenchModel, get_agent_config
+    from codeact.bench.agents import get_agent_config
     from codeact.bench.local_server import LocalServer
+    from codeact.bench.model import BenchModel
     from codeact.bench.report import render_markdown, summarize, write_report
     from codeact.bench.runner import run_bench
     from codeact.bench.tasks import load_taskset, select_tasks

@@ -1,0 +1,29 @@
+"""What one agent did with one task: the row every agent config returns, smolagents' included."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Outcome"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one agent did with one task, before checking the answer.
+
+    `answered` is True when the agent produced a final answer (codeact: `final_answer` was
+    called; smolagents: its run returned an output; no-agent: always), so a number that merely
+    appeared in printed output is never scored as an answer.
+    """
+
+    output: Any
+    answered: bool
+    status: str
+    steps: int
+    prompt_tokens: int
+    completion_tokens: int
+    error: str | None = None
+    step_errors: tuple[str, ...] = ()
+    model_timeouts: int = 0
+    """Model calls of this run that timed out (and were retried, or ended it)."""
