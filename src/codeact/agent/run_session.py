@@ -1,10 +1,11 @@
-"""The I/O side of one run, shared by the sync and async drivers.
+"""The I/O side of one run, shared by the sync and async drivers (see `driver`).
 
 The loop is pure; the drivers perform its effects. Everything a run does besides calling the
 model and running code lives here, so both drivers behave the same:
 
-- record: every event goes to the run log (and to telemetry) before the loop goes on; tool calls
-  are written as the bridge reports them, while the code is still running;
+- record: every event goes to the run log (and to telemetry) before the loop goes on, and the
+  log commits them before each effect (a live model call, an action); tool calls are committed
+  as the bridge reports them, while the code is still running;
 - resume: recorded steps are fed back to the loop (recorded replies, recorded executions) while
   their code runs again in the kernel to rebuild its state, with tool results served from the
   log; events the log already holds are neither written again nor shown again;
