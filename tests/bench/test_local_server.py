@@ -76,7 +76,8 @@ def test_count_prompt_matches_the_servers_own_count(served):
     from codeact.agent.tool_calling_agent import FINAL_ANSWER_SPEC
     from codeact.bench.shop import TOOLS
     from codeact.models.base import Message, ToolCall
-    from codeact.models.openai_compat import OpenAICompatible, to_openai_messages, to_openai_tools
+    from codeact.models.openai_compat import OpenAICompatible
+    from codeact.models.openai_wire import to_openai_messages, to_openai_tools
 
     messages = [Message("system", "You help."), Message("user", "Stock of KB-100?"),
                 Message("assistant", "", (ToolCall("c1", "get_stock", {"sku": "KB-100"}),)),

@@ -27,7 +27,7 @@ from codeact.models.base import (
     check_max_tokens,
     cut_at_stop,
 )
-from codeact.models.openai_compat import RAW_ARGUMENTS, json_safe
+from codeact.models.openai_wire import RAW_ARGUMENTS, json_safe
 
 __all__ = ["Anthropic", "from_anthropic_message", "to_anthropic_request"]
 

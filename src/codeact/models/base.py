@@ -16,10 +16,12 @@ __all__ = [
     "Model",
     "ModelReply",
     "Role",
+    "StopCutter",
     "ToolCall",
     "ToolSpec",
     "Usage",
     "check_max_tokens",
+    "cut_at_stop",
 ]
 
 #: The reply cap every remote backend sends when the caller gives none. Without a cap a server
@@ -54,21 +56,6 @@ class Message:
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"role": self.role, "content": self.content}
-        if self.tool_calls:
-            data["tool_calls"] = [
-                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls
-            ]
-        if self.tool_call_id is not None:
-            data["tool_call_id"] = self.tool_call_id
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Message:
-        calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in data.get("tool_calls", ()))
-        return cls(data["role"], data["content"], calls, data.get("tool_call_id"))
 
 
 @dataclass(frozen=True)
@@ -170,3 +157,44 @@ def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
         return text
     cut = min((i for s in stop if s and (i := text.find(s)) != -1), default=-1)
     return text if cut == -1 else text[:cut]
+
+
+class StopCutter:
+    """Cuts a stream of text at the first stop sequence, even one split across chunks.
+
+    Text that could be the start of a stop sequence is held back until the next chunk shows
+    whether it is.
+    """
+
+    def __init__(self, stop: Sequence[str] | None) -> None:
+        self.stop = [s for s in stop or () if s]
+        self.stopped = False
+        self._held = ""
+
+    def feed(self, text: str) -> str:
+        """The part of `text` that is safe to emit now."""
+        if self.stopped or not text:
+            return ""
+        buffer = self._held + text
+        cut = len(cut_at_stop(buffer, self.stop))
+        # A longer stop sequence that starts earlier may still be completed by the next chunk.
+        pending = len(buffer) - self._partial_suffix(buffer)
+        if cut < len(buffer) and pending >= cut:
+            self.stopped, self._held = True, ""
+            return buffer[:cut]
+        self._held = buffer[pending:]
+        return buffer[:pending]
+
+    def flush(self) -> str:
+        """Whatever was held back, once the stream has ended (cut at a stop sequence it holds)."""
+        held, self._held = self._held, ""
+        cut = cut_at_stop(held, self.stop)
+        self.stopped = self.stopped or cut != held
+        return cut
+
+    def _partial_suffix(self, buffer: str) -> int:
+        longest = max((len(s) - 1 for s in self.stop), default=0)
+        for k in range(min(longest, len(buffer)), 0, -1):
+            if any(s.startswith(buffer[-k:]) for s in self.stop):
+                return k
+        return 0

@@ -15,7 +15,7 @@ from codeact._optional import require
 from codeact.errors import ConfigError
 from codeact.models._retry import RetryPolicy, acall_with_retries, call_with_retries, sdk_classifier
 from codeact.models.base import DEFAULT_MAX_TOKENS, Message, Model, ModelReply, ToolSpec, check_max_tokens
-from codeact.models.openai_compat import reply_from_completion, to_openai_messages, to_openai_tools
+from codeact.models.openai_wire import reply_from_completion, to_openai_messages, to_openai_tools
 
 __all__ = ["LiteLLM"]
 

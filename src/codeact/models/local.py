@@ -24,6 +24,7 @@ from codeact._optional import require
 from codeact.errors import ConfigError, ModelError
 from codeact.models._weights import MODELS, ensure_weights
 from codeact.models.base import Message, Model, ModelReply, ToolCall, ToolSpec, Usage, check_max_tokens
+from codeact.models.openai_wire import to_openai_tools
 
 __all__ = ["LocalModel", "LocalStats"]
 
@@ -181,15 +182,9 @@ class LocalModel(Model):
     def _render(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None) -> str:
         if not messages:
             raise ConfigError("LocalModel needs at least one message.")
-        tool_dicts = [
-            {
-                "type": "function",
-                "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
-            }
-            for t in tools or ()
-        ]
         try:
-            result = self._formatter(messages=[_to_template(m) for m in messages], tools=tool_dicts or None)
+            wire_tools = to_openai_tools(tools) if tools else None
+            result = self._formatter(messages=[_to_template(m) for m in messages], tools=wire_tools)
         except Exception as exc:  # jinja2 errors, raise_exception() in templates
             raise ConfigError(f"The model's chat template rejected these messages: {exc}") from exc
         return str(result.prompt)

@@ -12,12 +12,7 @@ the silence since the last token rather than the whole reply (a slow server that
 is not cut off), and a server that notices the hang-up (llama-cpp-python, vLLM) stops generating
 an abandoned reply instead of finishing it while the retry waits behind it.
 
-An assistant turn that carried tool calls is sent with `content: ""`, not null: llama-cpp-python's
-server validates `content` as a string and answers null with a 500.
-
-Malformed tool-call arguments never raise: a `ToolCall` whose arguments were not a JSON object
-carries the model's raw string as ``{"_raw": "<what the model wrote>"}`` (see `RAW_ARGUMENTS`),
-so the agent can show the model its mistake.
+The wire form itself (messages, tools, replies, stream chunks) is `codeact.models.openai_wire`.
 
 The SDK is imported in the constructor, not at module import, to keep `import codeact` fast.
 """
@@ -29,11 +24,10 @@ import json
 import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from codeact.errors import ConfigError, ModelResponseError
+from codeact.errors import ConfigError
 from codeact.models._retry import (
     BeforeRetry,
     RetryPolicy,
@@ -43,47 +37,22 @@ from codeact.models._retry import (
     server_message,
     to_error,
 )
-from codeact.models.base import (
-    DEFAULT_MAX_TOKENS,
-    Message,
-    Model,
-    ModelReply,
-    ToolCall,
-    ToolSpec,
-    Usage,
-    check_max_tokens,
-    cut_at_stop,
-)
+from codeact.models.base import DEFAULT_MAX_TOKENS, Message, Model, ModelReply, ToolSpec, check_max_tokens
+from codeact.models.openai_wire import ChunkReader, reply_from_completion, to_openai_messages, to_openai_tools
 
 if TYPE_CHECKING:
     import openai
 
-__all__ = [
-    "RAW_ARGUMENTS",
-    "OpenAICompatible",
-    "StopCutter",
-    "arguments_json",
-    "json_safe",
-    "parse_arguments",
-    "reply_from_completion",
-    "to_openai_messages",
-    "to_openai_tools",
-]
+__all__ = ["CountPrompt", "OpenAICompatible", "rejected_param"]
 
 #: Counts the prompt tokens of a request: (messages, tools) in chat-completions form.
 CountPrompt = Callable[[list[dict[str, Any]], "list[dict[str, Any]] | None"], int]
-
-#: Key under which a tool call keeps arguments that were not a JSON object.
-RAW_ARGUMENTS = "_raw"
 
 OPENAI_URL = "https://api.openai.com/v1"
 #: Key sent when a custom server needs none: the SDK refuses an empty key.
 PLACEHOLDER_KEY = "not-needed"
 #: OpenAI accepts at most four stop sequences; the rest are cut client-side.
 MAX_SERVER_STOPS = 4
-#: A streamed reply longer than this is cut (finish_reason "length"): a server that ignores
-#: `max_tokens` must not grow the host's memory without end.
-MAX_REPLY_CHARS = 2_000_000
 
 
 class OpenAICompatible(Model):
@@ -183,7 +152,7 @@ class OpenAICompatible(Model):
                 return reply_from_completion(self._adapting(create, messages, stop, tools), stop, url=self.base_url)
             # Reading the stream is part of the attempt: a stall in the middle is retried too.
             chunks = self._adapting(create, messages, stop, tools, stream=True)
-            state = _StreamState(stop)
+            state = ChunkReader(stop)
             try:
                 if _is_json(chunks):  # the server ignored `stream` and sent the whole reply
                     return reply_from_completion(_completion(json.loads(chunks.response.read())), stop, url=self.base_url)
@@ -221,7 +190,7 @@ class OpenAICompatible(Model):
             attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout,
             before_retry=self.before_retry,
         )
-        state = _StreamState(stop)
+        state = ChunkReader(stop)
         try:
             for chunk in chunks:
                 piece = state.feed(chunk)
@@ -258,7 +227,7 @@ class OpenAICompatible(Model):
                 completion = await self._aadapting(create, messages, stop, tools)
                 return reply_from_completion(completion, stop, url=self.base_url)
             chunks = await self._aadapting(create, messages, stop, tools, stream=True)
-            state = _StreamState(stop)
+            state = ChunkReader(stop)
             try:
                 if _is_json(chunks):
                     body = json.loads(await chunks.response.aread())
@@ -291,7 +260,7 @@ class OpenAICompatible(Model):
             attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout,
             before_retry=self.before_retry,
         )
-        state = _StreamState(stop)
+        state = ChunkReader(stop)
         try:
             async for chunk in chunks:
                 piece = state.feed(chunk)
@@ -458,244 +427,3 @@ def _completion(body: Any) -> Any:
 
 def _is_openai(url: str) -> bool:
     return urlsplit(url).hostname == "api.openai.com"
-
-
-# -- conversion (shared with the LiteLLM backend) ----------------------------------------------
-
-
-def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """Messages in chat-completions form, incl. assistant tool calls and tool results."""
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        if m.role == "tool":
-            out.append({"role": "tool", "tool_call_id": m.tool_call_id or "", "content": m.content})
-        elif m.role == "assistant" and m.tool_calls:
-            out.append(
-                {
-                    "role": "assistant",
-                    "content": m.content,  # "" rather than null: see the module docstring
-                    "tool_calls": [
-                        {
-                            "id": c.id,
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": arguments_json(c.arguments)},
-                        }
-                        for c in m.tool_calls
-                    ],
-                }
-            )
-        else:
-            out.append({"role": m.role, "content": m.content})
-    return out
-
-
-def to_openai_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
-    return [
-        {
-            "type": "function",
-            "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
-        }
-        for t in tools
-    ]
-
-
-def arguments_json(arguments: Mapping[str, Any]) -> str:
-    """Tool-call arguments as the JSON string the wire carries; never raises."""
-    raw = arguments.get(RAW_ARGUMENTS)
-    if len(arguments) == 1 and isinstance(raw, str):
-        return raw  # give the model back exactly what it wrote
-    return json.dumps(json_safe(dict(arguments)), ensure_ascii=False)
-
-
-def json_safe(value: Any, _depth: int = 0) -> Any:
-    """`value` with everything JSON cannot carry made plain: sets and tuples become lists, other
-    keys and objects their repr. Arguments come from the model (a Python literal may hold a set),
-    and one that cannot be serialised must not make every later request of the run fail.
-    """
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return value
-    if _depth > 64:
-        return repr(value)[:1000]
-    if isinstance(value, Mapping):
-        return {k if isinstance(k, str) else repr(k): json_safe(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, (set, frozenset)):
-        return [json_safe(v, _depth + 1) for v in sorted(value, key=repr)]
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v, _depth + 1) for v in value]
-    return repr(value)[:1000]
-
-
-def parse_arguments(raw: str | None) -> dict[str, Any]:
-    """Tool-call arguments as a dict; anything but a JSON object is kept as {"_raw": raw}."""
-    if raw is None or not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {RAW_ARGUMENTS: raw}
-    return value if isinstance(value, dict) else {RAW_ARGUMENTS: raw}
-
-
-def usage_from(usage: Any) -> Usage:
-    """Usage from an OpenAI-shaped usage object; missing fields count as 0."""
-    if usage is None:
-        return Usage()
-    return Usage(
-        int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
-    )
-
-
-def reply_from_completion(completion: Any, stop: Sequence[str] | None, *, url: str) -> ModelReply:
-    """A ModelReply from a chat.completion object, cutting the text at `stop`."""
-    choices = getattr(completion, "choices", None)
-    if not choices:
-        shown = repr(completion)[:300]
-        raise ModelResponseError(f"the model server at {url} sent a reply without choices: {shown}")
-    choice = choices[0]
-    message = getattr(choice, "message", None)
-    text = getattr(message, "content", None) or ""
-    finish = getattr(choice, "finish_reason", None)
-    cut = cut_at_stop(text, stop)
-    if cut != text:
-        finish = "stop"
-    calls: list[ToolCall] = []
-    for i, call in enumerate(getattr(message, "tool_calls", None) or ()):
-        function = getattr(call, "function", None)
-        if function is None:
-            continue
-        arguments = parse_arguments(getattr(function, "arguments", None))
-        calls.append(ToolCall(getattr(call, "id", None) or f"call_{i}", function.name, arguments))
-    return ModelReply(
-        cut, usage_from(getattr(completion, "usage", None)), tuple(calls), finish, raw=completion
-    )
-
-
-# -- streaming --------------------------------------------------------------------------------
-
-
-class StopCutter:
-    """Cuts a stream of text at the first stop sequence, even one split across chunks.
-
-    Text that could be the start of a stop sequence is held back until the next chunk shows
-    whether it is.
-    """
-
-    def __init__(self, stop: Sequence[str] | None) -> None:
-        self.stop = [s for s in stop or () if s]
-        self.stopped = False
-        self._held = ""
-
-    def feed(self, text: str) -> str:
-        """The part of `text` that is safe to emit now."""
-        if self.stopped or not text:
-            return ""
-        buffer = self._held + text
-        cut = len(cut_at_stop(buffer, self.stop))
-        # A longer stop sequence that starts earlier may still be completed by the next chunk.
-        pending = len(buffer) - self._partial_suffix(buffer)
-        if cut < len(buffer) and pending >= cut:
-            self.stopped, self._held = True, ""
-            return buffer[:cut]
-        self._held = buffer[pending:]
-        return buffer[:pending]
-
-    def flush(self) -> str:
-        """Whatever was held back, once the stream has ended (cut at a stop sequence it holds)."""
-        held, self._held = self._held, ""
-        cut = cut_at_stop(held, self.stop)
-        self.stopped = self.stopped or cut != held
-        return cut
-
-    def _partial_suffix(self, buffer: str) -> int:
-        longest = max((len(s) - 1 for s in self.stop), default=0)
-        for k in range(min(longest, len(buffer)), 0, -1):
-            if any(s.startswith(buffer[-k:]) for s in self.stop):
-                return k
-        return 0
-
-
-class _StreamState:
-    """Collects text, tool calls, usage and the finish reason from chat.completion.chunk objects."""
-
-    def __init__(self, stop: Sequence[str] | None) -> None:
-        self.cutter = StopCutter(stop)
-        self.parts: list[str] = []
-        self.usage = Usage()
-        self.finish: str | None = None
-        self.size = 0
-        self.too_long = False
-        self.seen_choices = False
-        self.content_chunks = 0
-        # index -> [id, name, argument pieces]: a call's arguments arrive in pieces.
-        self.calls: dict[int, list[Any]] = {}
-
-    @property
-    def done(self) -> bool:
-        """Stop reading: a stop sequence showed up, or the reply passed MAX_REPLY_CHARS."""
-        return self.cutter.stopped or self.too_long
-
-    def feed(self, chunk: Any) -> str:
-        if getattr(chunk, "usage", None) is not None:
-            self.usage = usage_from(chunk.usage)
-        piece = ""
-        for choice in (getattr(chunk, "choices", None) or ())[:1]:
-            self.seen_choices = True
-            delta = getattr(choice, "delta", None)
-            content = getattr(delta, "content", None)
-            if content:
-                self.content_chunks += 1
-                piece = self.cutter.feed(content)
-            for call in getattr(delta, "tool_calls", None) or ():
-                self._add_call(call)
-            if getattr(choice, "finish_reason", None):
-                self.finish = choice.finish_reason
-        if self.cutter.stopped:
-            self.finish = "stop"
-        self.size += len(piece)
-        if self.size > MAX_REPLY_CHARS:
-            self.too_long, self.finish = True, "length"
-        self.parts.append(piece)
-        return piece
-
-    def _add_call(self, delta: Any) -> None:
-        index = getattr(delta, "index", None)
-        entry = self.calls.setdefault(index if isinstance(index, int) else len(self.calls), [None, "", []])
-        if getattr(delta, "id", None):
-            entry[0] = delta.id
-        function = getattr(delta, "function", None)
-        if function is not None:
-            if getattr(function, "name", None):
-                entry[1] += function.name
-            if getattr(function, "arguments", None):
-                entry[2].append(function.arguments)
-                self.size += len(function.arguments)
-
-    def end(self) -> str:
-        """Release the text held back for a possible stop sequence; the stream is over."""
-        tail = self.cutter.flush()
-        if self.cutter.stopped:
-            self.finish = "stop"
-        self.parts.append(tail)
-        return tail
-
-    def complete_reply(self, *, url: str, prompt_tokens: Callable[[], int]) -> ModelReply:
-        """The reply of a whole stream read by `complete`."""
-        if not self.seen_choices:
-            raise ModelResponseError(f"the model server at {url} sent a stream without choices")
-        self.end()
-        return self.with_usage(self.reply(), prompt_tokens)
-
-    def with_usage(self, reply: ModelReply, prompt_tokens: Callable[[], int]) -> ModelReply:
-        """`reply`, with usage counted here when the server sent none (see `count_prompt`)."""
-        if reply.usage != Usage():
-            return reply
-        return replace(reply, usage=Usage(prompt_tokens(), self.content_chunks))
-
-    def reply(self) -> ModelReply:
-        calls = tuple(
-            ToolCall(call_id or f"call_{i}", name, parse_arguments("".join(pieces)))
-            for i, (call_id, name, pieces) in sorted(self.calls.items())
-            if name
-        )
-        finish = self.finish or ("tool_calls" if calls else None)
-        return ModelReply("".join(self.parts), self.usage, calls, finish)
