@@ -24,6 +24,7 @@ from typing import Any, Literal
 from codeact.runs.codec import RecordedObject, encode_value
 from codeact.runs.limits import Truncated
 from codeact.sandbox.base import ToolCallRecord
+from codeact.tools.signature import bind_arguments, signature_of
 from codeact.tools.tool import Tool
 
 __all__ = ["Divergence", "FedTool", "FeedMode", "ToolFeed", "feed_tools", "stand_in"]
@@ -192,11 +193,11 @@ def stand_in(recorded: RecordedObject) -> Any:
 
 
 def _bind(tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The arguments as the bridge records them (bound to the signature), for comparison."""
+    """The arguments as the dispatcher records them (the tools' one binder), for comparison."""
     try:
-        return dict(tool.signature.bind(*args, **kwargs).arguments)
-    except (TypeError, ValueError):
-        return {**kwargs, **({"*args": list(args)} if args else {})}
+        return bind_arguments(signature_of(tool), args, kwargs)
+    except TypeError:  # arguments that do not fit: the call fails in the tool; compare them as given
+        return bind_arguments(None, args, kwargs)
 
 
 def _same_call(record: ToolCallRecord, name: str, arguments: Mapping[str, Any]) -> bool:

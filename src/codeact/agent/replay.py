@@ -11,7 +11,6 @@ signatures kept with the run (`recorded_tools`), and their results come from the
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from codeact.models.base import Message, Model, ModelReply, ToolSpec
 from codeact.runs.pricing import PriceTable
 from codeact.runs.recording import Recording
 from codeact.runs.result import RunResult
+from codeact.tools.signature import GENERIC_PARAMS, describe_params, signature_from_params, signature_of
 from codeact.tools.tool import Tool
 
 __all__ = [
@@ -75,13 +75,7 @@ class RecordedTool(Tool):
     def __init__(self, name: str, spec: Mapping[str, Any]) -> None:
         self.name = name
         self.description = str(spec.get("doc") or f"{name} (recorded)").split("\n", 1)[0]
-        params = []
-        for p in spec.get("params", ()):
-            kind = getattr(inspect.Parameter, str(p.get("kind", "POSITIONAL_OR_KEYWORD")))
-            default = _RecordedText(p.get("default", "...")) if p.get("has_default") else inspect.Parameter.empty
-            annotation = _RecordedText(p["annotation"]) if p.get("annotation") else inspect.Parameter.empty
-            params.append(inspect.Parameter(p["name"], kind, default=default, annotation=annotation))
-        signature = inspect.Signature(params)
+        signature = signature_from_params(spec.get("params", ()))
 
         def recorded(*args: Any, **kwargs: Any) -> Any:
             raise ConfigError(f"`{name}` exists only in the log; replay serves its recorded results")
@@ -99,40 +93,18 @@ class RecordedTool(Tool):
         return self  # the recorded tool was validated when it was recorded
 
 
-class _RecordedText(str):
-    """A default or annotation known only as text; shown bare in the kernel's stub."""
-
-    def __repr__(self) -> str:
-        return str(self)
-
-
 def describe_tools(tools: Mapping[str, Tool]) -> dict[str, dict[str, Any]]:
-    """What replay needs to rebuild a tool's stub: its parameters and docstring."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, t in tools.items():
-        try:
-            signature = t.signature
-        except (TypeError, ValueError):
-            out[name] = {"params": [{"name": "args", "kind": "VAR_POSITIONAL"},
-                                    {"name": "kwargs", "kind": "VAR_KEYWORD"}], "doc": ""}
-            continue
-        params = []
-        for p in signature.parameters.values():
-            param: dict[str, Any] = {"name": p.name, "kind": p.kind.name, "has_default": p.default is not p.empty}
-            if p.annotation is not p.empty:
-                param["annotation"] = inspect.formatannotation(p.annotation)
-            if p.default is not p.empty:  # as the prompt shows it: a computed default may be a secret
-                param["default"] = t.shown_defaults().get(p.name, "...")
-            params.append(param)
-        out[name] = {"params": params, "doc": t.docstring()}
-    return out
+    """What replay needs to rebuild a tool's stub: its parameters (the tools' one signature
+    codec) and docstring."""
+    return {name: {"params": describe_params(t), "doc": t.docstring() if signature_of(t) is not None else ""}
+            for name, t in tools.items()}
 
 
 def recorded_tools(meta: Mapping[str, Any], recording: Recording) -> list[Tool]:
     """Stand-ins for the run's tools, from the signatures in its metadata (or its tool names)."""
     found = meta.get("tools")
     specs: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-    generic = {"params": [{"name": "args", "kind": "VAR_POSITIONAL"}, {"name": "kwargs", "kind": "VAR_KEYWORD"}]}
+    generic = {"params": GENERIC_PARAMS}
     return [RecordedTool(name, specs.get(name, generic)) for name in recording.started.tools]
 
 
