@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from codeact.errors import ConfigError
 from codeact.models.base import Message
+from codeact.sandbox.guest.text import truncate_middle
 
 __all__ = ["Compaction", "Compactor", "Turn", "estimate_tokens"]
 
@@ -183,12 +184,8 @@ class Compactor:
 
 
 def clip(text: str, limit: int) -> str:
-    """Head and tail of `text` with a marker saying how much was cut."""
-    if len(text) <= limit:
-        return text
-    head = limit * 2 // 3
-    tail = limit - head
-    return f"{text[:head]}\n[... {len(text) - head - tail:,} characters cut ...]\n{text[-tail:]}"
+    """Head (two thirds) and tail of `text` with a marker saying how much was cut."""
+    return truncate_middle(text, limit, what="characters cut", head_share=2 / 3)
 
 
 def _with_summary(head: list[Message], summary: str) -> list[Message]:

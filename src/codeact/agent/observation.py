@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 from codeact.sandbox.base import Execution
+from codeact.sandbox.guest.text import truncate_middle
 
 __all__ = ["format_observation", "truncate"]
 
 
 def truncate(text: str, limit: int) -> str:
-    """Keep the head and tail of `text` with a marker that says how much was cut."""
-    if len(text) <= limit:
-        return text
-    marker_room = 80
-    head = max(limit - marker_room, 0) * 2 // 3
-    tail = max(limit - marker_room - head, 0)
-    cut = len(text) - head - tail
-    end = text[len(text) - tail :] if tail else ""
-    return f"{text[:head]}\n[... {cut:,} characters truncated ...]\n{end}"
+    """Keep the head (two thirds) and tail of `text` with a marker that says how much was cut;
+    80 of `limit` characters are kept for the marker."""
+    return truncate_middle(text, limit, head_share=2 / 3, reserve=80)
 
 
 def format_observation(execution: Execution, *, limit: int = 8_000) -> str:
