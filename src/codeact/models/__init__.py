@@ -1,4 +1,4 @@
-"""Model backends: one contract (`Model.complete`) and the backends that implement it.
+"""Model backends: one contract (`Model`: a backend writes `request`, the base owns retries, stops and async).
 
 The contract and the scripted test double load eagerly; every backend loads on first access
 (module `__getattr__`), so `import codeact.models` imports no SDK (openai, anthropic, litellm,

@@ -45,6 +45,7 @@ __all__ = [
     "BeforeRetry",
     "Classify",
     "Failure",
+    "Resend",
     "RetryPolicy",
     "acall_with_retries",
     "call_with_retries",
@@ -103,6 +104,17 @@ class Failure:
         return code in (408, 429) or (code >= 500 and not self.invalid_request)
 
 
+class Resend(Exception):
+    """Raised by an attempt that learned what the server rejects: send again at once.
+
+    Not a retry: no wait, not counted. A backend raises it only while it still has something to
+    change (e.g. drop `stop`), and the loops allow at most `MAX_RESENDS` per call.
+    """
+
+
+#: Resends allowed per call, whatever a backend says (each one changes the request).
+MAX_RESENDS = 8
+
 Classify = Callable[[BaseException], "Failure | None"]
 BeforeRetry = Callable[[Failure], object]
 """Called with a timed-out attempt's failure before it is retried (see the module docstring)."""
@@ -119,14 +131,19 @@ def call_with_retries(
     before_retry: BeforeRetry | None = None,
 ) -> T:
     """Call `fn` until it succeeds, a failure is not retryable, or retries run out."""
-    retry = 0
+    retry = resends = 0
     while True:
         try:
             return fn()
-        except Exception as exc:
+        except Exception as raised:
+            if isinstance(raised, Resend) and (resends := resends + 1) <= MAX_RESENDS:
+                continue
+            exc = raised.__cause__ if isinstance(raised, Resend) and raised.__cause__ else raised
             failure = classify(exc)
             if failure is None:
-                raise
+                if exc is raised:
+                    raise
+                raise exc from None
             if not failure.retryable or retry >= policy.max_retries:
                 raise to_error(failure, url=url, attempts=retry + 1, timeout=timeout) from exc
             if failure.kind == "timeout" and before_retry is not None:
@@ -146,14 +163,19 @@ async def acall_with_retries(
     before_retry: BeforeRetry | None = None,
 ) -> T:
     """The async twin of `call_with_retries` (`before_retry` runs in a worker thread)."""
-    retry = 0
+    retry = resends = 0
     while True:
         try:
             return await fn()
-        except Exception as exc:
+        except Exception as raised:
+            if isinstance(raised, Resend) and (resends := resends + 1) <= MAX_RESENDS:
+                continue
+            exc = raised.__cause__ if isinstance(raised, Resend) and raised.__cause__ else raised
             failure = classify(exc)
             if failure is None:
-                raise
+                if exc is raised:
+                    raise
+                raise exc from None
             if not failure.retryable or retry >= policy.max_retries:
                 raise to_error(failure, url=url, attempts=retry + 1, timeout=timeout) from exc
             if failure.kind == "timeout" and before_retry is not None:

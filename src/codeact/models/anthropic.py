@@ -15,7 +15,7 @@ from typing import Any
 
 from codeact._optional import require
 from codeact.errors import ConfigError, ModelResponseError
-from codeact.models._retry import RetryPolicy, acall_with_retries, call_with_retries, sdk_classifier
+from codeact.models._retry import Failure, RetryPolicy, sdk_classifier
 from codeact.models.base import (
     DEFAULT_MAX_TOKENS,
     Message,
@@ -25,7 +25,6 @@ from codeact.models.base import (
     ToolSpec,
     Usage,
     check_max_tokens,
-    cut_at_stop,
 )
 from codeact.models.openai_wire import RAW_ARGUMENTS, json_safe
 
@@ -85,41 +84,28 @@ class Anthropic(Model):
         self.timeout = timeout
         self.retry = RetryPolicy(max_retries=max_retries, base_delay=retry_delay)
         self.name = name or f"anthropic:{model}"
+        self.where = self.base_url
         self._sdk = sdk
         self._api_key = key
         self._classify = sdk_classifier(sdk)
         self._client: Any = None
         self._aclient: tuple[asyncio.AbstractEventLoop, Any] | None = None
 
-    def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        stop: Sequence[str] | None = None,
-        tools: Sequence[ToolSpec] | None = None,
+    # -- one attempt (retries, stop cutting and the async form's retries come from Model) --------
+
+    def request(
+        self, messages: Sequence[Message], *, stop: Sequence[str] | None, tools: Sequence[ToolSpec] | None
     ) -> ModelReply:
         if self._client is None:
             # The SDK's own retries are off: ours convert errors and cap Retry-After.
             self._client = self._sdk.Anthropic(
                 api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0
             )
-        params = self._params(messages, stop, tools)
-        client = self._client
-        reply = call_with_retries(
-            lambda: client.messages.create(**params),
-            policy=self.retry,
-            classify=self._classify,
-            url=self.base_url,
-            timeout=self.timeout,
-        )
-        return from_anthropic_message(reply, stop, url=self.base_url)
+        reply = self._client.messages.create(**self._params(messages, stop, tools))
+        return from_anthropic_message(reply, url=self.base_url)
 
-    async def acomplete(
-        self,
-        messages: Sequence[Message],
-        *,
-        stop: Sequence[str] | None = None,
-        tools: Sequence[ToolSpec] | None = None,
+    async def arequest(
+        self, messages: Sequence[Message], *, stop: Sequence[str] | None, tools: Sequence[ToolSpec] | None
     ) -> ModelReply:
         loop = asyncio.get_running_loop()
         if self._aclient is None or self._aclient[0] is not loop:
@@ -127,16 +113,11 @@ class Anthropic(Model):
                 api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0
             )
             self._aclient = (loop, client)
-        aclient = self._aclient[1]
-        params = self._params(messages, stop, tools)
-        reply = await acall_with_retries(
-            lambda: aclient.messages.create(**params),
-            policy=self.retry,
-            classify=self._classify,
-            url=self.base_url,
-            timeout=self.timeout,
-        )
-        return from_anthropic_message(reply, stop, url=self.base_url)
+        reply = await self._aclient[1].messages.create(**self._params(messages, stop, tools))
+        return from_anthropic_message(reply, url=self.base_url)
+
+    def classify(self, exc: BaseException) -> Failure | None:
+        return self._classify(exc)
 
     def close(self) -> None:
         if self._client is not None:
@@ -199,8 +180,8 @@ def _blocks(m: Message) -> list[dict[str, Any]]:
     return blocks
 
 
-def from_anthropic_message(message: Any, stop: Sequence[str] | None, *, url: str) -> ModelReply:
-    """A ModelReply from a Messages API response, cutting the text at `stop`.
+def from_anthropic_message(message: Any, *, url: str) -> ModelReply:
+    """A ModelReply from a Messages API response (stop sequences are cut by `Model.complete`).
 
     Prompt tokens include cache reads and writes, which the API counts apart from `input_tokens`.
     """
@@ -218,13 +199,12 @@ def from_anthropic_message(message: Any, stop: Sequence[str] | None, *, url: str
             arguments = block.input if isinstance(block.input, dict) else {RAW_ARGUMENTS: str(block.input)}
             calls.append(ToolCall(block.id, block.name, arguments))
     text = "".join(texts)
-    cut = cut_at_stop(text, stop)
     reason = getattr(message, "stop_reason", None)
-    finish = "stop" if cut != text else _FINISH.get(reason or "", reason)
+    finish = _FINISH.get(reason or "", reason)
     usage = getattr(message, "usage", None)
     prompt = sum(
         int(getattr(usage, field, 0) or 0)
         for field in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     )
     completion = int(getattr(usage, "output_tokens", 0) or 0)
-    return ModelReply(cut, Usage(prompt, completion), tuple(calls), finish, raw=message)
+    return ModelReply(text, Usage(prompt, completion), tuple(calls), finish, raw=message)

@@ -13,7 +13,7 @@ from typing import Any
 
 from codeact._optional import require
 from codeact.errors import ConfigError
-from codeact.models._retry import RetryPolicy, acall_with_retries, call_with_retries, sdk_classifier
+from codeact.models._retry import Failure, RetryPolicy, sdk_classifier
 from codeact.models.base import DEFAULT_MAX_TOKENS, Message, Model, ModelReply, ToolSpec, check_max_tokens
 from codeact.models.openai_wire import reply_from_completion, to_openai_messages, to_openai_tools
 
@@ -64,42 +64,25 @@ class LiteLLM(Model):
         self.timeout = timeout
         self.retry = RetryPolicy(max_retries=max_retries, base_delay=retry_delay)
         self.name = name or f"litellm:{model}"
-        self._where = api_base or f"litellm:{model}"
+        self.where = api_base or f"litellm:{model}"
         self._classify = sdk_classifier(openai)
 
-    def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        stop: Sequence[str] | None = None,
-        tools: Sequence[ToolSpec] | None = None,
-    ) -> ModelReply:
-        params = self._params(messages, stop, tools)
-        response = call_with_retries(
-            lambda: self._litellm.completion(**params),
-            policy=self.retry,
-            classify=self._classify,
-            url=self._where,
-            timeout=self.timeout,
-        )
-        return reply_from_completion(response, stop, url=self._where)
+    # -- one attempt (retries, stop cutting and the async form's retries come from Model) --------
 
-    async def acomplete(
-        self,
-        messages: Sequence[Message],
-        *,
-        stop: Sequence[str] | None = None,
-        tools: Sequence[ToolSpec] | None = None,
+    def request(
+        self, messages: Sequence[Message], *, stop: Sequence[str] | None, tools: Sequence[ToolSpec] | None
     ) -> ModelReply:
-        params = self._params(messages, stop, tools)
-        response = await acall_with_retries(
-            lambda: self._litellm.acompletion(**params),
-            policy=self.retry,
-            classify=self._classify,
-            url=self._where,
-            timeout=self.timeout,
-        )
-        return reply_from_completion(response, stop, url=self._where)
+        response = self._litellm.completion(**self._params(messages, stop, tools))
+        return reply_from_completion(response, url=self.where)
+
+    async def arequest(
+        self, messages: Sequence[Message], *, stop: Sequence[str] | None, tools: Sequence[ToolSpec] | None
+    ) -> ModelReply:
+        response = await self._litellm.acompletion(**self._params(messages, stop, tools))
+        return reply_from_completion(response, url=self.where)
+
+    def classify(self, exc: BaseException) -> Failure | None:
+        return self._classify(exc)
 
     def _params(
         self, messages: Sequence[Message], stop: Sequence[str] | None, tools: Sequence[ToolSpec] | None

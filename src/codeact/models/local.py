@@ -200,12 +200,11 @@ class LocalModel(Model):
 
     # -- generation ------------------------------------------------------------------------
 
-    def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        stop: Sequence[str] | None = None,
-        tools: Sequence[ToolSpec] | None = None,
+    # Model's defaults do the rest: one attempt (no retry policy), stop cutting, a worker thread
+    # for the async form.
+
+    def request(
+        self, messages: Sequence[Message], *, stop: Sequence[str] | None, tools: Sequence[ToolSpec] | None
     ) -> ModelReply:
         with self._lock:
             llm = self._load()
@@ -227,12 +226,7 @@ class LocalModel(Model):
             finish = "tool_calls"
         return ModelReply(text, usage, tool_calls=calls, finish_reason=finish, raw=out)
 
-    def stream(
-        self,
-        messages: Sequence[Message],
-        *,
-        stop: Sequence[str] | None = None,
-    ) -> Iterator[str | ModelReply]:
+    def request_stream(self, messages: Sequence[Message], *, stop: Sequence[str] | None) -> Iterator[str | ModelReply]:
         """Yield text as it is generated, then the ModelReply; holds the model until exhausted or closed."""
         with self._lock:
             llm = self._load()

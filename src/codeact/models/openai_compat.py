@@ -28,15 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from codeact.errors import ConfigError
-from codeact.models._retry import (
-    BeforeRetry,
-    RetryPolicy,
-    acall_with_retries,
-    call_with_retries,
-    sdk_classifier,
-    server_message,
-    to_error,
-)
+from codeact.models._retry import BeforeRetry, Failure, Resend, RetryPolicy, sdk_classifier, server_message
 from codeact.models.base import DEFAULT_MAX_TOKENS, Message, Model, ModelReply, ToolSpec, check_max_tokens
 from codeact.models.openai_wire import ChunkReader, reply_from_completion, to_openai_messages, to_openai_tools
 
@@ -126,6 +118,7 @@ class OpenAICompatible(Model):
         self.before_retry = before_retry
         self.count_prompt = count_prompt
         self.name = name or (f"openai:{model}" if _is_openai(url) else f"openai-compat:{url}#{model}")
+        self.where = url
         self._sdk = openai
         self._api_key = key
         self._classify = sdk_classifier(openai)
@@ -135,150 +128,89 @@ class OpenAICompatible(Model):
         self._dropped: set[str] = set()
         self._max_tokens_key = "max_tokens"
 
-    # -- sync ---------------------------------------------------------------------------------
+    # -- one attempt (retries, stop cutting and the async fallback come from Model) -------------
 
-    def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        stop: Sequence[str] | None = None,
-        tools: Sequence[ToolSpec] | None = None,
+    def request(
+        self, messages: Sequence[Message], *, stop: Sequence[str] | None, tools: Sequence[ToolSpec] | None
     ) -> ModelReply:
-        client = self._sync_client()
-        create = client.chat.completions.create
-
-        def attempt() -> ModelReply:
-            if not self.stream_replies:
-                return reply_from_completion(self._adapting(create, messages, stop, tools), stop, url=self.base_url)
-            # Reading the stream is part of the attempt: a stall in the middle is retried too.
-            chunks = self._adapting(create, messages, stop, tools, stream=True)
-            state = ChunkReader(stop)
-            try:
-                if _is_json(chunks):  # the server ignored `stream` and sent the whole reply
-                    return reply_from_completion(_completion(json.loads(chunks.response.read())), stop, url=self.base_url)
-                for chunk in chunks:
-                    state.feed(chunk)
-                    if state.done:
-                        break
-            finally:
-                chunks.close()
-            return state.complete_reply(url=self.base_url, prompt_tokens=lambda: self._prompt_tokens(messages, tools))
-
-        return call_with_retries(
-            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout,
-            before_retry=self.before_retry,
-        )
-
-    def stream(
-        self,
-        messages: Sequence[Message],
-        *,
-        stop: Sequence[str] | None = None,
-    ) -> Iterator[str | ModelReply]:
-        """Yield text chunks, then the ModelReply.
-
-        Only opening the stream is retried. When a stop sequence shows up in the text (the
-        server ignored `stop`) the stream is closed at once, so the reply's usage then holds
-        only what the server sent before that (often nothing).
-        """
-        client = self._sync_client()
-
-        def attempt() -> Any:
-            return self._adapting(client.chat.completions.create, messages, stop, None, stream=True)
-
-        chunks = call_with_retries(
-            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout,
-            before_retry=self.before_retry,
-        )
-        state = ChunkReader(stop)
+        create = self._sync_client().chat.completions.create
+        if not self.stream_replies:
+            return reply_from_completion(self._send(create, messages, stop, tools), url=self.base_url)
+        # Reading the stream is part of the attempt: a stall in the middle is retried too.
+        chunks = self._send(create, messages, stop, tools, stream=True)
+        reader = ChunkReader(stop)
         try:
+            if _is_json(chunks):  # the server ignored `stream` and sent the whole reply
+                return reply_from_completion(_completion(json.loads(chunks.response.read())), url=self.base_url)
             for chunk in chunks:
-                piece = state.feed(chunk)
-                if piece:
-                    yield piece
-                if state.done:
+                reader.feed(chunk)
+                if reader.done:
                     break
-        except Exception as exc:
-            failure = self._classify(exc)
-            if failure is None:
-                raise
-            raise to_error(failure, url=self.base_url, timeout=self.timeout) from exc
         finally:
             chunks.close()
-        tail = state.end()
-        if tail:
-            yield tail
-        yield state.with_usage(state.reply(), lambda: self._prompt_tokens(messages, None))
+        return reader.complete_reply(url=self.base_url, prompt_tokens=lambda: self._prompt_tokens(messages, tools))
 
-    # -- async --------------------------------------------------------------------------------
-
-    async def acomplete(
-        self,
-        messages: Sequence[Message],
-        *,
-        stop: Sequence[str] | None = None,
-        tools: Sequence[ToolSpec] | None = None,
+    async def arequest(
+        self, messages: Sequence[Message], *, stop: Sequence[str] | None, tools: Sequence[ToolSpec] | None
     ) -> ModelReply:
-        client = self._async_client()
-        create = client.chat.completions.create
-
-        async def attempt() -> ModelReply:
-            if not self.stream_replies:
-                completion = await self._aadapting(create, messages, stop, tools)
-                return reply_from_completion(completion, stop, url=self.base_url)
-            chunks = await self._aadapting(create, messages, stop, tools, stream=True)
-            state = ChunkReader(stop)
-            try:
-                if _is_json(chunks):
-                    body = json.loads(await chunks.response.aread())
-                    return reply_from_completion(_completion(body), stop, url=self.base_url)
-                async for chunk in chunks:
-                    state.feed(chunk)
-                    if state.done:
-                        break
-            finally:
-                await chunks.close()
-            return state.complete_reply(url=self.base_url, prompt_tokens=lambda: self._prompt_tokens(messages, tools))
-
-        return await acall_with_retries(
-            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout,
-            before_retry=self.before_retry,
-        )
-
-    async def astream(
-        self,
-        messages: Sequence[Message],
-        *,
-        stop: Sequence[str] | None = None,
-    ) -> AsyncIterator[str | ModelReply]:
-        client = self._async_client()
-
-        async def attempt() -> Any:
-            return await self._aadapting(client.chat.completions.create, messages, stop, None, stream=True)
-
-        chunks = await acall_with_retries(
-            attempt, policy=self.retry, classify=self._classify, url=self.base_url, timeout=self.timeout,
-            before_retry=self.before_retry,
-        )
-        state = ChunkReader(stop)
+        create = self._async_client().chat.completions.create
+        if not self.stream_replies:
+            completion = await self._asend(create, messages, stop, tools)
+            return reply_from_completion(completion, url=self.base_url)
+        chunks = await self._asend(create, messages, stop, tools, stream=True)
+        reader = ChunkReader(stop)
         try:
+            if _is_json(chunks):
+                body = json.loads(await chunks.response.aread())
+                return reply_from_completion(_completion(body), url=self.base_url)
             async for chunk in chunks:
-                piece = state.feed(chunk)
-                if piece:
-                    yield piece
-                if state.done:
+                reader.feed(chunk)
+                if reader.done:
                     break
-        except Exception as exc:
-            failure = self._classify(exc)
-            if failure is None:
-                raise
-            raise to_error(failure, url=self.base_url, timeout=self.timeout) from exc
         finally:
             await chunks.close()
-        tail = state.end()
+        return reader.complete_reply(url=self.base_url, prompt_tokens=lambda: self._prompt_tokens(messages, tools))
+
+    def request_stream(self, messages: Sequence[Message], *, stop: Sequence[str] | None) -> Iterator[str | ModelReply]:
+        """Text pieces, then the ModelReply. A stop sequence in the text (the server ignored
+        `stop`) closes the stream at once."""
+        chunks = self._send(self._sync_client().chat.completions.create, messages, stop, None, stream=True)
+        reader = ChunkReader(stop)
+        try:
+            for chunk in chunks:
+                piece = reader.feed(chunk)
+                if piece:
+                    yield piece
+                if reader.done:
+                    break
+        finally:
+            chunks.close()
+        tail = reader.end()
         if tail:
             yield tail
-        yield state.with_usage(state.reply(), lambda: self._prompt_tokens(messages, None))
+        yield reader.with_usage(reader.reply(), lambda: self._prompt_tokens(messages, None))
+
+    async def request_astream(
+        self, messages: Sequence[Message], *, stop: Sequence[str] | None
+    ) -> AsyncIterator[str | ModelReply]:
+        chunks = await self._asend(self._async_client().chat.completions.create, messages, stop, None, stream=True)
+        reader = ChunkReader(stop)
+        try:
+            async for chunk in chunks:
+                piece = reader.feed(chunk)
+                if piece:
+                    yield piece
+                if reader.done:
+                    break
+        finally:
+            await chunks.close()
+        tail = reader.end()
+        if tail:
+            yield tail
+        yield reader.with_usage(reader.reply(), lambda: self._prompt_tokens(messages, None))
+
+    def classify(self, exc: BaseException) -> Failure | None:
+        return self._classify(exc)
 
     def close(self) -> None:
         if self._client is not None:
@@ -339,7 +271,7 @@ class OpenAICompatible(Model):
             params["extra_body"] = dict(self.extra_params)
         return params
 
-    def _adapting(
+    def _send(
         self,
         create: Callable[..., Any],
         messages: Sequence[Message],
@@ -348,17 +280,14 @@ class OpenAICompatible(Model):
         *,
         stream: bool = False,
     ) -> Any:
-        """One attempt, re-sent at once without any parameter the server rejects."""
-        for _ in range(len(_ADAPTABLE) + 1):
-            params = self._params(messages, stop, tools, stream)
-            try:
-                return create(**params)
-            except self._sdk.APIStatusError as exc:
-                if not self._adapt(exc, params):
-                    raise
-        return create(**self._params(messages, stop, tools, stream))
+        params = self._params(messages, stop, tools, stream)
+        try:
+            return create(**params)
+        except Exception as exc:
+            self._learn(exc, params)
+            raise
 
-    async def _aadapting(
+    async def _asend(
         self,
         create: Callable[..., Any],
         messages: Sequence[Message],
@@ -367,14 +296,17 @@ class OpenAICompatible(Model):
         *,
         stream: bool = False,
     ) -> Any:
-        for _ in range(len(_ADAPTABLE) + 1):
-            params = self._params(messages, stop, tools, stream)
-            try:
-                return await create(**params)
-            except self._sdk.APIStatusError as exc:
-                if not self._adapt(exc, params):
-                    raise
-        return await create(**self._params(messages, stop, tools, stream))
+        params = self._params(messages, stop, tools, stream)
+        try:
+            return await create(**params)
+        except Exception as exc:
+            self._learn(exc, params)
+            raise
+
+    def _learn(self, exc: Exception, params: Mapping[str, Any]) -> None:
+        """Resend at once (`Resend`) without a parameter the server rejected; else nothing."""
+        if isinstance(exc, self._sdk.APIStatusError) and self._adapt(exc, params):
+            raise Resend from exc
 
     def _adapt(self, exc: Any, params: Mapping[str, Any]) -> bool:
         """Learn from a rejected request; True when re-sending it differently may work."""

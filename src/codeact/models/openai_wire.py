@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from codeact.errors import ModelResponseError
-from codeact.models.base import Message, ModelReply, StopCutter, ToolCall, ToolSpec, Usage, cut_at_stop
+from codeact.models.base import Message, ModelReply, StopCutter, ToolCall, ToolSpec, Usage
 
 __all__ = [
     "MAX_REPLY_CHARS",
@@ -125,8 +125,8 @@ def usage_from(usage: Any) -> Usage:
     )
 
 
-def reply_from_completion(completion: Any, stop: Sequence[str] | None, *, url: str) -> ModelReply:
-    """A ModelReply from a chat.completion object, cutting the text at `stop`."""
+def reply_from_completion(completion: Any, *, url: str) -> ModelReply:
+    """A ModelReply from a chat.completion object (stop sequences are cut by `Model.complete`)."""
     choices = getattr(completion, "choices", None)
     if not choices:
         shown = repr(completion)[:300]
@@ -135,9 +135,6 @@ def reply_from_completion(completion: Any, stop: Sequence[str] | None, *, url: s
     message = getattr(choice, "message", None)
     text = getattr(message, "content", None) or ""
     finish = getattr(choice, "finish_reason", None)
-    cut = cut_at_stop(text, stop)
-    if cut != text:
-        finish = "stop"
     calls: list[ToolCall] = []
     for i, call in enumerate(getattr(message, "tool_calls", None) or ()):
         function = getattr(call, "function", None)
@@ -146,7 +143,7 @@ def reply_from_completion(completion: Any, stop: Sequence[str] | None, *, url: s
         arguments = parse_arguments(getattr(function, "arguments", None))
         calls.append(ToolCall(getattr(call, "id", None) or f"call_{i}", function.name, arguments))
     return ModelReply(
-        cut, usage_from(getattr(completion, "usage", None)), tuple(calls), finish, raw=completion
+        text, usage_from(getattr(completion, "usage", None)), tuple(calls), finish, raw=completion
     )
 
 
