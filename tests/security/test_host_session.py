@@ -221,7 +221,7 @@ def test_malformed_requests_on_the_network_channel_do_not_stop_it(tcp_listener: 
     out = _run(
         f"""
 import json, socket, sys
-shim = sys.modules['_codeact_netshim']
+shim = sys.modules['_codeact_guest.netshim']
 for raw in [b'[' * 60000 + b']' * 60000, b'{{"id": {{"a": 1}}, "host": "x", "port": 1}}',
             json.dumps({{"id": 9, "host": "127.0.0.1" + chr(0) + "evil", "port": {port}}}).encode(),
             json.dumps({{"id": 9, "host": "h" * 5000, "port": {port}}}).encode(),
