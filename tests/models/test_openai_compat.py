@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from codeact.errors import ConfigError, ModelConnectionError, ModelResponseError, ModelTimeoutError
 from codeact.models._retry import RetryPolicy
-from codeact.models.base import Message, ModelReply, StopCutter, ToolCall, ToolSpec, Usage, cut_at_stop
+from codeact.models.base import Message, ModelReply, ToolCall, ToolSpec, Usage
 from codeact.models.openai_compat import OpenAICompatible
+from codeact.models.stops import StopCutter, cut_at_stop
 from tests.servers.chat_server import ChatServer, Reply, chat, chat_stream, error
 
 HI = [Message("user", "hi")]

@@ -1,11 +1,14 @@
-"""The one contract every model backend implements: one request method in, a ModelReply out."""
+"""The one contract every model backend implements: one request method in, a ModelReply out.
+
+The values exchanged (Message, ModelReply, ...) live in `messages.py`, re-exported here where
+callers have always found them; stop handling lives in `stops.py`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from codeact.errors import ConfigError
 from codeact.models._retry import (
@@ -16,6 +19,8 @@ from codeact.models._retry import (
     call_with_retries,
     to_error,
 )
+from codeact.models.messages import Message, ModelReply, Role, ToolCall, ToolSpec, Usage
+from codeact.models.stops import StreamCut, cut_reply
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -23,12 +28,10 @@ __all__ = [
     "Model",
     "ModelReply",
     "Role",
-    "StopCutter",
     "ToolCall",
     "ToolSpec",
     "Usage",
     "check_max_tokens",
-    "cut_at_stop",
 ]
 
 #: The reply cap every remote backend sends when the caller gives none. Without a cap a server
@@ -37,63 +40,6 @@ __all__ = [
 DEFAULT_MAX_TOKENS = 2048
 
 T = TypeVar("T")
-
-Role = Literal["system", "user", "assistant", "tool"]
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """A native tool call requested by the model."""
-
-    id: str
-    name: str
-    arguments: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    """What a native tool-calling API needs to know about a tool."""
-
-    name: str
-    description: str
-    parameters: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Message:
-    role: Role
-    content: str
-    tool_calls: tuple[ToolCall, ...] = ()
-    tool_call_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-        )
-
-
-@dataclass(frozen=True)
-class ModelReply:
-    """One reply. `finish_reason` uses the chat-completions words: "stop" (done or cut at a stop
-    sequence), "length" (the reply hit `max_tokens`), "tool_calls"; None when the server sent none.
-    """
-
-    text: str
-    usage: Usage = Usage()
-    tool_calls: tuple[ToolCall, ...] = ()
-    finish_reason: str | None = None
-    raw: Any = field(default=None, repr=False, compare=False)
 
 
 class Model:
@@ -168,7 +114,7 @@ class Model:
     ) -> ModelReply:
         """Return the model's reply to `messages`."""
         reply = self._retried(lambda: self.request(messages, stop=stop, tools=tools))
-        return _cut_reply(reply, stop)
+        return cut_reply(reply, stop)
 
     async def acomplete(
         self,
@@ -188,7 +134,7 @@ class Model:
                 classify=self.classify, url=self.where or self.name, timeout=self.timeout,
                 before_retry=self.before_retry,
             )
-        return _cut_reply(reply, stop)
+        return cut_reply(reply, stop)
 
     def stream(self, messages: Sequence[Message], *, stop: Sequence[str] | None = None) -> Iterator[str | ModelReply]:
         """Yield text chunks, then the complete ModelReply last.
@@ -212,7 +158,7 @@ class Model:
                 raise
 
         pieces, head = self._retried(first)
-        cutter = _StreamCut(stop)
+        cutter = StreamCut(stop)
         try:
             item: str | ModelReply | None = head
             while item is not None:
@@ -255,7 +201,7 @@ class Model:
                 first, policy=self.retry, classify=self.classify, url=self.where or self.name,
                 timeout=self.timeout, before_retry=self.before_retry,
             )
-        cutter = _StreamCut(stop)
+        cutter = StreamCut(stop)
         try:
             item: str | ModelReply | None = head
             while item is not None:
@@ -316,93 +262,6 @@ def check_max_tokens(value: int | None, default: int, *, owner: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{owner}(max_tokens=...) must be a whole number of tokens >= 1, got {value!r}.")
     return value
-
-
-def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
-    """Truncate at the first stop sequence, for servers that ignore or reject `stop`."""
-    if not stop:
-        return text
-    cut = min((i for s in stop if s and (i := text.find(s)) != -1), default=-1)
-    return text if cut == -1 else text[:cut]
-
-
-class StopCutter:
-    """Cuts a stream of text at the first stop sequence, even one split across chunks.
-
-    Text that could be the start of a stop sequence is held back until the next chunk shows
-    whether it is.
-    """
-
-    def __init__(self, stop: Sequence[str] | None) -> None:
-        self.stop = [s for s in stop or () if s]
-        self.stopped = False
-        self._held = ""
-
-    def feed(self, text: str) -> str:
-        """The part of `text` that is safe to emit now."""
-        if self.stopped or not text:
-            return ""
-        buffer = self._held + text
-        cut = len(cut_at_stop(buffer, self.stop))
-        # A longer stop sequence that starts earlier may still be completed by the next chunk.
-        pending = len(buffer) - self._partial_suffix(buffer)
-        if cut < len(buffer) and pending >= cut:
-            self.stopped, self._held = True, ""
-            return buffer[:cut]
-        self._held = buffer[pending:]
-        return buffer[:pending]
-
-    def flush(self) -> str:
-        """Whatever was held back, once the stream has ended (cut at a stop sequence it holds)."""
-        held, self._held = self._held, ""
-        cut = cut_at_stop(held, self.stop)
-        self.stopped = self.stopped or cut != held
-        return cut
-
-    def _partial_suffix(self, buffer: str) -> int:
-        longest = max((len(s) - 1 for s in self.stop), default=0)
-        for k in range(min(longest, len(buffer)), 0, -1):
-            if any(s.startswith(buffer[-k:]) for s in self.stop):
-                return k
-        return 0
-
-
-def _cut_reply(reply: ModelReply, stop: Sequence[str] | None) -> ModelReply:
-    """`reply` with its text cut at the first stop sequence (finish_reason "stop" if cut)."""
-    cut = cut_at_stop(reply.text, stop)
-    return reply if cut == reply.text else replace(reply, text=cut, finish_reason="stop")
-
-
-class _StreamCut:
-    """The base's stop handling for a stream: pieces through a StopCutter, and the last reply."""
-
-    def __init__(self, stop: Sequence[str] | None) -> None:
-        self.cutter = StopCutter(stop)
-        self.parts: list[str] = []
-
-    @property
-    def stopped(self) -> bool:
-        return self.cutter.stopped
-
-    def feed(self, text: str) -> str:
-        piece = self.cutter.feed(text)
-        self.parts.append(piece)
-        return piece
-
-    def finish(self, reply: ModelReply | None) -> Iterator[str | ModelReply]:
-        """The held-back tail, then the reply: the backend's (with the cut text) or, when the
-        stream was closed early or ended without one, one made from the text."""
-        tail = self.cutter.flush()
-        if tail:
-            self.parts.append(tail)
-            yield tail
-        text = "".join(self.parts)
-        if reply is None:
-            yield ModelReply(text, finish_reason="stop" if self.cutter.stopped else None)
-        elif self.cutter.stopped:
-            yield replace(reply, text=text, finish_reason="stop")
-        else:
-            yield reply
 
 
 def _close(pieces: Iterator[Any]) -> None:

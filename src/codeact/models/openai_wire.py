@@ -20,7 +20,8 @@ from dataclasses import replace
 from typing import Any
 
 from codeact.errors import ModelResponseError
-from codeact.models.base import Message, ModelReply, StopCutter, ToolCall, ToolSpec, Usage
+from codeact.models.messages import Message, ModelReply, ToolCall, ToolSpec, Usage
+from codeact.models.stops import StopCutter
 
 __all__ = [
     "MAX_REPLY_CHARS",

@@ -6,7 +6,8 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 
 from codeact.errors import ModelError
-from codeact.models.base import Message, Model, ModelReply, ToolSpec, Usage, check_max_tokens, cut_at_stop
+from codeact.models.base import Message, Model, ModelReply, ToolSpec, Usage, check_max_tokens
+from codeact.models.stops import cut_at_stop
 
 __all__ = ["ScriptedModel"]
 
