@@ -171,3 +171,22 @@ def _answers(log: Path) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def test_bench_shows_paths_and_errors_as_the_characters_they_are(tmp_path):
+    # A file name is data: ESC must not reach the terminal, and brackets must not be read as markup.
+    evil = tmp_path / "t\x1b]52;c;aGk=\x07[red]x.jsonl"
+    evil.write_text(json.dumps({"id": "a", "question": "q", "answer": 1, "checker": "m:f"}) + "\n")
+    refused = codeact("bench", str(evil), "--model", "openai-compat:http://127.0.0.1:9/v1#m", "--out", str(tmp_path))
+    assert refused.returncode == 2
+    assert "\x1b" not in refused.stderr and "\x07" not in refused.stderr
+    assert "t\\x1b]52;c;aGk=\\x07[red]x.jsonl" in refused.stderr.replace("\n", "")
+
+    tasks = tmp_path / "arith.jsonl"
+    tasks.write_text(json.dumps({"id": "a", "question": "What is 2 + 3?", "answer": 5}) + "\n")
+    out = tmp_path / "[bold]out"
+    with ChatServer(default=arithmetic) as server:
+        done = codeact("bench", str(tasks), "--model", f"openai-compat:{server.url}#m", "--agents", "no-agent",
+                       "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert f"report: {out / 'report.md'}" in done.stderr.replace("\n", "")

@@ -22,6 +22,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from codeact.cli import app
+from codeact.cli._options import print_error
+from codeact.cli._text import safe
 from codeact.errors import CodeactError, ConfigError
 
 __all__ = ["bench"]
@@ -69,7 +71,7 @@ def bench(
                  concurrency=concurrency, max_steps=max_steps, out=out, sandbox=sandbox, threads=threads,
                  max_reply_tokens=max_reply_tokens, allow_task_code=allow_task_code)
     except CodeactError as exc:
-        err.print(f"[bold red]error:[/] {_escape(str(exc))}")
+        print_error(err, exc)
         raise typer.Exit(2) from None
     except _Signalled as exc:
         err.print(f"[yellow]stopped by {signal.Signals(exc.signum).name}:[/] finished tasks are saved; "
@@ -99,12 +101,6 @@ def _signals_interrupt() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _positionals(taskset: str, extra: list[str], serve_local: bool) -> tuple[str, str | None]:
@@ -157,7 +153,7 @@ def _run(err: Console, *, taskset: str, agents: str, model: str | None, size: st
     with ExitStack() as stack:
         if size is not None:
             server = LocalServer(size, n_threads=threads, log_path=out_dir / "server.log")
-            err.print(f"starting llama.cpp server for the {size} model on {server.url} ...")
+            err.print(safe(f"starting llama.cpp server for the {size} model on {server.url} ..."))
             stack.enter_context(server)
             bench_model = BenchModel(server.model_spec, label=f"local-{size} (llama-cpp-python server)",
                                      sandbox=sandbox, run_log=out_dir / "runs.db", max_tokens=max_reply_tokens,
@@ -183,8 +179,8 @@ def _run(err: Console, *, taskset: str, agents: str, model: str | None, size: st
     }
     md, js = write_report(out_dir, summaries, meta)
     sys.stdout.write(render_markdown(summaries))
-    err.print(f"report: {md} and {js}; per-task results: {out_dir / 'results.jsonl'}; "
-              f"codeact runs: {out_dir / 'runs.db'}")
+    err.print(safe(f"report: {md} and {js}; per-task results: {out_dir / 'results.jsonl'}; "
+                   f"codeact runs: {out_dir / 'runs.db'}"))
 
 
 def _with_progress(err: Console, names: list[str], total: int, run: Any) -> Any:
