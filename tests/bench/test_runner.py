@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from codeact.bench.agents import BenchModel
+from codeact.bench.model import BenchModel
 from codeact.bench.report import render_markdown, summarize, write_report
 from codeact.bench.runner import RESULTS_FILE, ResultsFile, run_bench
 from codeact.bench.tasks import Task, load_taskset, load_tools, select_tasks

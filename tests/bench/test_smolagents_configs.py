@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from codeact.bench.agents import BenchModel
+from codeact.bench.model import BenchModel
 from codeact.bench.shop import get_stock
 from codeact.bench.tasks import Task
 from codeact.errors import ConfigError

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from codeact.bench.model import DEFAULT_REPLY_TOKENS, BenchModel
+from codeact.bench.model import BenchModel
 from codeact.bench.outcome import Outcome
 from codeact.bench.tasks import Task
 from codeact.errors import ConfigError
 from codeact.models.base import Message
 from codeact.tools.tool import Tool
 
-__all__ = ["AGENT_CONFIGS", "DEFAULT_REPLY_TOKENS", "AgentRunner", "BenchModel", "Outcome", "get_agent_config"]
+__all__ = ["AGENT_CONFIGS", "NO_AGENT_PROMPT", "AgentRunner", "get_agent_config", "run_codeact_code", "run_no_agent"]
 
 AgentRunner = Callable[[Task, Mapping[str, Tool], BenchModel, int], Outcome]
 

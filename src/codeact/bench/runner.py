@@ -24,7 +24,7 @@ from codeact.bench.tasks import Task, load_tools
 from codeact.errors import ModelTimeoutError
 from codeact.runs.events import to_jsonable
 
-__all__ = ["RESULTS_FILE", "ResultsFile", "TaskResult", "run_bench"]
+__all__ = ["RESULTS_FILE", "OnResult", "ResultsFile", "TaskResult", "run_bench"]
 
 RESULTS_FILE = "results.jsonl"
 

@@ -42,16 +42,18 @@ from typing import Any, Literal, TypeVar
 from codeact.errors import ModelConnectionError, ModelError, ModelResponseError, ModelTimeoutError
 
 __all__ = [
+    "MAX_RESENDS",
     "BeforeRetry",
     "Classify",
     "Failure",
+    "FailureKind",
     "Resend",
     "RetryPolicy",
     "acall_with_retries",
     "call_with_retries",
     "connection_reason",
-    "parse_retry_after",
     "invalid_request",
+    "parse_retry_after",
     "sdk_classifier",
     "server_message",
     "to_error",

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from codeact.errors import ConfigError, MissingExtraError, ModelError
 
-__all__ = ["MODELS", "WeightsSpec", "cache_dir", "ensure_weights", "main", "weights_path"]
+__all__ = ["MODELS", "Progress", "WeightsSpec", "cache_dir", "ensure_weights", "main", "weights_path"]
 
 _CHUNK = 8 * 1024 * 1024
 

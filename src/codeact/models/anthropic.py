@@ -28,7 +28,7 @@ from codeact.models.base import (
 )
 from codeact.models.openai_wire import RAW_ARGUMENTS, json_safe
 
-__all__ = ["Anthropic", "from_anthropic_message", "to_anthropic_request"]
+__all__ = ["ANTHROPIC_URL", "Anthropic", "from_anthropic_message", "to_anthropic_request"]
 
 ANTHROPIC_URL = "https://api.anthropic.com"
 

@@ -26,7 +26,7 @@ from codeact.models._weights import MODELS, ensure_weights
 from codeact.models.base import Message, Model, ModelReply, ToolCall, ToolSpec, Usage, check_max_tokens
 from codeact.models.openai_wire import to_openai_tools
 
-__all__ = ["LocalModel", "LocalStats"]
+__all__ = ["LOCAL_MAX_TOKENS", "LocalModel", "LocalStats"]
 
 _NAMES = {"1.5b": "local", "0.5b": "local-small"}
 #: The embedded model's default reply cap: about a minute of decoding on two CPU cores.

@@ -35,7 +35,7 @@ from codeact.models.openai_wire import ChunkReader, reply_from_completion, to_op
 if TYPE_CHECKING:
     import openai
 
-__all__ = ["CountPrompt", "OpenAICompatible", "rejected_param"]
+__all__ = ["MAX_SERVER_STOPS", "OPENAI_URL", "PLACEHOLDER_KEY", "CountPrompt", "OpenAICompatible", "rejected_param"]
 
 #: Counts the prompt tokens of a request: (messages, tools) in chat-completions form.
 CountPrompt = Callable[[list[dict[str, Any]], "list[dict[str, Any]] | None"], int]

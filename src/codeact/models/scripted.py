@@ -9,7 +9,7 @@ from codeact.errors import ModelError
 from codeact.models.base import Message, Model, ModelReply, ToolSpec, Usage, check_max_tokens
 from codeact.models.stops import cut_at_stop
 
-__all__ = ["ScriptedModel"]
+__all__ = ["Reply", "ScriptedModel"]
 
 Reply = str | ModelReply | Callable[[Sequence[Message]], str | ModelReply]
 
