@@ -1,7 +1,7 @@
 """The agent: owns the model, tools and budgets, and runs the loop sync, streamed or async.
 
-The driving itself is written once, in `driver.drive`; `_drive` and `_adrive` are the thin sync
-and async shells that perform its ops. What else a run does (the run log, resume and replay
+The driving itself is written once, in `driver.drive`; `_drive` and `_adrive` hold a run's
+lifetime around the thin sync and async shells (`driver.run_sync`, `driver.run_async`). What else a run does (the run log, resume and replay
 feeds, telemetry) lives in a `RunSession`.
 """
 
@@ -13,14 +13,12 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, overload
 
-from codeact.agent._model_call import acall_model, call_model
 from codeact.agent.compaction import Compaction
-from codeact.agent.driver import SIGNALS, Blocking, drive
+from codeact.agent.driver import Ops, drive, run_async, run_sync
 from codeact.agent.loop import (
     Action,
     ActionFormat,
     Budget,
-    CallModel,
     FinalAnswerCheck,
     LoopConfig,
     RunAction,
@@ -30,7 +28,7 @@ from codeact.agent.replay import ReplayReport, budget_from_meta, describe_tools
 from codeact.agent.run_session import RunObserver, RunSession, SessionMode
 from codeact.errors import BudgetExceeded, ConfigError
 from codeact.models.base import Model
-from codeact.runs.events import Event, ModelDelta, RunFinished, Step, StepFinished
+from codeact.runs.events import Event, RunFinished, Step, StepFinished
 from codeact.runs.log import RunLog, new_run_id
 from codeact.runs.pricing import PriceInput, PriceTable
 from codeact.runs.recording import Recording
@@ -243,37 +241,13 @@ class Agent:
 
     # -- the drivers --------------------------------------------------------------------------
     # Thin shells around `driver.drive`: they own the run's lifetime (claim the agent, begin,
-    # end, close the session) and perform its ops, the sync one directly, the async one with
-    # awaits and worker threads. Everything else is decided once, in `drive`.
+    # end, close the session); `run_sync` and `run_async` perform its ops.
     def _drive(self, task: str, make_session: Callable[[], RunSession],
                budget: Budget | None = None, *, deltas: bool = False) -> Iterator[Event]:
         session = self._claim(make_session)
-        ops = drive(agent_loop(task, self._format(), self._config(session.run_id, budget)), session, self._performer)
         try:
             self._begin()
-            value: Any = None
-            throw: BaseException | None = None
-            while True:
-                try:
-                    op = ops.throw(throw) if throw is not None else ops.send(value)
-                except StopIteration:
-                    return
-                value, throw = None, None
-                try:
-                    if isinstance(op, Blocking):
-                        value = op.fn(*op.args)
-                    elif isinstance(op, CallModel):
-                        for piece in call_model(self.model, op, stream=deltas):
-                            if isinstance(piece, ModelDelta):
-                                self._notify(piece)
-                                yield piece
-                            else:
-                                value = piece
-                    else:
-                        self._notify(op)
-                        yield op
-                except SIGNALS as exc:
-                    throw = exc
+            yield from run_sync(self._ops(task, session, budget), self.model, stream=deltas, notify=self._notify)
         except BaseException as exc:
             session.close(exc)
             raise
@@ -287,32 +261,11 @@ class Agent:
     async def _adrive(self, task: str, make_session: Callable[[], RunSession],
                       budget: Budget | None = None, *, deltas: bool = False) -> AsyncIterator[Event]:
         session = self._claim(make_session)
-        ops = drive(agent_loop(task, self._format(), self._config(session.run_id, budget)), session, self._performer)
         try:
             await asyncio.to_thread(self._begin)
-            value: Any = None
-            throw: BaseException | None = None
-            while True:
-                try:
-                    op = ops.throw(throw) if throw is not None else ops.send(value)
-                except StopIteration:
-                    return
-                value, throw = None, None
-                try:
-                    if isinstance(op, Blocking):
-                        value = await asyncio.to_thread(op.fn, *op.args)
-                    elif isinstance(op, CallModel):
-                        async for piece in acall_model(self.model, op, stream=deltas):
-                            if isinstance(piece, ModelDelta):
-                                self._notify(piece)
-                                yield piece
-                            else:
-                                value = piece
-                    else:
-                        self._notify(op)
-                        yield op
-                except SIGNALS as exc:
-                    throw = exc
+            async for event in run_async(self._ops(task, session, budget), self.model, stream=deltas,
+                                         notify=self._notify):
+                yield event
         except BaseException as exc:
             session.close(exc)
             raise
@@ -322,6 +275,9 @@ class Agent:
                 await asyncio.to_thread(self._end)
             finally:
                 session.close()
+
+    def _ops(self, task: str, session: RunSession, budget: Budget | None) -> Ops:
+        return drive(agent_loop(task, self._format(), self._config(session.run_id, budget)), session, self._performer)
 
     def _claim(self, make_session: Callable[[], RunSession]) -> RunSession:
         if self._session is not None:

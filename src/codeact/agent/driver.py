@@ -11,23 +11,26 @@ choosing between threads and awaits it yields to its shell as an *op*:
   async shell runs it in a worker thread;
 - an `Event`: for the caller's stream.
 
-The shells (`Agent._drive`, `Agent._adrive`) own the run's lifetime and do only that I/O, so what
-a run catches, records and streams cannot drift between them.
+The shells (`run_sync`, `run_async`) do only that I/O, so what a run catches, records and streams
+cannot drift between them; `Agent._drive` and `Agent._adrive` hold the run's lifetime around them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from codeact.agent._model_call import acall_model, call_model
 from codeact.agent.loop import Action, CallModel, Loop, RunAction
 from codeact.agent.run_session import RunSession
 from codeact.errors import BudgetExceeded, ModelError
-from codeact.runs.events import Event
+from codeact.models.base import Model
+from codeact.runs.events import Event, ModelDelta
 from codeact.sandbox.base import Execution
 
-__all__ = ["SIGNALS", "Blocking", "Op", "drive"]
+__all__ = ["SIGNALS", "Blocking", "Op", "Ops", "drive", "run_async", "run_sync"]
 
 SIGNALS = (ModelError, BudgetExceeded, KeyboardInterrupt)
 """What a shell throws back into `drive` (and `drive` into the loop): each ends the run with a
@@ -43,10 +46,10 @@ class Blocking:
 
 
 Op = CallModel | Blocking | Event
+Ops = Generator[Op, Any, None]
 
 
-def drive(loop: Loop, session: RunSession,
-          performer: Callable[[RunAction], Callable[[Action], Execution]]) -> Generator[Op, Any, None]:
+def drive(loop: Loop, session: RunSession, performer: Callable[[RunAction], Callable[[Action], Execution]]) -> Ops:
     """Run `loop` to its end through `session`; yield the ops a shell must perform.
 
     Args:
@@ -71,5 +74,61 @@ def drive(loop: Loop, session: RunSession,
                 value = yield Blocking(session.perform, (item, performer(item)))
             else:
                 yield from session.emit(item)
+        except SIGNALS as exc:
+            throw = exc
+
+
+def run_sync(ops: Ops, model: Model, *, stream: bool, notify: Callable[[Event], None]) -> Iterator[Event]:
+    """The sync shell: blocking work runs here; the model is called in this thread (or a daemon
+    thread when the run has a deadline); events and reply chunks are passed to `notify` and on."""
+    value: Any = None
+    throw: BaseException | None = None
+    while True:
+        try:
+            op = ops.throw(throw) if throw is not None else ops.send(value)
+        except StopIteration:
+            return
+        value, throw = None, None
+        try:
+            if isinstance(op, Blocking):
+                value = op.fn(*op.args)
+            elif isinstance(op, CallModel):
+                for piece in call_model(model, op, stream=stream):
+                    if isinstance(piece, ModelDelta):
+                        notify(piece)
+                        yield piece
+                    else:
+                        value = piece
+            else:
+                notify(op)
+                yield op
+        except SIGNALS as exc:
+            throw = exc
+
+
+async def run_async(ops: Ops, model: Model, *, stream: bool,
+                    notify: Callable[[Event], None]) -> AsyncIterator[Event]:
+    """The async shell: blocking work runs in a worker thread; the model is awaited."""
+    value: Any = None
+    throw: BaseException | None = None
+    while True:
+        try:
+            op = ops.throw(throw) if throw is not None else ops.send(value)
+        except StopIteration:
+            return
+        value, throw = None, None
+        try:
+            if isinstance(op, Blocking):
+                value = await asyncio.to_thread(op.fn, *op.args)
+            elif isinstance(op, CallModel):
+                async for piece in acall_model(model, op, stream=stream):
+                    if isinstance(piece, ModelDelta):
+                        notify(piece)
+                        yield piece
+                    else:
+                        value = piece
+            else:
+                notify(op)
+                yield op
         except SIGNALS as exc:
             throw = exc
