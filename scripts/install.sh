@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 LLAMA_VERSION=0.3.36
 PYTHON=${PYTHON:-python3}
 VENV=${CODEACT_VENV:-.venv}
-EXTRAS=${CODEACT_EXTRAS-local,local-small,server,anthropic,telemetry,bench-peers,dev}
+EXTRAS=${CODEACT_EXTRAS-local,local-small,server,anthropic,telemetry,bench-peers,mcp,ray,export,dev}
 EXTRAS=${EXTRAS// /}
 WHEELS=${CODEACT_WHEEL_CACHE:-$HOME/.cache/codeact/wheels}
 CMAKE_FLAGS=${CODEACT_LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF}
