@@ -250,6 +250,12 @@ def test_the_model_is_told_its_working_directory_and_the_files_in_it(tmp_path):
     assert task.count("\n- ") == 21 and "... and 13 more" in task  # 20 entries, then a count
 
 
+def test_an_empty_workspace_adds_nothing_to_the_task(tmp_path):
+    model = ScriptedModel([code("final_answer(1)")])
+    CodeAgent(model, sandbox=lambda: ProcessSandbox(workspace=tmp_path)).run("t")
+    assert model.calls[0][1].content == "Task: t"
+
+
 def test_authorized_imports_hold_for_dunder_import_too():
     model = ScriptedModel([code("m = __import__('os')\nprint(m.getcwd())"), code("import math\nfinal_answer(math.floor(2.5))")])
     result = CodeAgent(model, sandbox=ProcessSandbox, authorized_imports=["math"]).run("t")

@@ -30,7 +30,7 @@ def describe_workspace(sandbox: Any) -> str:
 
 
 def workspace_note(inside: str, host: Path) -> str:
-    """`inside` as the code sees it, and the files at the top of `host` (names and sizes)."""
+    """`inside` as the code sees it, and the files at the top of `host` (names and sizes); "" if none."""
     entries: list[tuple[str, str]] = []
     scanned = 0
     try:
@@ -42,9 +42,12 @@ def workspace_note(inside: str, host: Path) -> str:
                 entries.append((entry.name, _size(entry)))
     except OSError:
         entries = []
-    note = f"Your working directory is {inside}."
     if not entries:
-        return note
+        # An empty workspace is not worth a sentence: measured with the embedded 0.5B model, a bare
+        # "Your working directory is /workspace." made it import its tools as modules
+        # (`from get_temperature import get_temperature`) and fail a task it solved without it.
+        return ""
+    note = f"Your working directory is {inside}."
     entries.sort()
     shown = [f"- {_name(name)} ({size})" for name, size in entries[:MAX_ENTRIES]]
     more = len(entries) - MAX_ENTRIES
