@@ -250,6 +250,13 @@ def test_the_model_is_told_its_working_directory_and_the_files_in_it(tmp_path):
     assert task.count("\n- ") == 21 and "... and 13 more" in task  # 20 entries, then a count
 
 
+def test_a_huge_print_is_reported_to_the_model_with_its_real_size():
+    result = agent_for(code("print('x' * 5_000_000)"), code("final_answer(1)")).run("t")
+    observation = result.steps[0].observation
+    assert "5,000,001 characters of output in all" in observation
+    assert len(observation) <= 8_000
+
+
 def test_an_empty_workspace_adds_nothing_to_the_task(tmp_path):
     model = ScriptedModel([code("final_answer(1)")])
     CodeAgent(model, sandbox=lambda: ProcessSandbox(workspace=tmp_path)).run("t")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from codeact.sandbox.base import Execution
 from codeact.sandbox.guest.text import truncate_middle
 
 __all__ = ["format_observation", "truncate"]
+
+# The kernel's own cut marker (guest/text.cut_marker) inside stdout or stderr.
+_KERNEL_CUT = re.compile(r"\n\[\.\.\. [\d,]+ characters truncated \.\.\.\]\n")
 
 
 def truncate(text: str, limit: int) -> str:
@@ -29,4 +34,16 @@ def format_observation(execution: Execution, *, limit: int = 8_000) -> str:
         parts.append("The Python session was restarted: all variables and imports from earlier steps are lost.")
     if not parts:
         parts.append("The code ran without output. Use print() to see values.")
-    return truncate("\n".join(parts), limit)
+    text = "\n".join(parts)
+    if len(text) <= limit or not execution.output_dropped:
+        return truncate(text, limit)
+    # The kernel already cut the output; cutting it again here would hide the first cut's marker
+    # and report only this cut. Say the real size once, after the text.
+    note = f"\n[the step wrote {_output_size(execution):,} characters of output in all; only part is shown]"
+    return truncate(text, max(limit - len(note), 0)) + note
+
+
+def _output_size(execution: Execution) -> int:
+    """How much the step wrote to stdout and stderr, before the kernel's cap."""
+    shown = sum(len(_KERNEL_CUT.sub("", s)) for s in (execution.stdout, execution.stderr))
+    return shown + execution.output_dropped
