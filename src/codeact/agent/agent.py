@@ -24,6 +24,7 @@ from codeact.agent.loop import (
     RunAction,
     agent_loop,
 )
+from codeact.agent.output_type import AnswerType
 from codeact.agent.replay import ReplayReport, budget_from_meta, describe_tools
 from codeact.agent.run_session import RunObserver, RunSession, SessionMode
 from codeact.errors import BudgetExceeded, ConfigError
@@ -67,6 +68,12 @@ class Agent:
             a path, a `RunStore`, or False for no log (then no resume or replay).
         telemetry: a `Telemetry`, an OpenTelemetry TracerProvider, or True for the global
             provider; None (the default) emits no spans.
+        output_type: a pydantic model, dataclass, TypedDict (any type pydantic validates) or a
+            JSON schema dict: the model is told the schema, `final_answer(value)` is validated on
+            the host (a mismatch goes back to the model), and `result.output` is the typed value.
+        instructions: text appended to the system prompt (your rules, tone, domain facts).
+        prompt_template: the system prompt template in place of the shipped one: its text, or a
+            `Path` to a file; it has the shipped template's placeholders (`{tools}`, `{imports}`).
     """
 
     kind = "agent"
@@ -91,6 +98,9 @@ class Agent:
         final_answer_checks: Sequence[FinalAnswerCheck] = (),
         step_callbacks: Sequence[StepCallback] = (),
         event_callbacks: Sequence[EventCallback] = (),
+        output_type: Any = None,
+        instructions: str | None = None,
+        prompt_template: str | Path | None = None,
     ) -> None:
         if max_steps < 1:
             raise ConfigError(f"max_steps must be at least 1, got {max_steps}")
@@ -110,6 +120,9 @@ class Agent:
         self.budget = Budget(max_steps, max_tokens, max_seconds, max_cost, cost_of)
         self.compaction = compaction
         self.final_answer_checks = tuple(final_answer_checks)
+        self.answer_type = AnswerType(output_type) if output_type is not None else None
+        self.instructions = instructions.strip() if instructions else None
+        self.prompt_template = _template_text(prompt_template)
         self.step_callbacks = list(step_callbacks)
         self.event_callbacks = list(event_callbacks)
         self.run_meta: dict[str, Any] = {}
@@ -329,7 +342,17 @@ class Agent:
             final_answer_checks=self.final_answer_checks,
             run_id=run_id,
             compaction=self.compaction,
+            parse_answer=self.answer_type.parse if self.answer_type is not None else None,
         )
+
+    def _prompt_notes(self) -> str:
+        """What the system prompt gains after its template: the answer's schema, your instructions.
+
+        Fixed for the agent's life, so the system prompt stays byte-identical (prefix cache)."""
+        notes = [self.answer_type.prompt_note()] if self.answer_type is not None else []
+        if self.instructions:
+            notes.append(self.instructions)
+        return "".join("\n\n" + note for note in notes)
 
     def _session_for(
         self,
@@ -395,6 +418,15 @@ class Agent:
             "tools": describe_tools(self.tools),
             **self.run_meta,
         }
+
+
+def _template_text(template: str | Path | None) -> str | None:
+    if template is None or isinstance(template, str):
+        return template
+    try:
+        return Path(template).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the prompt template {str(template)!r}: {exc}") from exc
 
 
 def _telemetry(option: Any) -> Telemetry | None:

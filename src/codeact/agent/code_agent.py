@@ -10,7 +10,7 @@ from codeact.agent.agent import Agent
 from codeact.agent.loop import Action, NoAction
 from codeact.agent.observation import format_observation
 from codeact.agent.parse import CodeAction, parse_code, strip_redefinitions
-from codeact.agent.prompt import load_template, render_imports, render_tools
+from codeact.agent.prompt import load_template, render_imports, render_tools, with_notes
 from codeact.agent.replay import NoModel, ReplayReport, recorded_tools
 from codeact.agent.workspace import describe_workspace
 from codeact.errors import ConfigError
@@ -39,16 +39,19 @@ class CodeFormat:
         authorized_imports: Collection[str] | None = None,
         max_observation_chars: int = 8_000,
         template: str = "code_agent.txt",
+        template_text: str | None = None,
+        notes: str = "",
     ) -> None:
         self.tools = tools
         self.authorized_imports = authorized_imports
         self.max_observation_chars = max_observation_chars
         self.workspace_note = ""
         """Where the code runs and the files there (see `agent.workspace`); set per run."""
-        self._system = (
-            load_template(template)
+        self._system = with_notes(
+            (template_text if template_text is not None else load_template(template))
             .replace("{tools}", render_tools(tools))
-            .replace("{imports}", render_imports(authorized_imports))
+            .replace("{imports}", render_imports(authorized_imports)),
+            notes,
         )
 
     def system_prompt(self) -> str:
@@ -160,7 +163,8 @@ class CodeAgent(Agent):
         else:
             self._sandbox_factory = sandbox
         self._fmt = CodeFormat(
-            self.tools, authorized_imports=self.authorized_imports, max_observation_chars=max_observation_chars
+            self.tools, authorized_imports=self.authorized_imports, max_observation_chars=max_observation_chars,
+            template_text=self.prompt_template, notes=self._prompt_notes(),
         )
 
     @property

@@ -159,6 +159,8 @@ class LoopConfig:
     run_id: str | None = None
     compaction: Compaction | None = None
     """How to keep prompts small; None sends every message verbatim."""
+    parse_answer: Callable[[Any], Any] | None = None
+    """Turns a final answer into the typed output (`output_type`); a ValueError rejects it."""
 
 
 Loop = Generator["CallModel | RunAction | Event", Any, RunResult]
@@ -255,8 +257,9 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
                 yield ToolCalled(index, call)
             observation = fmt.format_observation(execution)
             accepted = False
+            answer = execution.final_answer
             if execution.is_final:
-                rejection = _check_answer(execution.final_answer, config.final_answer_checks)
+                answer, rejection = _accept(answer, config)
                 if rejection is None:
                     accepted = True
                     observation = _final_observation(observation, execution)
@@ -270,7 +273,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
             steps.append(step)
             yield StepFinished(step)
             if accepted:
-                return (yield from finish("success", execution.final_answer))
+                return (yield from finish("success", answer))
             last_value = execution.result if execution.result is not None else (execution.stdout.strip() or None)
             partial = last_value if last_value is not None else partial
             if at_limit:
@@ -280,6 +283,18 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
         if hit:
             return (yield from out_of_budget(index, hit))
         index += 1
+
+
+def _accept(answer: Any, config: LoopConfig) -> tuple[Any, str | None]:
+    """(the typed answer, None) when it is accepted, else (the answer, the reason for rejecting it)."""
+    if config.parse_answer is not None:
+        try:
+            answer = config.parse_answer(answer)
+        except ValueError as exc:
+            return answer, f"it does not match the output type: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a value from the sandbox must not end the run
+            return answer, f"it could not be read as the output type: {type(exc).__name__}: {exc}"[:2_000]
+    return answer, _check_answer(answer, config.final_answer_checks)
 
 
 def _check_answer(answer: Any, checks: Sequence[FinalAnswerCheck]) -> str | None:

@@ -7,7 +7,7 @@ from importlib.resources import files
 
 from codeact.tools.tool import Tool
 
-__all__ = ["load_template", "render_imports", "render_tools"]
+__all__ = ["load_template", "render_imports", "render_tools", "with_notes"]
 
 
 def load_template(name: str) -> str:
@@ -29,3 +29,8 @@ def render_imports(authorized: Collection[str] | None) -> str:
     if not authorized:
         return "Do not import any module."
     return "You can import only these modules: " + ", ".join(sorted(authorized)) + "."
+
+
+def with_notes(system: str, notes: str) -> str:
+    """The system prompt with the agent's notes (answer schema, instructions) after it."""
+    return system.rstrip("\n") + notes + "\n" if notes else system

@@ -20,7 +20,8 @@ from codeact.agent._json_actions import ParsedCalls, parse_tool_calls
 from codeact.agent.agent import Agent
 from codeact.agent.loop import Action, NoAction
 from codeact.agent.observation import truncate
-from codeact.agent.prompt import load_template, render_tools
+from codeact.agent.output_type import compact
+from codeact.agent.prompt import load_template, render_tools, with_notes
 from codeact.errors import ConfigError
 from codeact.models.base import Message, Model, ModelReply, ToolCall, ToolSpec
 from codeact.sandbox.base import ExecError, Execution, ToolCallRecord
@@ -70,6 +71,9 @@ class JsonFormat:
         *,
         mode: ToolMode = "native",
         max_observation_chars: int = 8_000,
+        template_text: str | None = None,
+        notes: str = "",
+        answer_schema: Mapping[str, Any] | None = None,
     ) -> None:
         if mode not in ("native", "text"):
             raise ConfigError(f"tool_mode must be 'native' or 'text', got {mode!r}")
@@ -78,10 +82,12 @@ class JsonFormat:
         self.max_observation_chars = max_observation_chars
         self.tool_specs: tuple[ToolSpec, ...] = ()
         if mode == "native":
-            self.tool_specs = (*(t.spec() for t in tools.values()), FINAL_ANSWER_SPEC)
-            self._system = load_template("tool_calling_native.txt").rstrip("\n")
+            self.tool_specs = (*(t.spec() for t in tools.values()), _final_answer_spec(answer_schema))
+            template = template_text if template_text is not None else load_template("tool_calling_native.txt")
+            self._system = with_notes(template.rstrip("\n"), notes).rstrip("\n")
         else:
-            self._system = load_template("tool_calling_agent.txt").replace("{tools}", render_tools(tools))
+            template = template_text if template_text is not None else load_template("tool_calling_agent.txt")
+            self._system = with_notes(template.replace("{tools}", render_tools(tools)), notes)
         self._outputs: dict[str, str] = {}
 
     def system_prompt(self) -> str:
@@ -177,7 +183,10 @@ class ToolCallingAgent(Agent):
             **options,  # max_cost, prices, compaction, store, telemetry: see Agent
         )
         self.max_parallel_tools = max(1, max_parallel_tools)
-        self._fmt = JsonFormat(self.tools, mode=tool_mode, max_observation_chars=max_observation_chars)
+        self._fmt = JsonFormat(
+            self.tools, mode=tool_mode, max_observation_chars=max_observation_chars, template_text=self.prompt_template,
+            notes=self._prompt_notes(), answer_schema=self.answer_type.schema if self.answer_type else None,
+        )
         self.tool_dispatcher = ToolDispatcher(self.tools, listener=self._record_call)
         """Calls the tools; add policies with `agent.tool_dispatcher.add_policy(...)`."""
         self._pool: ThreadPoolExecutor | None = None
@@ -246,6 +255,17 @@ class ToolCallingAgent(Agent):
         if kind == "TypeError" and tool is not None and message.startswith(f"{call.name}():"):
             message += f". Its parameters are: {', '.join(tool.signature.parameters) or 'none'}."
         return outcome.record, f"Error: {kind}: {message}", ExecError(kind, message, "")
+
+
+def _final_answer_spec(schema: Mapping[str, Any] | None) -> ToolSpec:
+    """final_answer's spec; with an output type its `answer` parameter carries the schema."""
+    if schema is None:
+        return FINAL_ANSWER_SPEC
+    answer = {**compact(dict(schema)), "description": "The final answer to the task."}
+    defs = answer.pop("$defs", None)  # "#/$defs/..." references resolve from the parameters' root
+    parameters = {**FINAL_ANSWER_SPEC.parameters, "properties": {"answer": answer}}
+    return ToolSpec(FINAL_ANSWER_SPEC.name, FINAL_ANSWER_SPEC.description,
+                    {**parameters, "$defs": defs} if defs else parameters)
 
 
 def _answer_of(arguments: Mapping[str, Any]) -> tuple[Any, str | None]:
