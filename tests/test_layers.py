@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("codeact.runs",),
     ("codeact.agent", "codeact.events"),
     ("codeact.bench",),
+    ("codeact.batch",),
     ("codeact.cli", "codeact.__main__"),
     ("codeact",),  # the root package re-exports the public names
 ]
