@@ -147,9 +147,10 @@ class RunStore:
             self._db.execute("PRAGMA busy_timeout = 30000")
             if self.path != ":memory:":
                 self._db.execute("PRAGMA journal_mode = WAL")
-                # Checkpoint (copy the WAL into the file, with an fsync) every ~16 MB rather than
-                # every 4 MB: each step commits twice, and the checkpoints were most of that cost.
-                self._db.execute("PRAGMA wal_autocheckpoint = 4000")
+                # The WAL is disk the log holds too: checkpoint it at SQLite's default (~4 MB) and
+                # truncate it back to that size after, so a busy run cannot make it grow past it.
+                self._db.execute("PRAGMA wal_autocheckpoint = 1000")
+                self._db.execute(f"PRAGMA journal_size_limit = {4 * 2**20}")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.executescript(_SCHEMA)
