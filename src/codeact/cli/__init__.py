@@ -39,6 +39,7 @@ def _group(
 def _register() -> None:
     # Imported for their side effect of adding commands to `app`.
     from codeact.cli import (
+        batch,  # noqa: F401
         bench,  # noqa: F401
         doctor,  # noqa: F401
         run,  # noqa: F401
