@@ -131,3 +131,25 @@ def test_a_call_past_its_timeout_is_a_clear_error():
 def test_an_unreachable_server_says_so():
     with pytest.raises(MCPToolError, match="cannot connect to MCP server"):
         MCPClient(StdioServer(sys.executable, ("-c", "import sys; sys.stderr.write('boom'); sys.exit(2)"))).open()
+
+
+@require_sandbox()
+def test_cli_run_with_mcp_servers(http_url, tmp_path):
+    from tests.cli._helpers import codeact
+    from tests.servers.chat_server import ChatServer, chat
+
+    src = "final_answer(add(40, b=1) * 10 + add_2(1, b=1))"  # the second server's `add` is `add_2`
+    with ChatServer([chat(code(src))]) as model:
+        proc = codeact(tmp_path, "run", "use mcp", "--model", f"openai-compat:{model.url}#m",
+                       "--mcp", f"{sys.executable} -m tests.mcp.demo_server", "--mcp", http_url, "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert data["output"] == 412
+
+
+def test_cli_run_with_an_unreachable_mcp_server_is_a_usage_error(tmp_path):
+    from tests.cli._helpers import codeact
+
+    proc = codeact(tmp_path, "run", "hi", "--model", "openai-compat:http://127.0.0.1:9/v1#m",
+                   "--mcp", "http://127.0.0.1:9/mcp")
+    assert proc.returncode == 2 and "cannot connect to MCP server" in proc.stderr, proc.stderr

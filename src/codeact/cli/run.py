@@ -51,6 +51,8 @@ def run(
                                        "openai-compat:URL#MODEL, anthropic:MODEL, litellm:MODEL")] = "local",
     tools: Annotated[list[str] | None, typer.Option("--tool", "-t", help="module:function or "
                                                        "file.py:function; repeatable")] = None,
+    mcp: Annotated[list[str] | None, typer.Option("--mcp", help="An MCP server whose tools the code may "
+                                                 "call: \"CMD ARGS\" (stdio) or a URL; repeatable.")] = None,
     max_steps: Annotated[int, typer.Option(min=1, help="Steps before the agent must answer.")] = 10,
     max_tokens: MaxTokensOption = None,
     max_seconds: MaxSecondsOption = None,
@@ -80,7 +82,7 @@ def run(
         agent = _build_agent(
             model, tools or [], max_steps, imports, timeout, sandbox, workspace, allow_net,
             budgets={"max_tokens": max_tokens, "max_seconds": max_seconds, "max_cost": max_cost},
-            prices=prices, max_reply_tokens=max_reply_tokens, store=store,
+            prices=prices, max_reply_tokens=max_reply_tokens, store=store, mcp_servers=mcp,
         )
     result, run_id = consume(agent, agent.run(task, stream=True), err, quiet=quiet)
     print_result(result, run_id=run_id, as_json=as_json, err=err, quiet=quiet)
@@ -177,13 +179,17 @@ def _build_agent(model_spec: str, tool_specs: list[str], max_steps: int, imports
                  timeout: float, sandbox_name: str, workspace: Path | None,
                  allow_net: list[str] | None = None, *, budgets: dict[str, float | None] | None = None,
                  prices: str | None = None, max_reply_tokens: int | None = None,
-                 store: str | None = None) -> Any:
+                 store: str | None = None, mcp_servers: list[str] | None = None) -> Any:
     from codeact.agent.code_agent import CodeAgent
     from codeact.models.registry import resolve_model
     from codeact.runs.pricing import load_prices
     from codeact.sandbox import resolve_sandbox
 
     tools = [load_tool(spec) for spec in tool_specs]
+    if mcp_servers:
+        from codeact.tools.mcp import mcp_tools
+
+        tools += mcp_tools(*mcp_servers)  # connected now, closed when the command exits
     model_options: dict[str, Any] = {} if max_reply_tokens is None else {"max_tokens": max_reply_tokens}
     try:
         model = resolve_model(model_spec, **model_options)
