@@ -9,6 +9,7 @@ already ended, so steps already paid for are never paid again.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from codeact.bench.tasks import Task, load_tools
 from codeact.runs.events import to_jsonable
 from codeact.runs.store import RunRecord, RunStore
 
-__all__ = ["TaskRun", "crashed", "find_run", "run_task"]
+__all__ = ["TaskRun", "crashed", "find_run", "run_task", "throttle"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,13 @@ def find_run(store: RunStore, batch_id: str, task_id: str) -> RunRecord | None:
 
 
 def run_task(config: AgentConfig, task: Task, batch_id: str, store_path: Path,
-             meta: dict[str, Any] | None = None) -> TaskRun:
-    """Run `task` (or resume its cut-short run) and check the answer."""
+             meta: dict[str, Any] | None = None, before_call: Callable[[], object] | None = None) -> TaskRun:
+    """Run `task` (or resume its cut-short run) and check the answer.
+
+    Args:
+        meta: more facts for the run's meta (the Ray worker's name).
+        before_call: called before each model call (a shared rate limit waits there).
+    """
     started = time.monotonic()
     tools = list(load_tools(task.tools).values())
     with RunStore(store_path) as store:
@@ -52,6 +58,8 @@ def run_task(config: AgentConfig, task: Task, batch_id: str, store_path: Path,
         attempts -= 1
     else:
         agent = config.build_agent(task.question, tools, store_path)
+        if before_call is not None:
+            throttle(agent.model, before_call)
         agent.run_meta.update({"batch": batch_id, "batch_task": task.id, "batch_attempts": attempts, **(meta or {})})
         try:
             if previous is not None:
@@ -86,3 +94,19 @@ def crashed(batch_id: str, task: Task, exc: BaseException) -> BatchResult:
     return BatchResult(batch_id=batch_id, task_id=task.id, run_id=None, status="crash", output=None,
                        expected=task.answer, solved=False, steps=0, prompt_tokens=0, completion_tokens=0,
                        seconds=0.0, error=f"{type(exc).__name__}: {exc}"[:2000])
+
+
+def throttle(model: Any, before_call: Callable[[], object]) -> None:
+    """Make `model` call `before_call` before each request (the agent's sync paths: complete, stream)."""
+    complete, stream = model.complete, model.stream
+
+    def throttled_complete(*args: Any, **kwargs: Any) -> Any:
+        before_call()
+        return complete(*args, **kwargs)
+
+    def throttled_stream(*args: Any, **kwargs: Any) -> Any:
+        before_call()
+        return stream(*args, **kwargs)
+
+    setattr(model, "complete", throttled_complete)  # noqa: B010 - on this instance only
+    setattr(model, "stream", throttled_stream)  # noqa: B010
