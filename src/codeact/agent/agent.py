@@ -15,6 +15,7 @@ from typing import Any, Literal, overload
 
 from codeact.agent.compaction import Compaction
 from codeact.agent.driver import Ops, drive, run_async, run_sync
+from codeact.agent.files_out import with_files
 from codeact.agent.loop import (
     Action,
     ActionFormat,
@@ -159,6 +160,10 @@ class Agent:
     def _end(self) -> None:
         """Release per-run resources."""
 
+    def _workspace(self) -> Path | None:
+        """The host directory this run's actions work in, whose changes `RunResult.files` lists."""
+        return None
+
     def _run_tools(self) -> dict[str, Tool]:
         """The tools this run's actions must call: stand-ins during resume and replay."""
         return self._session.tools(self.tools) if self._session is not None else dict(self.tools)
@@ -290,7 +295,8 @@ class Agent:
                 session.close()
 
     def _ops(self, task: str, session: RunSession, budget: Budget | None) -> Ops:
-        return drive(agent_loop(task, self._format(), self._config(session.run_id, budget)), session, self._performer)
+        loop = agent_loop(task, self._format(), self._config(session.run_id, budget))
+        return drive(with_files(loop, self._workspace()), session, self._performer)
 
     def _claim(self, make_session: Callable[[], RunSession]) -> RunSession:
         if self._session is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from codeact.agent.agent import Agent
@@ -189,6 +190,12 @@ class CodeAgent(Agent):
         # `check_imports` below stays as the early, clearer message for plain import statements.
         self._sandbox.set_authorized_imports(self.authorized_imports)
         self._fmt.workspace_note = describe_workspace(self._sandbox)
+
+    def _workspace(self) -> Path | None:
+        try:
+            return Path(self._sandbox.workspace) if self._sandbox is not None else None  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - a sandbox without a host-side workspace: nothing to list
+            return None
 
     def _end(self) -> None:
         if self._own_sandbox and self._sandbox is not None:

@@ -234,4 +234,6 @@ def result_to_dict(result: Any) -> dict[str, Any]:
                   "total_tokens": result.usage.total_tokens},
         "seconds": round(result.seconds, 3),
         "steps": [event_to_dict(StepFinished(s))["step"] for s in result.steps],
+        "files": [{"path": f.path, "change": f.change, "size": f.size, "type": f.type}
+                  for f in getattr(result, "files", ())],
     }

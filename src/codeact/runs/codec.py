@@ -26,6 +26,7 @@ from codeact.runs.events import (
     ActionParsed,
     BudgetHit,
     Event,
+    FilesChanged,
     LogNote,
     ModelReplied,
     ModelRequested,
@@ -38,6 +39,7 @@ from codeact.runs.events import (
     ToolCalled,
 )
 from codeact.runs.limits import TAG, Bounded, LogLimits, Truncated, _Walk, cut_text
+from codeact.runs.result import FileChange
 from codeact.sandbox.base import ExecError, Execution, ToolCallRecord
 
 __all__ = [
@@ -423,6 +425,11 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
     ),
     "run_resumed": lambda d: RunResumed(
         d["run_id"], int(d["from_step"]), int(d.get("reexecuted", 0)), tuple(d.get("diverged", ()))
+    ),
+    "files_changed": lambda d: FilesChanged(
+        tuple(FileChange(str(f["path"]), f["change"], int(f.get("size", 0)), str(f.get("type", "")))
+              for f in d.get("files", ())),
+        int(d.get("more", 0)),
     ),
     "run_finished": lambda d: RunFinished(
         d["status"], decode_value(d.get("output")), _usage(d.get("usage")), int(d.get("steps", 0)),

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from codeact.models.base import Message, Usage
-from codeact.runs.result import RunResult, RunStatus, Step
+from codeact.runs.result import FileChange, RunResult, RunStatus, Step
 from codeact.sandbox.base import Execution, ToolCallRecord
 
 __all__ = [
     "ActionParsed",
     "BudgetHit",
     "Event",
+    "FilesChanged",
     "LogNote",
     "ModelDelta",
     "ModelReplied",
@@ -166,6 +167,16 @@ class LogNote(Event):
     message: str
     dropped: int = 0
     """Events this note stands for that were not written (tool calls past a cap)."""
+
+
+@dataclass(frozen=True)
+class FilesChanged(Event):
+    """Files the run created, changed or deleted in its workspace, just before RunFinished."""
+
+    kind: ClassVar[str] = "files_changed"
+    files: tuple[FileChange, ...]
+    more: int = 0
+    """Changes past the listing's cap, not listed."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from codeact.models.base import Usage
 from codeact.sandbox.base import ToolCallRecord
 
-__all__ = ["RunResult", "RunStatus", "Step"]
+__all__ = ["FileChange", "RunResult", "RunStatus", "Step"]
 
 RunStatus = Literal["success", "max_steps", "budget_exceeded", "model_error", "interrupted"]
 
@@ -36,6 +36,19 @@ class Step:
 
 
 @dataclass(frozen=True)
+class FileChange:
+    """A file the run created, changed or deleted in its workspace."""
+
+    path: str
+    """Relative to the workspace, with "/" between parts (a name the model's code chose: data)."""
+    change: Literal["created", "changed", "deleted"]
+    size: int
+    """Bytes (0 for a deleted file)."""
+    type: str
+    """The MIME type its extension suggests ("application/octet-stream" when it suggests none)."""
+
+
+@dataclass(frozen=True)
 class RunResult:
     """The outcome of `agent.run(task)`.
 
@@ -51,6 +64,8 @@ class RunResult:
     seconds: float
     error: str | None = None
     run_id: str | None = None
+    files: tuple[FileChange, ...] = ()
+    """What the run created, changed or deleted in its workspace (CodeAgent; see FilesChanged)."""
 
     @property
     def success(self) -> bool:
