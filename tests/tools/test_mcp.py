@@ -1,4 +1,4 @@
-"""MCP servers as host tools, against real MCP servers (tests/mcp/demo_server.py, written with the
+"""MCP servers as host tools, against real MCP servers (tests/mcp_servers/demo_server.py, written with the
 `mcp` SDK) over stdio and streamable HTTP, called from model code in the real LocalSandbox."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ SECRET = "s3cr3t-mcp-value-4711"
 
 
 def stdio_server(**kwargs) -> StdioServer:
-    return StdioServer(sys.executable, ("-m", "tests.mcp.demo_server"), cwd=str(ROOT), **kwargs)
+    return StdioServer(sys.executable, ("-m", "tests.mcp_servers.demo_server"), cwd=str(ROOT), **kwargs)
 
 
 def code(src: str) -> str:
@@ -43,7 +43,7 @@ def http_url():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.mcp.demo_server", "http", str(port)],
+        [sys.executable, "-m", "tests.mcp_servers.demo_server", "http", str(port)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -141,7 +141,7 @@ def test_cli_run_with_mcp_servers(http_url, tmp_path):
     src = "final_answer(add(40, b=1) * 10 + add_2(1, b=1))"  # the second server's `add` is `add_2`
     with ChatServer([chat(code(src))]) as model:
         proc = codeact(tmp_path, "run", "use mcp", "--model", f"openai-compat:{model.url}#m",
-                       "--mcp", f"{sys.executable} -m tests.mcp.demo_server", "--mcp", http_url, "--json")
+                       "--mcp", f"{sys.executable} -m tests.mcp_servers.demo_server", "--mcp", http_url, "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout.strip().splitlines()[-1])
     assert data["output"] == 412

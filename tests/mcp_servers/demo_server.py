@@ -1,7 +1,7 @@
 """A small MCP server written with the `mcp` SDK, for the MCP tests: stdio or streamable HTTP.
 
-    python -m tests.mcp.demo_server            # stdio
-    python -m tests.mcp.demo_server http PORT  # streamable HTTP on 127.0.0.1:PORT/mcp
+    python -m tests.mcp_servers.demo_server            # stdio
+    python -m tests.mcp_servers.demo_server http PORT  # streamable HTTP on 127.0.0.1:PORT/mcp
 """
 
 from __future__ import annotations
