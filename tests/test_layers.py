@@ -25,8 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("codeact.runs",),
     ("codeact.agent", "codeact.events"),
     ("codeact.bench",),
-    ("codeact.batch",),
-    ("codeact.mcp_server",),  # runs agents for MCP hosts; the CLI serves it
+    ("codeact.batch", "codeact.export"),
     ("codeact.cli", "codeact.__main__"),
     ("codeact",),  # the root package re-exports the public names
 ]
