@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("codeact.agent", "codeact.events"),
     ("codeact.bench",),
     ("codeact.batch", "codeact.export"),
+    ("codeact.mcp_server",),  # runs agents for MCP hosts; the CLI serves it
     ("codeact.cli", "codeact.__main__"),
     ("codeact",),  # the root package re-exports the public names
 ]

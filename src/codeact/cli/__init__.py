@@ -43,6 +43,7 @@ def _register() -> None:
         bench,  # noqa: F401
         doctor,  # noqa: F401
         export,  # noqa: F401
+        mcp,  # noqa: F401
         run,  # noqa: F401
         runs,  # noqa: F401
     )
