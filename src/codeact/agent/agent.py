@@ -8,10 +8,11 @@ feeds, telemetry) lives in a `RunSession`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from codeact.agent.compaction import Compaction
 from codeact.agent.driver import Ops, drive, run_async, run_sync
@@ -29,7 +30,7 @@ from codeact.agent.output_type import AnswerType
 from codeact.agent.replay import ReplayReport, budget_from_meta, describe_tools
 from codeact.agent.run_session import RunObserver, RunSession, SessionMode
 from codeact.errors import BudgetExceeded, ConfigError
-from codeact.models.base import Model
+from codeact.models.base import Message, Model
 from codeact.runs.events import Event, RunFinished, Step, StepFinished
 from codeact.runs.log import RunLog, new_run_id
 from codeact.runs.pricing import PriceInput, PriceTable
@@ -40,6 +41,9 @@ from codeact.runs.store import RunStore, open_store
 from codeact.runs.telemetry import Telemetry
 from codeact.sandbox.base import Execution, ToolCallRecord
 from codeact.tools.tool import Tool, to_tools
+
+if TYPE_CHECKING:
+    from codeact.agent.chat import Chat
 
 __all__ = ["Agent", "EventCallback", "StepCallback"]
 
@@ -133,6 +137,14 @@ class Agent:
         self._telemetry = _telemetry(telemetry)
         self._session: RunSession | None = None
         self._deadline: float | None = None
+        self._history: tuple[Message, ...] = ()
+        self._conversation_id: str | None = None
+        self._turns = 0
+        self._last_run_id: str | None = None
+        self._prefix: tuple[Message, ...] | None = None
+        self._keep_state = False
+        """Keep the kernel after this run (a conversation goes on); see `run(reset=False)`."""
+        self._restarted = False
 
     @property
     def model_name(self) -> str:
@@ -176,16 +188,68 @@ class Agent:
 
     # -- public API ---------------------------------------------------------------------------
     @overload
-    def run(self, task: str, *, stream: Literal[False] = False) -> RunResult: ...
+    def run(self, task: str, *, stream: Literal[False] = False, reset: bool = True) -> RunResult: ...
     @overload
-    def run(self, task: str, *, stream: Literal[True]) -> Iterator[Event]: ...
-    def run(self, task: str, *, stream: bool = False) -> RunResult | Iterator[Event]:
+    def run(self, task: str, *, stream: Literal[True], reset: bool = True) -> Iterator[Event]: ...
+    def run(self, task: str, *, stream: bool = False, reset: bool = True) -> RunResult | Iterator[Event]:
         """Solve `task`. With `stream=True`, yield events as they happen; the last is RunFinished.
 
         A streamed run (or one with `event_callbacks`) also gets the model's reply as it is
-        generated, in `ModelDelta` events, from backends that stream."""
+        generated, in `ModelDelta` events, from backends that stream.
+
+        With `reset=False` the run is a turn of a conversation: it starts from the previous
+        turn's messages, and the kernel (its variables, imports, files) is kept from one turn to
+        the next until `reset()`, a run with `reset=True`, or `close()`. Each turn is its own run
+        in the log, linked by `conversation_id` and `previous_run` in its meta. See `chat()`."""
+        self._start_turn(reset)
         events = self._drive(task, lambda: self._session_for("record"), deltas=stream or self._watched)
         return events if stream else _result_of(events)
+
+    # -- conversations ------------------------------------------------------------------------
+    @property
+    def history(self) -> tuple[Message, ...]:
+        """The conversation so far (what the next `run(task, reset=False)` starts from)."""
+        return self._history
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self._conversation_id
+
+    def chat(self) -> Chat:
+        """A new conversation with this agent: `chat.send(text)` is one turn (a RunResult)."""
+        from codeact.agent.chat import Chat
+
+        return Chat(self)
+
+    def reset(self) -> None:
+        """End the conversation: forget its messages and release the kernel kept for it."""
+        if self._session is not None:
+            raise ConfigError("reset() while a run is in progress; wait for it to end")
+        self._history = ()
+        self._conversation_id = None
+        self._turns = 0
+        self._last_run_id = None
+        self._keep_state = False
+        self._release_state()
+
+    def _release_state(self) -> None:
+        """Release what a conversation kept between turns (a kernel); nothing by default."""
+
+    def _state_lost_between_runs(self) -> bool:
+        """Whether a run that did not ask to keep state (reset=True) lost it when it ended."""
+        return False
+
+    def _start_turn(self, reset: bool) -> None:
+        if self._session is not None:
+            return  # `_claim` reports the concurrent run
+        if reset:
+            self.reset()
+        self._restarted = bool(self._history) and not self._keep_state and self._state_lost_between_runs()
+        self._keep_state = not reset
+        if self._conversation_id is None:
+            self._conversation_id = new_run_id()
+        self._turns += 1
+        self._prefix = self._history
 
     @overload
     def resume(self, run_id: str, *, stream: Literal[False] = False, live_tools: bool = False) -> RunResult: ...
@@ -220,7 +284,9 @@ class Agent:
         result = _result_of(self._drive(recording.task, session, budget=budget))
         return ReplayReport(recording.run_id, result, tuple(holder[0].divergences))
 
-    async def arun(self, task: str) -> RunResult:
+    async def arun(self, task: str, *, reset: bool = True) -> RunResult:
+        """`run`, driven from an event loop (`reset=False`: the next turn of a conversation)."""
+        self._start_turn(reset)
         loop = asyncio.get_running_loop()
         return await _aresult_of(self._adrive(task, lambda: self._session_for("record", loop=loop),
                                               deltas=self._watched))
@@ -246,6 +312,8 @@ class Agent:
         return bool(self.event_callbacks)
 
     def close(self) -> None:
+        if self._session is None:
+            self.reset()
         self.model.close()
         if self._store is not None and not isinstance(self._store_option, RunStore):
             self._store.close()
@@ -265,7 +333,9 @@ class Agent:
         session = self._claim(make_session)
         try:
             self._begin()
-            yield from run_sync(self._ops(task, session, budget), self.model, stream=deltas, notify=self._notify)
+            for event in run_sync(self._ops(task, session, budget), self.model, stream=deltas, notify=self._notify):
+                self._remember(session, event)
+                yield event
         except BaseException as exc:
             session.close(exc)
             raise
@@ -283,6 +353,7 @@ class Agent:
             await asyncio.to_thread(self._begin)
             async for event in run_async(self._ops(task, session, budget), self.model, stream=deltas,
                                          notify=self._notify):
+                self._remember(session, event)
                 yield event
         except BaseException as exc:
             session.close(exc)
@@ -294,8 +365,22 @@ class Agent:
             finally:
                 session.close()
 
+    def _remember(self, session: RunSession, event: Event) -> None:
+        """A recorded run's end: its messages are the conversation the next turn continues."""
+        if session.mode == "record" and isinstance(event, RunFinished) and event.result is not None:
+            self._history = _continuable(event.result.messages)
+            self._last_run_id = event.result.run_id or self._last_run_id
+
     def _ops(self, task: str, session: RunSession, budget: Budget | None) -> Ops:
-        loop = agent_loop(task, self._format(), self._config(session.run_id, budget))
+        config = self._config(session.run_id, budget)
+        prefix, self._prefix = self._prefix, None
+        if prefix and session.mode == "record":
+            fmt = self._format()
+            text = fmt.task_message(task)
+            if self._restarted:  # the last run was not a turn: its kernel is gone, its messages are not
+                text = f"{_RESTARTED}\n{text}"
+            config = dataclasses.replace(config, history=(*prefix, Message("user", text)))
+        loop = agent_loop(task, self._format(), config)
         return drive(with_files(loop, self._workspace()), session, self._performer)
 
     def _claim(self, make_session: Callable[[], RunSession]) -> RunSession:
@@ -418,7 +503,10 @@ class Agent:
 
     def _meta(self) -> dict[str, Any]:
         b = self.budget
+        turn = {"conversation_id": self._conversation_id, "turn": self._turns,
+                "previous_run": self._last_run_id if self._turns > 1 else None} if self._conversation_id else {}
         return {
+            **turn,
             "budget": {"max_steps": b.max_steps, "max_tokens": b.max_tokens, "max_seconds": b.max_seconds,
                        "max_cost": b.max_cost},
             "tools": describe_tools(self.tools),
@@ -433,6 +521,18 @@ def _template_text(template: str | Path | None) -> str | None:
         return Path(template).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the prompt template {str(template)!r}: {exc}") from exc
+
+
+_RESTARTED = "(The Python session was restarted since the last task: its variables are gone.)"
+
+
+def _continuable(messages: Sequence[Message]) -> tuple[Message, ...]:
+    """`messages` without a last assistant message whose tool calls never got their results (a
+    run cut short mid-step): chat APIs refuse a conversation that continues after one."""
+    out = list(messages)
+    while out and out[-1].role == "assistant" and out[-1].tool_calls:
+        out.pop()
+    return tuple(out)
 
 
 def _telemetry(option: Any) -> Telemetry | None:

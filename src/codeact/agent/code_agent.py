@@ -177,7 +177,7 @@ class CodeAgent(Agent):
         return self._fmt
 
     def _begin(self) -> None:
-        if self._own_sandbox:
+        if self._own_sandbox and self._sandbox is None:  # else: kept for a conversation
             from codeact.sandbox import default_sandbox
 
             factory = self._sandbox_factory or default_sandbox
@@ -198,9 +198,16 @@ class CodeAgent(Agent):
             return None
 
     def _end(self) -> None:
+        if not self._keep_state:
+            self._release_state()
+
+    def _state_lost_between_runs(self) -> bool:
+        return self._own_sandbox
+
+    def _release_state(self) -> None:
         if self._own_sandbox and self._sandbox is not None:
-            self._sandbox.close()
-            self._sandbox = None
+            sandbox, self._sandbox = self._sandbox, None
+            sandbox.close()
 
     def _perform(self, action: Action) -> Execution:
         assert self._sandbox is not None and action.code is not None

@@ -188,8 +188,9 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
         return tuple(head + [m for _, turn in turns for m in turn])
 
     def finish(status: RunStatus, output: Any, error: str | None = None) -> Loop:
+        transcript = tuple(head + [m for _, turn in turns for m in turn])
         result = RunResult(output, status, tuple(steps), usage, time.monotonic() - started, error,
-                           config.run_id)
+                           config.run_id, messages=transcript)
         yield RunFinished(status, output, usage, len(steps), result.seconds, error, result)
         return result
 
@@ -272,13 +273,13 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
                         execution.duration_s, execution.tool_calls, accepted, error, reply.text)
             steps.append(step)
             yield StepFinished(step)
+            turn.extend(fmt.observation_messages(action, observation))  # also for the transcript of a last step
             if accepted:
                 return (yield from finish("success", answer))
             last_value = execution.result if execution.result is not None else (execution.stdout.strip() or None)
             partial = last_value if last_value is not None else partial
             if at_limit:
                 return (yield from finish("max_steps", last_value, f"no final answer after {budget.max_steps} steps"))
-            turn.extend(fmt.observation_messages(action, observation))
         hit = budget.check(usage, time.monotonic() - started)
         if hit:
             return (yield from out_of_budget(index, hit))

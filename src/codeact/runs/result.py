@@ -6,10 +6,10 @@ and its readers can type them without importing the agent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from codeact.models.base import Usage
+from codeact.models.base import Message, Usage
 from codeact.sandbox.base import ToolCallRecord
 
 __all__ = ["FileChange", "RunResult", "RunStatus", "Step"]
@@ -66,6 +66,9 @@ class RunResult:
     run_id: str | None = None
     files: tuple[FileChange, ...] = ()
     """What the run created, changed or deleted in its workspace (CodeAgent; see FilesChanged)."""
+    messages: tuple[Message, ...] = field(default=(), repr=False, compare=False)
+    """The whole conversation, uncompacted: system prompt, task, every reply and observation.
+    A follow-up turn (`run(task, reset=False)`, `agent.chat()`) starts from it."""
 
     @property
     def success(self) -> bool:
