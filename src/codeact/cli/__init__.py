@@ -41,6 +41,7 @@ def _register() -> None:
     from codeact.cli import (
         batch,  # noqa: F401
         bench,  # noqa: F401
+        chat,  # noqa: F401
         doctor,  # noqa: F401
         export,  # noqa: F401
         mcp,  # noqa: F401
