@@ -15,9 +15,15 @@ def load_template(name: str) -> str:
 
 
 def render_tools(tools: Mapping[str, Tool]) -> str:
-    """Each tool as a Python `def` with its docstring, the way the model will call it."""
+    """Each tool as a Python `def` with its docstring, the way the model will call it.
+
+    A tool with `in_prompt = False` is left out (it is still callable): in code mode a large
+    catalogue is found with `search_tools` instead of being listed whole.
+    """
     blocks = []
     for t in tools.values():
+        if getattr(t, "in_prompt", True) is False:
+            continue
         doc = t.docstring().replace('"""', "'''").replace("\n", "\n    ")
         blocks.append(f'def {t.python_signature()}:\n    """{doc}"""')
     return "\n".join(blocks)

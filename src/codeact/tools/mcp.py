@@ -23,6 +23,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from codeact.tools.catalogue import CODE_MODE_THRESHOLD, code_mode
 from codeact.tools.mcp_client import (
     HTTPServer,
     MCPConnection,
@@ -158,16 +159,24 @@ def _value(result: Any, tool: str, *, unwrap: bool) -> Any:
 class MCPClient:
     """Owns the connections to some MCP servers and offers their tools; a context manager.
 
+    Past `CODE_MODE_THRESHOLD` tools (or with `code_mode=True`), the tools leave the prompt and
+    `tools` ends with `search_tools` and `help`, whose docstring outlines the servers (code mode,
+    see `codeact.tools.catalogue`).
+
     Args:
         servers: command lines (`"npx -y some-server"`), URLs, `StdioServer`s or `HTTPServer`s.
         on_progress: called (tool, progress, total, message) for each progress notification.
+        code_mode: True or False to force it; None decides by the number of tools.
     """
 
-    def __init__(self, *servers: ServerLike, on_progress: ProgressCallback | None = None) -> None:
+    def __init__(
+        self, *servers: ServerLike, on_progress: ProgressCallback | None = None, code_mode: bool | None = None
+    ) -> None:
         self.servers = [server_from_text(s) if isinstance(s, str) else s for s in servers]
         self.connections: list[MCPConnection] = []
-        self.tools: list[MCPTool] = []
+        self.tools: list[Tool] = []
         self.on_progress = on_progress
+        self.code_mode = code_mode
 
     def open(self) -> MCPClient:
         try:
@@ -181,7 +190,20 @@ class MCPClient:
         except BaseException:
             self.close()
             raise
+        if self.code_mode is not False:
+            threshold = 0 if self.code_mode else CODE_MODE_THRESHOLD
+            self.tools = code_mode(self.tools, outline=self.outline(), threshold=threshold)
         return self
+
+    def outline(self) -> dict[str, str]:
+        """{server: a one-line summary}: its own instructions, or some of its tool names."""
+        outline = {}
+        for connection in self.connections:
+            names = [t.name for t in self.tools if isinstance(t, MCPTool) and t.connection is connection]
+            shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            summary = f"{len(names)} tools ({shown})"
+            outline[connection.server.label] = f"{connection.instructions} {summary}".strip()
+        return outline
 
     def close(self) -> None:
         for connection in self.connections:
@@ -197,13 +219,15 @@ class MCPClient:
 _OPEN: list[MCPClient] = []
 
 
-def mcp_tools(*servers: ServerLike, on_progress: ProgressCallback | None = None) -> list[MCPTool]:
+def mcp_tools(
+    *servers: ServerLike, on_progress: ProgressCallback | None = None, code_mode: bool | None = None
+) -> list[Tool]:
     """The tools of these MCP servers, connected now and closed when the interpreter exits.
 
     Use `MCPClient` as a context manager to close the connections (and stop stdio servers)
     earlier.
     """
-    client = MCPClient(*servers, on_progress=on_progress).open()
+    client = MCPClient(*servers, on_progress=on_progress, code_mode=code_mode).open()
     if not _OPEN:
         atexit.register(_close_all)
     _OPEN.append(client)

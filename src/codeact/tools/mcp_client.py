@@ -64,7 +64,7 @@ class StdioServer:
 
     @property
     def label(self) -> str:
-        return self.name or self.command.rsplit("/", 1)[-1]
+        return self.name or " ".join([self.command.rsplit("/", 1)[-1], *self.args])[:80]
 
     @property
     def secrets(self) -> dict[str, str]:
@@ -124,6 +124,7 @@ class MCPConnection:
         self.on_progress = on_progress
         self.progress: collections.deque[tuple[str, float, float | None, str | None]] = collections.deque(maxlen=100)
         self.tools: list[Any] = []  # mcp.types.Tool, as listed when the connection opened
+        self.instructions = ""  # the server's own summary, from its initialize result
         self.restarts = 0
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -194,7 +195,8 @@ class MCPConnection:
         async with AsyncExitStack() as stack:
             read, write = await stack.enter_async_context(self._transport(stack))
             session = await stack.enter_async_context(ClientSession(read, write))
-            await session.initialize()
+            initialized = await session.initialize()
+            self.instructions = " ".join(str(initialized.instructions or "").split())[:300]
             tools: list[Any] = []
             cursor = None
             for _ in range(100):  # pages; a server that pages forever is cut off
@@ -270,9 +272,8 @@ class MCPConnection:
             raise self._failure(tool, exc, timeout) from exc
 
     def _failure(self, tool: str, exc: BaseException, timeout: float) -> MCPToolError:
-        from mcp.shared.exceptions import MCPError
-
         from mcp import types
+        from mcp.shared.exceptions import MCPError
 
         where = f"`{tool}` on MCP server `{self.server.label}`"
         if isinstance(exc, MCPError) and exc.code == types.REQUEST_TIMEOUT:
