@@ -84,7 +84,7 @@ def test_span_tree_of_a_run(exporter):
     llm = named["model"][0]
     assert llm.attributes["llm.model_name"] == "scripted"
     assert llm.attributes["llm.input_messages.0.message.role"] == "system"
-    assert llm.attributes["llm.input_messages.1.message.content"].startswith("Task: population of Rome\n\n")
+    assert llm.attributes["llm.input_messages.1.message.content"].startswith("Task: population of Rome")
     assert "lookup('Rome')" in llm.attributes["llm.output_messages.0.message.content"]
     assert llm.attributes["llm.token_count.prompt"] == result.steps[0].usage.prompt_tokens
     python = named["python"][0]
