@@ -32,6 +32,7 @@ def _codeact_outcome(result: Any) -> Outcome:
         completion_tokens=result.usage.completion_tokens,
         error=result.error,
         step_errors=tuple(s.error for s in result.steps if s.error),
+        run_id=result.run_id,
     )
 
 

@@ -27,3 +27,5 @@ class Outcome:
     step_errors: tuple[str, ...] = ()
     model_timeouts: int = 0
     """Model calls of this run that timed out (and were retried, or ended it)."""
+    run_id: str | None = None
+    """codeact's run in the run log (`codeact export --solved-in` keeps the solved ones)."""

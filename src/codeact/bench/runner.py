@@ -52,6 +52,8 @@ class TaskResult:
     step_errors: dict[str, int] = field(default_factory=dict)
     model_timeouts: int = 0
     """Model calls that timed out during this run, retried or not."""
+    run_id: str | None = None
+    """codeact's run in the bench's run log, for `codeact export --solved-in`."""
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -232,4 +234,5 @@ def _checked(taskset: str, model: str, agent: str, task: Task, outcome: Outcome,
         error=outcome.error,
         step_errors=step_errors,
         model_timeouts=outcome.model_timeouts,
+        run_id=outcome.run_id,
     )

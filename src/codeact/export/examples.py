@@ -70,7 +70,7 @@ def conversation_of(run_id: str, task: str, status: str, created: float, events:
             step = int(event.get("step", 0))
             replies.setdefault(step, []).append(str(event.get("text", "")))
             last_reply = (step, str(event.get("text", "")))
-        elif kind == "action_parsed" and event.get("code") is None:
+        elif kind == "action_parsed" and event.get("note") == "no_code":  # a reply with no action
             failed.add(int(event.get("step", 0)))
         elif kind == "observed" and event.get("error"):
             failed.add(int(event.get("step", 0)))
