@@ -2,7 +2,7 @@
 
 Tools offered (`codeact mcp serve`, over stdio or streamable HTTP):
 
-- `run_task(task, model?, max_steps?)`: runs a `CodeAgent`, with a progress notification per
+- `run_task(task, max_steps?)`: runs a `CodeAgent` with the server's model, with a progress notification per
   step; returns the answer, the status and the run id.
 - `python(code)`: runs code in a persistent isolated session, one per MCP client session
   (variables survive between calls of the same client; another client has its own).
@@ -101,7 +101,7 @@ def build_server(
     """The MCP server (an `mcp` SDK `MCPServer`); `.run("stdio")` or `.run("streamable-http", ...)`.
 
     Args:
-        model: the model spec `run_task` uses unless the call names one (`openai:gpt-4o`...).
+        model: the model spec `run_task` uses (`openai:gpt-4o`...).
         sandbox: `default`/`local` (isolated) or `process`, for `run_task` and `python`.
         max_steps: the default step budget of `run_task`.
         timeout: seconds one code step (or one `python` call) may run.
@@ -124,17 +124,18 @@ def build_server(
     server.codeact_sessions = sessions
 
     @server.tool()
-    async def run_task(task: str, ctx: Context, model_spec: str = "", max_steps: int = max_steps) -> dict[str, Any]:
+    async def run_task(task: str, ctx: Context, max_steps: int = max_steps) -> dict[str, Any]:
         """Run a codeact agent on a task; returns its answer, status and run id.
 
         Args:
             task: what the agent should do.
-            model_spec: the model (e.g. `openai:gpt-4o`); empty for the server's default.
             max_steps: steps before the agent must answer.
         """
+        # The model is the server's choice, not the client's: a client-chosen spec could point an
+        # OpenAI-compatible client holding the host's API key at any URL.
         if max_steps < 1 or max_steps > 100:
             raise ConfigError("max_steps must be between 1 and 100")
-        agent = CodeAgent(resolve_model(model_spec or model), sandbox=make_sandbox, max_steps=max_steps,
+        agent = CodeAgent(resolve_model(model), sandbox=make_sandbox, max_steps=max_steps,
                           step_timeout=timeout, store=store)
 
         def drive() -> tuple[Any, str | None]:
