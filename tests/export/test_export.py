@@ -71,3 +71,22 @@ def test_a_tight_token_budget_drops_examples_and_drop_removes_failed_turns(
     for row in rows:
         assert all(m.get("weight", 1) == 1 for m in row["messages"])
         assert not any("1 / 0" in m["content"] for m in row["messages"])
+
+
+def test_the_final_scan_refuses_an_example_the_redaction_missed(tmp_path: Path) -> None:
+    # A record written without the run log's redaction (an older version, another tool) holding a
+    # well-known key format, exported with a redactor told only one name and no formats.
+    key = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2"
+    events = [{"kind": "run_started", "task": "t", "agent": "code", "model": "m", "tools": [], "max_steps": 3},
+              {"kind": "model_requested", "step": 1, "keep": 0,
+               "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": f"use {key}"}]},
+              {"kind": "model_replied", "step": 1, "text": "```python\nfinal_answer(1)\n```",
+               "usage": {"prompt_tokens": 1, "completion_tokens": 1}, "seconds": 0.0}]
+    with RunStore(tmp_path / "runs.db") as store:
+        store.create_run(run_id="r1", task="t", agent="code", model="m")
+        store.append_many("r1", [(i + 1, 0.0, e["kind"], 1, json.dumps(e)) for i, e in enumerate(events)],
+                          status="success", steps=1)
+        report = export_runs(store, tmp_path / "x", ExportOptions(validation=0.0),
+                             redactor=Redactor({"OTHER": "unrelated-secret-value"}, formats=False))
+    assert report.train == 0 and report.skipped == {"secret": 1}
+    assert key not in (tmp_path / "x" / "train.jsonl").read_text()

@@ -93,6 +93,7 @@ def export_runs(store: RunStore, out: Path, options: ExportOptions, *, counter: 
     if options.max_tokens is not None and counter is None:
         raise ConfigError("a token budget needs the target model's tokenizer (counter=gguf_counter(PATH))")
     redactor = redactor or Redactor.from_environment()
+    scanner = Redactor.from_environment()  # the final scan: also when `redactor` was told less
     solved = _solved_runs(options.solved_in) if options.solved_in is not None else None
     report = ExportReport()
     seen: set[str] = set()
@@ -118,7 +119,7 @@ def export_runs(store: RunStore, out: Path, options: ExportOptions, *, counter: 
                 continue
             seen.add(key)
             row = redactor.value(render(conv))
-            if _still_secret(row, redactor):
+            if _still_secret(row, redactor) or _still_secret(row, scanner):
                 report.skipped["secret"] += 1
                 continue
             if options.max_tokens is not None and counter is not None:
