@@ -77,3 +77,19 @@ def test_tool_calling_agent_continues_with_valid_tool_messages():
     roles = [m.role for m in model.calls[1]]
     assert roles == ["system", "user", "assistant", "tool", "user"]
     assert model.calls[1][3].tool_call_id == "c1"
+
+
+@require_sandbox()
+def test_a_turn_cut_short_resumes_with_the_conversation_it_was_part_of(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    first = CodeAgent(ScriptedModel([code("final_answer('noted')"), code("y = 21 * 2")]), store=store)
+    first.run("remember the number 21", reset=False)
+    cut = first.run("double it", reset=False)  # the model fails after one step: no answer
+    first.close()
+    assert cut.status == "model_error"
+    model = ScriptedModel([code("final_answer(y)")])
+    resumed = CodeAgent(model, store=store).resume(cut.run_id)
+    assert resumed.status == "success" and resumed.output == 42  # step 1 ran again for the kernel's state
+    contents = [m.content for m in model.calls[0]]
+    assert "Task: remember the number 21" in contents and "Task: double it" in contents
+    store.close()

@@ -31,7 +31,7 @@ from codeact.agent.replay import ReplayReport, budget_from_meta, describe_tools
 from codeact.agent.run_session import RunObserver, RunSession, SessionMode
 from codeact.errors import BudgetExceeded, ConfigError
 from codeact.models.base import Message, Model
-from codeact.runs.events import Event, RunFinished, Step, StepFinished
+from codeact.runs.events import Event, ModelRequested, RunFinished, Step, StepFinished
 from codeact.runs.log import RunLog, new_run_id
 from codeact.runs.pricing import PriceInput, PriceTable
 from codeact.runs.recording import Recording
@@ -380,6 +380,8 @@ class Agent:
             if self._restarted:  # the last run was not a turn: its kernel is gone, its messages are not
                 text = f"{_RESTARTED}\n{text}"
             config = dataclasses.replace(config, history=(*prefix, Message("user", text)))
+        elif session.recording is not None:  # resume, replay: a conversation's turn starts where it did
+            config = dataclasses.replace(config, history=_recorded_head(session.recording))
         loop = agent_loop(task, self._format(), config)
         return drive(with_files(loop, self._workspace()), session, self._performer)
 
@@ -521,6 +523,15 @@ def _template_text(template: str | Path | None) -> str | None:
         return Path(template).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the prompt template {str(template)!r}: {exc}") from exc
+
+
+def _recorded_head(recording: Recording) -> tuple[Message, ...]:
+    """The messages a recorded conversation turn started from (its first request), or () for a
+    run that started from its system prompt and task alone (the loop builds those again)."""
+    first = next((e for e in recording.events if isinstance(e, ModelRequested)), None)
+    if first is None or first.keep != 0 or len(first.messages) <= 2:
+        return ()
+    return tuple(first.messages)
 
 
 _RESTARTED = "(The Python session was restarted since the last task: its variables are gone.)"
