@@ -4,8 +4,10 @@ Tools offered (`codeact mcp serve`, over stdio or streamable HTTP):
 
 - `run_task(task, max_steps?)`: runs a `CodeAgent` with the server's model, with a progress notification per
   step; returns the answer, the status and the run id.
-- `python(code)`: runs code in a persistent isolated session, one per MCP client session
-  (variables survive between calls of the same client; another client has its own).
+- `python(code, session?)`: runs code in a persistent isolated session (variables survive
+  between calls). Over stdio the one client has one session; over HTTP the transport's session
+  id picks it when there is one, and otherwise (the stateless 2026 protocol) each result
+  carries a `session` id that the client passes back to continue.
 - `list_runs(limit?)`, `get_run(run_id)`: read the run store.
 
 The agent and the sandbox are synchronous; each call runs in a worker thread so the server's
