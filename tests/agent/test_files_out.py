@@ -75,3 +75,5 @@ def test_json_output_lists_the_files(tmp_path):
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout.strip().splitlines()[-1])
     assert data["files"] == [{"path": "hello.txt", "change": "created", "size": 2, "type": "text/plain"}]
+    shown = _helpers.cli(tmp_path, "show", data["run_id"])
+    assert shown.returncode == 0 and "files: created hello.txt (2 bytes)" in shown.stdout

@@ -106,6 +106,12 @@ class LiveView:
             self._wait(s.index + 1, "thinking")
         elif event.kind == "log_note":  # LogNote: the log could not keep something whole
             c.print(safe(f"log: {getattr(event, 'message', '')}", "yellow"))
+        elif event.kind == "files_changed":  # FilesChanged: names the model's code chose, shown as data
+            files = getattr(event, "files", ())
+            more = getattr(event, "more", 0)
+            shown = ", ".join(f"{f.change} {f.path} ({f.size:,} bytes)" for f in files[:10])
+            rest = len(files) - 10 + more
+            c.print(safe(f"files: {shown}" + (f" and {rest:,} more" if rest > 0 else ""), "dim"))
         elif isinstance(event, BudgetHit):
             self._stop()
             c.print(safe(event.message, "bold red"))
