@@ -57,3 +57,13 @@ def test_local_model_calls_a_host_tool(small_model):
     assert result.status == "success", result.steps
     assert "Rome" in calls
     assert int(result.output) == 24
+
+
+def test_local_model_follow_up_turn_uses_the_same_kernel(small_model):
+    """A conversation (issue 11): the second turn reads a variable the first turn defined."""
+    with CodeAgent(small_model, max_steps=4, store=False).chat() as chat:
+        first = chat.send("Create a Python list named nums holding 3, 1 and 2, then call final_answer(len(nums)).")
+        assert first.status == "success", first.steps
+        second = chat.send("Now return the sum of the list nums you created before.")
+    assert second.status == "success", second.steps
+    assert int(second.output) == 6
