@@ -37,23 +37,33 @@ def stdio_client():
         yield client
 
 
-@pytest.fixture(scope="module")
-def http_url():
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def start_http(port: int) -> subprocess.Popen:
+    """The demo server over streamable HTTP on 127.0.0.1:port, once it accepts connections."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.mcp_servers.demo_server", "http", str(port)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def http_url():
+    port = free_port()
+    proc = start_http(port)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         proc.kill()
@@ -153,3 +163,22 @@ def test_cli_run_with_an_unreachable_mcp_server_is_a_usage_error(tmp_path):
     proc = codeact(tmp_path, "run", "hi", "--model", "openai-compat:http://127.0.0.1:9/v1#m",
                    "--mcp", "http://127.0.0.1:9/mcp")
     assert proc.returncode == 2 and "cannot connect to MCP server" in proc.stderr, proc.stderr
+
+
+def test_a_dead_http_server_is_a_clear_error_then_reconnects():
+    port = free_port()
+    proc = start_http(port)
+    try:
+        with MCPClient(HTTPServer(f"http://127.0.0.1:{port}/mcp", timeout=10)) as client:
+            add = next(t for t in client.tools if t.name == "add")
+            assert add(1) == 3
+            proc.kill()
+            proc.wait()
+            with pytest.raises(MCPToolError, match="server stopped.*reconnected on the next call"):
+                add(1)
+            proc = start_http(port)
+            assert add(2) == 4
+            assert client.connections[0].restarts == 1
+    finally:
+        proc.kill()
+        proc.wait()
