@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -182,3 +184,35 @@ def test_a_dead_http_server_is_a_clear_error_then_reconnects():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_stdio_server_dies_with_a_killed_host(tmp_path):
+    marker = tmp_path / "pid"
+    # A "server" that never answers and ignores its stdin: only the parent-death signal stops it.
+    server = f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    host_code = (
+        "import sys\nfrom codeact.tools.mcp import MCPClient, StdioServer\n"
+        f"MCPClient(StdioServer(sys.executable, ('-c', {server!r}))).open()\n"
+    )
+    host = subprocess.Popen([sys.executable, "-c", host_code], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid = int(marker.read_text())
+    finally:
+        host.kill()
+        host.wait()
+    deadline = time.monotonic() + 10
+    state = ""
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0]
+        except (FileNotFoundError, IndexError):
+            state = "gone"
+        if state in ("gone", "Z", "X"):
+            break
+        time.sleep(0.05)
+    if state not in ("gone", "Z", "X"):
+        os.kill(pid, signal.SIGKILL)
+    assert state in ("gone", "Z", "X"), f"the server outlived its host (state {state})"

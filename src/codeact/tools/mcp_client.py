@@ -25,6 +25,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from codeact._children import guarded_command
 from codeact._optional import require
 from codeact.errors import ConfigError, ToolError
 
@@ -223,9 +224,10 @@ class MCPConnection:
         if self._stderr is not None:
             self._stderr.close()
         self._stderr = stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace"))
-        params = StdioServerParameters(
-            command=server.command, args=list(server.args), env=dict(server.env), cwd=server.cwd
-        )
+        # Through the parent-death shim: the server is killed when this connection's owner thread
+        # (which forks it) ends, also when codeact dies without closing it.
+        command = guarded_command([server.command, *server.args])
+        params = StdioServerParameters(command=command[0], args=command[1:], env=dict(server.env), cwd=server.cwd)
         return stdio_client(params, errlog=self._stderr)
 
     def _tail(self) -> str:
