@@ -76,6 +76,8 @@ class Agent:
         output_type: a pydantic model, dataclass, TypedDict (any type pydantic validates) or a
             JSON schema dict: the model is told the schema, `final_answer(value)` is validated on
             the host (a mismatch goes back to the model), and `result.output` is the typed value.
+        planning_interval: a planning call (what is known, what remains; a PlanUpdated event)
+            before the first step and every N steps after it; None (the default) plans nothing.
         instructions: text appended to the system prompt (your rules, tone, domain facts).
         prompt_template: the system prompt template in place of the shipped one: its text, or a
             `Path` to a file; it has the shipped template's placeholders (`{tools}`, `{imports}`).
@@ -104,6 +106,7 @@ class Agent:
         step_callbacks: Sequence[StepCallback] = (),
         event_callbacks: Sequence[EventCallback] = (),
         output_type: Any = None,
+        planning_interval: int | None = None,
         instructions: str | None = None,
         prompt_template: str | Path | None = None,
     ) -> None:
@@ -126,6 +129,9 @@ class Agent:
         self.compaction = compaction
         self.final_answer_checks = tuple(final_answer_checks)
         self.answer_type = AnswerType(output_type) if output_type is not None else None
+        if planning_interval is not None and planning_interval < 1:
+            raise ConfigError(f"planning_interval must be at least 1, got {planning_interval}")
+        self.planning_interval = planning_interval
         self.instructions = instructions.strip() if instructions else None
         self.prompt_template = _template_text(prompt_template)
         self.step_callbacks = list(step_callbacks)
@@ -436,6 +442,7 @@ class Agent:
             run_id=run_id,
             compaction=self.compaction,
             parse_answer=self.answer_type.parse if self.answer_type is not None else None,
+            planning_interval=self.planning_interval,
         )
 
     def _prompt_notes(self) -> str:

@@ -23,6 +23,7 @@ from codeact.runs.events import (
     Event,
     ModelReplied,
     Observed,
+    PlanUpdated,
     RunFinished,
     RunStarted,
     RunStatus,
@@ -60,6 +61,8 @@ class CallModel:
     tools: tuple[ToolSpec, ...] = ()
     deadline: float | None = None
     """`time.monotonic()` by which the run must end (its `max_seconds`); None: no limit."""
+    purpose: str = "step"
+    """"step", or "plan" for a planning call (`planning_interval`): its reply is a plan, not an action."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,8 @@ class LoopConfig:
     run_id: str | None = None
     compaction: Compaction | None = None
     """How to keep prompts small; None sends every message verbatim."""
+    planning_interval: int | None = None
+    """A planning call before the first step and every N steps after it; None: no planning."""
     parse_answer: Callable[[Any], Any] | None = None
     """Turns a final answer into the typed output (`output_type`); a ValueError rejects it."""
 
@@ -213,6 +218,20 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
         at_limit = index > last_step
         if at_limit:
             (turns[-1][1] if turns else head).append(Message("user", fmt.final_request()))
+        interval = config.planning_interval
+        if interval and not at_limit and (index - config.first_step) % interval == 0:
+            t0 = time.monotonic()
+            try:
+                plan = yield CallModel(index, (*prompt(), Message("user", PLAN_REQUEST)), (), (), deadline, "plan")
+            except ModelError as exc:
+                return (yield from finish("model_error", partial, f"{type(exc).__name__}: {exc}"))
+            except BudgetExceeded:
+                return (yield from out_of_time(index))
+            except KeyboardInterrupt:
+                return (yield from finish("interrupted", partial, "interrupted by the user"))
+            usage = usage + plan.usage
+            yield PlanUpdated(index, plan.text, plan.usage, time.monotonic() - t0)
+            (turns[-1][1] if turns else head).append(Message("user", f"Your plan:\n{plan.text.strip()}"))
         messages = prompt()
         if budget.max_tokens is not None or budget.max_cost is not None:
             estimate = compactor.estimate(messages) if compactor is not None else estimate_tokens(messages, sizes)
@@ -284,6 +303,11 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
         if hit:
             return (yield from out_of_budget(index, hit))
         index += 1
+
+
+PLAN_REQUEST = ("Before the next step, write a short plan in plain text, no code: the facts you know so far, "
+                "then the steps that remain.")
+"""The planning call's request (`planning_interval`); the plan then stays in the conversation."""
 
 
 def _accept(answer: Any, config: LoopConfig) -> tuple[Any, str | None]:

@@ -32,6 +32,7 @@ from codeact.runs.events import (
     LogNote,
     ModelRequested,
     Observed,
+    PlanUpdated,
     RunFinished,
     RunResumed,
     RunStarted,
@@ -49,7 +50,7 @@ SessionMode = Literal["record", "resume", "replay"]
 
 # Kinds that belong to one step and that a resumed run may meet again; the rest are per session.
 _STEP_KINDS = frozenset({"model_requested", "model_replied", "action_parsed", "tool_called", "observed",
-                         "step_finished"})
+                         "step_finished", "plan_updated"})
 
 
 class RunObserver(Protocol):
@@ -135,6 +136,8 @@ class RunSession:
             request = ModelRequested(step, keep, tuple(call.messages[keep:]))
             self._last_request = tuple(call.messages)
         self._note(request, yield_it=False)
+        if call.purpose == "plan":
+            return self._plan_reply(call)
         recorded = self.recording.steps.get(step) if self.recording else None
         if self.mode == "replay":
             reply = recorded.model_reply() if recorded else None
@@ -152,6 +155,22 @@ class RunSession:
                 return reply
         self._observe("on_model_request", step, call.messages, call.stop)
         self._flush()  # the run goes on to a live model call
+        return None
+
+    def _plan_reply(self, call: CallModel) -> ModelReply | None:
+        """A planning call: its recorded plan in replay and resume, else None (a live call)."""
+        recorded = next((e for e in (self.recording.events if self.recording else ())
+                         if isinstance(e, PlanUpdated) and e.step == call.step), None)
+        if self.mode == "replay" and recorded is None:
+            self._diverged(Divergence(call.step, "missing_reply", "the recorded run made no plan here",
+                                      f"the replayed run asked for a plan before step {call.step}"))
+            raise ModelError(f"replay: the recording has no plan before step {call.step}")
+        if self.mode != "record" and recorded is not None:
+            if self.mode == "replay" or call.step > self.ff_until:
+                self._observe("on_model_request", call.step, call.messages, call.stop)
+            return ModelReply(recorded.text, recorded.usage)
+        self._observe("on_model_request", call.step, call.messages, call.stop)
+        self._flush()
         return None
 
     def perform(self, effect: RunAction, perform: Callable[[Action], Execution]) -> Execution:

@@ -106,6 +106,9 @@ class LiveView:
             self._wait(s.index + 1, "thinking")
         elif event.kind == "log_note":  # LogNote: the log could not keep something whole
             c.print(safe(f"log: {getattr(event, 'message', '')}", "yellow"))
+        elif event.kind == "plan_updated":  # PlanUpdated: the model's plan, shown as data
+            c.print(Panel(safe(getattr(event, "text", "").strip()), title="plan", title_align="left",
+                          border_style="blue"))
         elif event.kind == "files_changed":  # FilesChanged: names the model's code chose, shown as data
             files = getattr(event, "files", ())
             more = getattr(event, "more", 0)

@@ -31,6 +31,7 @@ from codeact.runs.events import (
     ModelReplied,
     ModelRequested,
     Observed,
+    PlanUpdated,
     RunFinished,
     RunResumed,
     RunStarted,
@@ -425,6 +426,9 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
     ),
     "run_resumed": lambda d: RunResumed(
         d["run_id"], int(d["from_step"]), int(d.get("reexecuted", 0)), tuple(d.get("diverged", ()))
+    ),
+    "plan_updated": lambda d: PlanUpdated(
+        int(d["step"]), str(d.get("text", "")), _usage(d.get("usage")), float(d.get("seconds", 0.0))
     ),
     "files_changed": lambda d: FilesChanged(
         tuple(FileChange(str(f["path"]), f["change"], int(f.get("size", 0)), str(f.get("type", "")))

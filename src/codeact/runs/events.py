@@ -24,6 +24,7 @@ __all__ = [
     "ModelReplied",
     "ModelRequested",
     "Observed",
+    "PlanUpdated",
     "RunFinished",
     "RunResumed",
     "RunStarted",
@@ -167,6 +168,17 @@ class LogNote(Event):
     message: str
     dropped: int = 0
     """Events this note stands for that were not written (tool calls past a cap)."""
+
+
+@dataclass(frozen=True)
+class PlanUpdated(Event):
+    """A planning call (`planning_interval`) before step `step`: what is known, what remains."""
+
+    kind: ClassVar[str] = "plan_updated"
+    step: int
+    text: str
+    usage: Usage
+    seconds: float
 
 
 @dataclass(frozen=True)
