@@ -22,11 +22,13 @@ FOREIGN = [re.compile(r"pip install(?:\s+--[\w-]+)+"),  # pip's own options
 
 def cli_options() -> set[str]:
     _register()
-    group = typer.main.get_command(app)
-    names = {opt for param in group.params for opt in param.opts + param.secondary_opts}
-    for command in group.commands.values():  # type: ignore[attr-defined]
+    names: set[str] = set()
+    pending = [typer.main.get_command(app)]
+    while pending:  # commands, and the commands of sub-groups (`codeact mcp serve`)
+        command = pending.pop()
         for param in command.params:
             names.update(param.opts + param.secondary_opts)
+        pending.extend(getattr(command, "commands", {}).values())
     return {n for n in names if n.startswith("--")}
 
 
