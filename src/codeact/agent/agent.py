@@ -308,6 +308,7 @@ class Agent:
     async def astream(self, task: str) -> AsyncIterator[Event]:
         """Async events: the model is awaited; code runs in a worker thread; async tools run on
         this event loop. Many agents can run at once in one loop (one run per agent at a time)."""
+        self._start_turn(True)
         loop = asyncio.get_running_loop()
         async for event in self._adrive(task, lambda: self._session_for("record", loop=loop), deltas=True):
             yield event
