@@ -24,7 +24,7 @@ def test_models_namespace():
 def test_import_codeact_loads_no_backend_sdk():
     code = (
         "import sys, codeact, codeact.models\n"
-        "heavy = [m for m in ('openai', 'anthropic', 'litellm', 'llama_cpp', 'smolagents') if m in sys.modules]\n"
+        "heavy = [m for m in ('openai', 'anthropic', 'litellm', 'llama_cpp', 'smolagents', 'pydantic', 'mcp', 'ray', 'datasets') if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

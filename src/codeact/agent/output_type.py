@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
-
-from pydantic import TypeAdapter, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from codeact.errors import ConfigError
+
+if TYPE_CHECKING:  # pydantic is imported when an output type is used, not by `import codeact`
+    from pydantic import TypeAdapter, ValidationError
 
 __all__ = ["AnswerType", "compact"]
 
@@ -34,6 +35,8 @@ class AnswerType:
             if not self.schema:
                 raise ConfigError("output_type: an empty JSON schema accepts anything; pass None instead")
         else:
+            from pydantic import TypeAdapter
+
             try:
                 self._adapter = TypeAdapter(output_type)
                 self.schema = self._adapter.json_schema()
@@ -49,6 +52,8 @@ class AnswerType:
         """The typed answer; ValueError with a short reason (for the model) when it does not fit."""
         if self._adapter is None:
             return _validate_schema(value, self.schema)
+        from pydantic import ValidationError
+
         try:
             return self._adapter.validate_python(value)
         except ValidationError as exc:
