@@ -287,3 +287,21 @@ def test_a_huge_final_answer_is_shown_cut_in_the_observation_and_whole_in_the_re
     result = agent_for(code("final_answer('a' * 1_000_000)")).run("t")
     assert result.output == "a" * 1_000_000
     assert len(result.steps[-1].observation) < 10_000 and "characters truncated" in result.steps[-1].observation
+
+
+def test_each_tool_call_is_reported_once_to_the_stream_and_the_log(tmp_path):
+    from codeact.runs import RunStore
+
+    @tool
+    def double(x: int) -> int:
+        """Twice x."""
+        return 2 * x
+
+    store = RunStore(tmp_path / "runs.db")
+    agent = agent_for(code("a = double(1)\nb = double(2)"), code("final_answer(a + b)"), tools=[double], store=store)
+    events = list(agent.run("t", stream=True))
+    kinds = [e.kind for e in events]
+    assert kinds.count("tool_called") == 2
+    assert kinds.index("tool_called") < kinds.index("observed")  # the calls come before the step's observation
+    run_id = events[-1].result.run_id
+    assert [e.kind for e in store.events(run_id)].count("tool_called") == 2

@@ -29,7 +29,6 @@ from codeact.runs.events import (
     RunStatus,
     Step,
     StepFinished,
-    ToolCalled,
 )
 from codeact.runs.result import RunResult
 from codeact.sandbox.base import Execution
@@ -273,8 +272,6 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
                 return (yield from finish("interrupted", partial, "interrupted by the user"))
             except BudgetExceeded:
                 return (yield from out_of_time(index))
-            for call in execution.tool_calls:
-                yield ToolCalled(index, call)
             observation = fmt.format_observation(execution)
             accepted = False
             answer = execution.final_answer

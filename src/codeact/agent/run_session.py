@@ -111,7 +111,8 @@ class RunSession:
         self._lock = threading.RLock()
         self._logged: Counter[tuple[str, int | None]] = Counter(recording.counts if recording else ())
         self._seen: Counter[tuple[str, int | None]] = Counter()
-        self._tool_seen: dict[str, Counter[int]] = {"listener": Counter(), "loop": Counter()}
+        self._tool_seen: Counter[int] = Counter()
+        self._calls_to_show: list[ToolCalled] = []
         self._step = 0
         self._last_request: tuple[Message, ...] = ()
         self._announced = mode != "resume"
@@ -208,8 +209,9 @@ class RunSession:
         return perform(effect.action)
 
     def on_tool_call(self, record: ToolCallRecord) -> None:
-        """The bridge's listener: write the call now, while the action is still running."""
-        self._tool_call(self._step, record, "listener")
+        """The bridge's listener, the one report of each tool call: logged now, while the action is
+        still running, and shown to the stream before the next event the loop yields."""
+        self._tool_call(self._step, record)
 
     def emit(self, event: Event) -> list[Event]:
         """Record an event from the loop; return what the caller's stream should see (with the
@@ -228,18 +230,14 @@ class RunSession:
         return out
 
     def _emit(self, event: Event) -> list[Event]:
-        out: list[Event] = []
-        if isinstance(event, ToolCalled):
-            self._tool_call(event.step, event.call, "loop")
-            visible = not self._fast_forwarded(event)
-        else:
-            visible = False
         self._announce(event)
-        if self._announcement is not None:
+        out: list[Event] = []
+        if self._announcement is not None:  # a resumed run says so before anything it does live
             out.append(self._announcement)
             self._announcement = None
-        if isinstance(event, ToolCalled):
-            return out + [event] if visible else out
+        with self._lock:  # the tool calls the last action made come before what the loop says next
+            out += self._calls_to_show
+            self._calls_to_show.clear()
         if isinstance(event, RunFinished):
             self.finished = event
             if self.mode == "replay":
@@ -301,17 +299,18 @@ class RunSession:
                 self._observe_event(event)
         return yield_it and not self._fast_forwarded(event)
 
-    def _tool_call(self, step: int, record: ToolCallRecord, source: str) -> None:
-        if step > self.ff_until:
-            self._announce(ToolCalled(step, record))
-        with self._lock:
-            self._tool_seen[source][step] += 1
-            ordinal = self._tool_seen[source][step]
-            key = ("tool_called", step)
-            if ordinal <= self._logged[key]:
-                return
-            self._logged[key] = ordinal
+    def _tool_call(self, step: int, record: ToolCallRecord) -> None:
         event = ToolCalled(step, record)
+        if step > self.ff_until:
+            self._announce(event)
+        with self._lock:
+            if not self._fast_forwarded(event):
+                self._calls_to_show.append(event)
+            self._tool_seen[step] += 1
+            key = ("tool_called", step)
+            if self._tool_seen[step] <= self._logged[key]:
+                return  # the log has it already (a resumed step served from the log)
+            self._logged[key] = self._tool_seen[step]
         if self.log is not None:
             self.log.write(event)
             self.log.flush()  # a tool call has happened: resume must not make it again

@@ -88,7 +88,11 @@ class Sandbox(ABC):
 
     @abstractmethod
     def start(self, tools: Mapping[str, Tool], *, on_tool_call: ToolListener | None = None) -> None:
-        """Start the kernel with stubs for `tools`. Calling it again replaces the tools."""
+        """Start the kernel with stubs for `tools`. Calling it again replaces the tools.
+
+        `on_tool_call` is the one report of each tool call: a sandbox calls it once per call, as
+        the call finishes (the run log writes it then, so resume never makes it again).
+        """
 
     @abstractmethod
     def execute(self, code: str, *, timeout: float | None = None) -> Execution:
