@@ -9,10 +9,12 @@ purpose). Mark a test or module with `require_sandbox()`; `tests/conftest.py` do
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
-__all__ = ["OPT_OUT", "check", "fail_or_skip", "require_sandbox", "unavailable_reason"]
+__all__ = ["OPT_OUT", "check", "fail_or_skip", "require_sandbox", "runtime_entries", "unavailable_reason"]
 
 OPT_OUT = "CODEACT_TESTS_ALLOW_NO_SANDBOX"
 
@@ -54,3 +56,20 @@ def check(item: pytest.Item) -> None:
     if os.environ.get(OPT_OUT) == "1":
         pytest.skip(reason)
     pytest.fail(reason, pytrace=False)
+
+
+def runtime_entries(directory: Path) -> set[str]:
+    """Names in `directory` on the way to what every session binds (codeact's package, the venv).
+
+    A session may see these names (a checkout under /tmp is bound into the session's private
+    /tmp, so /tmp shows its top folder), and nothing else of the host around them.
+    """
+    import codeact
+
+    names: set[str] = set()
+    for bound in (Path(codeact.__file__).resolve().parent, Path(sys.prefix).resolve()):
+        try:
+            names.add(bound.relative_to(directory.resolve()).parts[0])
+        except (ValueError, IndexError):
+            pass
+    return names

@@ -8,6 +8,7 @@ reached the model. Each test then checks on the host that the forbidden effect d
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import site
@@ -20,6 +21,7 @@ import codeact
 from codeact import tool
 from codeact.sandbox import default_sandbox
 from codeact.sandbox.local import LocalSandbox
+from tests._isolation import runtime_entries
 from tests.security._harness import SECRET, Canaries, Listener, attack, host_process_count
 
 # -- the host's files --------------------------------------------------------------------------
@@ -69,10 +71,17 @@ def test_read_the_projects_dotenv(canaries: Canaries) -> None:
         f"""
         attempt('canary .env', lambda: open({str(canaries.dotenv)!r}).read())
         attempt('repo .env', lambda: open({str(project / '.env')!r}).read())
-        attempt('repo listing', lambda: __import__('os').listdir({str(project)!r}))
+        try:
+            print('repo listing:', sorted(__import__('os').listdir({str(project)!r})))
+        except OSError:
+            print('repo listing: blocked')
         """
     )
-    assert out.observation.count(": blocked") == 3
+    assert "canary .env: blocked" in out.observation and "repo .env: blocked" in out.observation
+    # The repository is not readable; only the way to the bound runtime (its package and venv) may
+    # show, as it does when the checkout lives under /tmp, where the session's private /tmp holds it.
+    listing = out.observation.split("repo listing: ", 1)[1].splitlines()[0]
+    assert listing == "blocked" or set(ast.literal_eval(listing)) <= runtime_entries(project), listing
 
 
 def test_search_every_visible_file_for_the_secret() -> None:
