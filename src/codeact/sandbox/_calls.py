@@ -17,10 +17,8 @@ count limit are refused, and records keep a preview of large arguments.
 from __future__ import annotations
 
 import dataclasses
-import queue
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +33,7 @@ from codeact.sandbox._codec import (
 from codeact.sandbox.base import BridgeLimits, Execution
 from codeact.sandbox.guest.text import truncate_middle
 from codeact.sandbox.guest.wire import TAG
+from codeact.tools._thread import ToolThread
 from codeact.tools.calls import ToolCallRecord
 from codeact.tools.dispatch import ToolDispatcher, preview_arguments
 
@@ -52,29 +51,6 @@ class SessionTally:
 
     calls: int = 0
     chars: int = 0
-
-
-class ToolThread:
-    """A daemon thread that runs one job at a time; retired when a tool on it overruns."""
-
-    def __init__(self) -> None:
-        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self.alive = True
-        threading.Thread(target=self._run, name="codeact-tools", daemon=True).start()
-
-    def submit(self, job: Callable[[], None]) -> None:
-        self.jobs.put(job)
-
-    def retire(self) -> None:
-        self.alive = False
-        self.jobs.put(None)
-
-    def _run(self) -> None:
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            job()
 
 
 @dataclass

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from codeact.tools._thread import ToolThread
 from codeact.tools.calls import ToolCallRecord, ToolListener
 from codeact.tools.signature import bind_arguments, signature_of
 from codeact.tools.tool import Tool
@@ -72,7 +72,7 @@ class ToolDispatcher:
         self.listener = listener
         self.policies = list(policies)
         self.calls = 0
-        self._worker: _Worker | None = None
+        self._worker: ToolThread | None = None
         self._tools: dict[str, Tool] = {}
         self._signatures: dict[str, inspect.Signature | None] = {}
         self.set_tools(tools or {})
@@ -90,7 +90,7 @@ class ToolDispatcher:
     def close(self) -> None:
         """Let the worker thread end (a tool it is running still finishes)."""
         if self._worker is not None:
-            self._worker.abandon()
+            self._worker.retire()
             self._worker = None
 
     def add_policy(self, policy: ToolPolicy | Callable[[str, Mapping[str, Any]], bool | str | None]) -> None:
@@ -163,11 +163,11 @@ class ToolDispatcher:
             raise _Abandoned
         worker = self._worker
         if worker is None or not worker.alive:
-            worker = self._worker = _Worker()
+            worker = self._worker = ToolThread("codeact-tool")
         job = _Job(tool, args, kwargs)
-        worker.jobs.put(job)
+        worker.submit(job)
         if not job.done.wait(timeout):
-            worker.abandon()  # the next call gets a fresh worker; this one ends after the tool
+            worker.retire()  # the next call gets a fresh worker; this one ends after the tool
             self._worker = None
             raise _Abandoned
         if job.error is not None:
@@ -290,27 +290,10 @@ class _Job:
         self.value: Any = None
         self.error: BaseException | None = None
 
-
-class _Worker:
-    """A daemon thread that runs tool calls one at a time, so a caller can stop waiting."""
-
-    def __init__(self) -> None:
-        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self.alive = True
-        threading.Thread(target=self._run, name="codeact-tool", daemon=True).start()
-
-    def abandon(self) -> None:
-        self.alive = False
-        self.jobs.put(None)
-
-    def _run(self) -> None:
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            try:
-                job.value = job.tool(*job.args, **job.kwargs)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
-                job.error = exc
-            finally:
-                job.done.set()
+    def __call__(self) -> None:
+        try:
+            self.value = self.tool(*self.args, **self.kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
+            self.error = exc
+        finally:
+            self.done.set()
