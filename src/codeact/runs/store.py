@@ -145,21 +145,27 @@ class RunStore:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA busy_timeout = 30000")
-            if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode = WAL")
-                # The WAL is disk the log holds too: checkpoint it at SQLite's default (~4 MB) and
-                # truncate it back to that size after, so a busy run cannot make it grow past it.
-                self._db.execute("PRAGMA wal_autocheckpoint = 1000")
-                self._db.execute(f"PRAGMA journal_size_limit = {4 * 2**20}")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._db.executescript(_SCHEMA)
+            _retry_while_busy(self._set_up, seconds=30.0)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 f"cannot open the run log at {self.path}: {exc}; pick another file with store=... "
                 "(--store on the command line) or set CODEACT_HOME"
             ) from exc
         self._lock = threading.Lock()
+
+    def _set_up(self) -> None:
+        if self.path != ":memory:":
+            # Switching to WAL takes an exclusive lock and does not wait for one (SQLite answers
+            # "database is locked" at once), so it is done only by the first opener of a new file.
+            if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                self._db.execute("PRAGMA journal_mode = WAL")
+            # The WAL is disk the log holds too: checkpoint it at SQLite's default (~4 MB) and
+            # truncate it back to that size after, so a busy run cannot make it grow past it.
+            self._db.execute("PRAGMA wal_autocheckpoint = 1000")
+            self._db.execute(f"PRAGMA journal_size_limit = {4 * 2**20}")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.executescript(_SCHEMA)
 
     # -- writing -------------------------------------------------------------------------------
     def create_run(self, *, run_id: str, task: str, agent: str, model: str,
@@ -386,3 +392,20 @@ def _utf8(value: Any) -> Any:
 def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
+
+_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (named in the sqlite3 module from Python 3.11)
+
+
+def _retry_while_busy(setup: Any, *, seconds: float) -> None:
+    """Run `setup` again while another process holds the lock it needs (several processes opening
+    a new log at once), up to `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            setup()
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
