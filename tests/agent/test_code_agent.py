@@ -305,3 +305,28 @@ def test_each_tool_call_is_reported_once_to_the_stream_and_the_log(tmp_path):
     assert kinds.index("tool_called") < kinds.index("observed")  # the calls come before the step's observation
     run_id = events[-1].result.run_id
     assert [e.kind for e in store.events(run_id)].count("tool_called") == 2
+
+
+def test_reply_cut_at_the_length_cap_is_told_to_the_model():
+    from codeact.agent.loop import CUT_NOTE
+    from codeact.models.base import ModelReply, Usage
+
+    cut = ModelReply(code("total = sum(range(10))\nprint(total)\nx = (1 +"), Usage(5, 9), finish_reason="length")
+    whole = ModelReply(code("print('ok')"), Usage(5, 4), finish_reason="stop")
+    model = ScriptedModel([cut, whole, code("final_answer(1)")])
+    result = CodeAgent(model, sandbox=ProcessSandbox).run("t")
+    assert result.output == 1
+    assert CUT_NOTE in model.calls[1][-1].content  # after the cut reply
+    assert CUT_NOTE not in model.calls[2][-1].content  # not after a whole one
+    assert CUT_NOTE in result.steps[0].observation
+
+
+def test_reply_cut_without_code_is_told_to_the_model():
+    from codeact.agent.loop import CUT_NOTE
+    from codeact.models.base import ModelReply, Usage
+
+    model = ScriptedModel([ModelReply("Thought: first I will explain at length", Usage(5, 7), finish_reason="length"),
+                           code("final_answer(2)")])
+    result = CodeAgent(model, sandbox=ProcessSandbox).run("t")
+    assert result.output == 2
+    assert CUT_NOTE in model.calls[1][-1].content

@@ -263,7 +263,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
             if at_limit:
                 return (yield from finish("max_steps", reply.text.strip() or None,
                                           f"no final answer after {budget.max_steps} steps"))
-            turn.extend(fmt.observation_messages(None, action.message))
+            turn.extend(fmt.observation_messages(None, _with_cut_note(action.message, reply)))
         else:
             yield ActionParsed(index, action.thought, action.code, action.note)
             try:
@@ -283,6 +283,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
                 else:
                     observation = (f"{observation}\nYour final answer was rejected: {rejection}\n"
                                    "Fix the problem and call final_answer again.").lstrip()
+            observation = _with_cut_note(observation, reply)
             error = _error_kind(execution)
             yield Observed(index, observation, execution.duration_s, error, execution)
             step = Step(index, action.thought, action.code, observation, reply.usage, model_seconds,
@@ -305,6 +306,18 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
 PLAN_REQUEST = ("Before the next step, write a short plan in plain text, no code: the facts you know so far, "
                 "then the steps that remain.")
 """The planning call's request (`planning_interval`); the plan then stays in the conversation."""
+
+
+CUT_NOTE = ("Your reply was cut off: it reached the length limit for one reply. "
+            "Write shorter code, and do long work over several steps.")
+"""Told to the model after a reply that hit the reply-length cap (finish_reason "length"): without it
+a small model sees only the syntax error of its half-written code and writes the same long reply again."""
+
+
+def _with_cut_note(observation: str, reply: ModelReply) -> str:
+    if reply.finish_reason != "length":
+        return observation
+    return f"{observation}\n{CUT_NOTE}".lstrip()
 
 
 def _accept(answer: Any, config: LoopConfig) -> tuple[Any, str | None]:
