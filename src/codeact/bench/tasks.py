@@ -34,7 +34,9 @@ __all__ = [
 ]
 
 #: Tool modules any task file may name without opting in: they ship with codeact.
-TRUSTED_TOOLS = frozenset({"codeact.bench.shop:TOOLS"})
+TRUSTED_TOOLS = frozenset({
+    "codeact.bench.shop:TOOLS", "codeact.bench.toolsets.travel:TOOLS", "codeact.bench.toolsets.records:TOOLS",
+})
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def shipped_tasksets() -> list[str]:
 
 
 def load_taskset(name_or_path: str | Path, *, allow_code: bool = False) -> TaskSet:
-    """A shipped task set by name ("gsm8k", "shop"), or any JSONL file by path.
+    """A shipped task set by name ("gsm8k", "shop", "travel", "records"), or any JSONL file by path.
 
     Args:
         allow_code: let a file's `tools` and `checker` name code to import (see the module
