@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from codeact.agent.agent import Agent
-from codeact.agent.loop import Action, NoAction
+from codeact.agent.loop import Action, Budget, LoopConfig, NoAction
 from codeact.agent.observation import format_observation
 from codeact.agent.parse import CodeAction, parse_code, strip_redefinitions
 from codeact.agent.prompt import load_template, render_imports, render_tools, with_notes
 from codeact.agent.replay import NoModel, ReplayReport, recorded_tools
+from codeact.agent.techniques.base import StepReview
 from codeact.agent.workspace import describe_workspace
 from codeact.errors import ConfigError
 from codeact.models.base import Message, Model, ModelReply, ToolSpec
@@ -119,6 +121,8 @@ class CodeAgent(Agent):
             called for each run; defaults to the default sandbox, fresh per run.
         authorized_imports: modules the code may import; None allows any.
         step_timeout: seconds one action may run before it is interrupted.
+        techniques: opt-in habits that read each action (`agent.techniques`: RepeatGuard,
+            VerifyBeforeAnswer); none by default.
         options: `Agent`'s run options: max_cost, prices, compaction, store, telemetry.
     """
 
@@ -139,6 +143,7 @@ class CodeAgent(Agent):
         final_answer_checks: Sequence[Callable[[Any], Any]] = (),
         step_callbacks: Sequence[Callable[..., None]] = (),
         event_callbacks: Sequence[Callable[..., None]] = (),
+        techniques: Sequence[StepReview] = (),
         **options: Any,
     ) -> None:
         super().__init__(
@@ -152,6 +157,7 @@ class CodeAgent(Agent):
             event_callbacks=event_callbacks,
             **options,  # max_cost, prices, compaction, store, telemetry: see Agent
         )
+        self.techniques = tuple(techniques)
         self.authorized_imports = None if authorized_imports is None else tuple(authorized_imports)
         self.step_timeout = step_timeout
         self.max_observation_chars = max_observation_chars
@@ -176,6 +182,10 @@ class CodeAgent(Agent):
     def _format(self) -> CodeFormat:
         return self._fmt
 
+    def _config(self, run_id: str | None = None, budget: Budget | None = None) -> LoopConfig:
+        config = super()._config(run_id, budget)
+        return dataclasses.replace(config, techniques=self.techniques) if self.techniques else config
+
     def _begin(self) -> None:
         if self._own_sandbox and self._sandbox is None:  # else: kept for a conversation
             from codeact.sandbox import default_sandbox
@@ -186,6 +196,7 @@ class CodeAgent(Agent):
         # Also for a sandbox you passed: this run's tools and listener replace the last run's
         # (the kernel and its state stay).
         self._sandbox.start(self._run_tools(), on_tool_call=self._on_tool_call)
+        self._wire_approvals(getattr(self._sandbox, "dispatcher", None))
         # The kernel enforces the import list itself (import statements, __import__, importlib);
         # `check_imports` below stays as the early, clearer message for plain import statements.
         self._sandbox.set_authorized_imports(self.authorized_imports)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from codeact.agent.compaction import Compaction, Compactor, estimate_tokens
 from codeact.agent.observation import truncate
+from codeact.agent.techniques.base import StepReview, review_step
 from codeact.errors import BudgetExceeded, ModelError
 from codeact.models.base import Message, ModelReply, ToolSpec, Usage
 from codeact.runs.events import (
@@ -165,6 +166,8 @@ class LoopConfig:
     """A planning call before the first step and every N steps after it; None: no planning."""
     parse_answer: Callable[[Any], Any] | None = None
     """Turns a final answer into the typed output (`output_type`); a ValueError rejects it."""
+    techniques: tuple[StepReview, ...] = ()
+    """Habits that read each action and may add a note or send an answer back (`agent.techniques`)."""
 
 
 Loop = Generator["CallModel | RunAction | Event", Any, RunResult]
@@ -273,16 +276,20 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
             except BudgetExceeded:
                 return (yield from out_of_time(index))
             observation = fmt.format_observation(execution)
+            review = review_step(config.techniques, steps, action.code, execution)
             accepted = False
             answer = execution.final_answer
             if execution.is_final:
                 answer, rejection = _accept(answer, config)
+                rejection = rejection or review.reject_answer
                 if rejection is None:
                     accepted = True
                     observation = _final_observation(observation, execution)
                 else:
                     observation = (f"{observation}\nYour final answer was rejected: {rejection}\n"
                                    "Fix the problem and call final_answer again.").lstrip()
+            if review.note and not accepted:
+                observation = f"{observation}\n{review.note}"
             observation = _with_cut_note(observation, reply)
             error = _error_kind(execution)
             yield Observed(index, observation, execution.duration_s, error, execution)

@@ -1,0 +1,47 @@
+"""The contract of a step technique and the one function the loop calls."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from codeact.runs.result import Step
+from codeact.sandbox.base import Execution
+
+__all__ = ["Review", "StepReview", "review_step"]
+
+
+@dataclass(frozen=True)
+class Review:
+    """What a technique says about one action.
+
+    Attributes:
+        note: text added after the observation, for the model's next step ("" adds nothing).
+        reject_answer: a reason to send a final answer of this action back to work; None lets it through.
+    """
+
+    note: str = ""
+    reject_answer: str | None = None
+
+
+class StepReview(Protocol):
+    """A technique: reads the finished action; returns a Review, or None to say nothing."""
+
+    def review(self, steps: Sequence[Step], code: str | None, execution: Execution) -> Review | None: ...
+
+
+def review_step(techniques: Sequence[StepReview], steps: Sequence[Step], code: str | None,
+                execution: Execution) -> Review:
+    """Every technique's say on one action, merged: notes joined, the first rejection kept."""
+    notes: list[str] = []
+    rejection: str | None = None
+    for technique in techniques:
+        review = technique.review(steps, code, execution)
+        if review is None:
+            continue
+        if review.note:
+            notes.append(review.note)
+        if rejection is None and review.reject_answer:
+            rejection = review.reject_answer
+    return Review("\n".join(notes), rejection)

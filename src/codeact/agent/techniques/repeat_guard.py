@@ -1,0 +1,64 @@
+"""Repeat guard: notice the model re-running code that already failed, and say so.
+
+At temperature 0 the same error in the prompt tends to bring back the same code, step after
+step, until the step limit. The guard compares each failed action with the failed actions
+before it (code with comments and blank lines dropped, and the error type and last line) and,
+on a repeat, adds a corrective note: what repeated and what to try instead. A changed prompt is
+what changes a greedy model's next reply.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from codeact.agent.techniques.base import Review
+from codeact.runs.result import Step
+from codeact.sandbox.base import Execution
+
+__all__ = ["RepeatGuard"]
+
+
+@dataclass(frozen=True)
+class RepeatGuard:
+    """Add a corrective note when a failing action repeats an earlier failure.
+
+    Args:
+        same_error: how many times the same error (type and message) may come back, from any
+            code, before the guard speaks; the same failing code is named at its first repeat.
+    """
+
+    same_error: int = 2
+
+    def review(self, steps: Sequence[Step], code: str | None, execution: Execution) -> Review | None:
+        if execution.error is None or code is None:
+            return None
+        key = _code_key(code)
+        error = f"{execution.error.type}: {_last_line(execution.error.message)}"
+        if any(s.code is not None and s.error and _code_key(s.code) == key for s in steps):
+            return Review(_SAME_CODE.format(error=error))
+        repeats = sum(1 for s in steps if s.error == execution.error.type and error in s.observation)
+        if repeats + 1 >= self.same_error:
+            return Review(_SAME_ERROR.format(error=error, times=repeats + 1))
+        return None
+
+
+_SAME_CODE = ("Note: this is the same code as an earlier step, and it failed the same way ({error}). Do not "
+              "run it again. Print the values involved (e.g. a tool's result) to see what they really are, "
+              "then write different code.")
+_SAME_ERROR = ("Note: the same error has now happened {times} times ({error}). Your approach is not working: "
+               "print the inputs you rely on, re-read the tool descriptions, and change the approach.")
+
+
+def _code_key(code: str) -> str:
+    """The code without comments, blank lines or formatting differences (its AST when it parses)."""
+    try:
+        return ast.dump(ast.parse(code))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return "\n".join(line.strip() for line in code.splitlines() if line.strip() and not line.strip().startswith("#"))
+
+
+def _last_line(message: str) -> str:
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""

@@ -1,0 +1,91 @@
+"""Opt-in step techniques (agent.techniques) through the real loop, a scripted model and a real kernel."""
+
+from __future__ import annotations
+
+import pytest
+
+from codeact import CodeAgent, tool
+from codeact.agent.techniques import RepeatGuard, VerifyBeforeAnswer, prompt_variant
+from codeact.errors import ConfigError
+from codeact.models import ScriptedModel
+from codeact.sandbox.process import ProcessSandbox
+
+
+def code(src: str) -> str:
+    return f"Thought: go.\n```python\n{src}\n```"
+
+
+@tool
+def get_rate(currency: str) -> float:
+    """Units of a currency per 1 EUR."""
+    return {"USD": 1.08, "NOK": 11.6}[currency]
+
+
+def run(replies: list[str], *techniques: object, tools: list = ()) -> tuple[object, ScriptedModel]:  # type: ignore[assignment]
+    model = ScriptedModel(replies)
+    agent = CodeAgent(model, list(tools), sandbox=ProcessSandbox, store=False, max_steps=4,
+                      techniques=techniques)  # type: ignore[arg-type]
+    return agent.run("task"), model
+
+
+def test_repeat_guard_names_a_repeated_failing_action_and_stays_quiet_otherwise() -> None:
+    failing = code("x = {'a': 1}\nprint(x['b'])")
+    reformatted = code("# try again\nx = {'a': 1}\n\nprint(x['b'])")
+    result, model = run([failing, reformatted, code("final_answer(1)")], RepeatGuard())
+
+    assert result.output == 1
+    first, second = result.steps[0].observation, result.steps[1].observation
+    assert "KeyError" in first and "Note:" not in first
+    assert "same code as an earlier step" in second and "KeyError: 'b'" in second
+    assert "same code as an earlier step" in model.calls[2][-1].content  # the model read it
+
+
+def test_repeat_guard_speaks_when_different_code_keeps_hitting_the_same_error() -> None:
+    result, _ = run([code("int('x')"), code("y = 2\nint('x')"), code("final_answer(2)")], RepeatGuard())
+    assert "Note:" not in result.steps[0].observation
+    assert "the same error has now happened 2 times" in result.steps[1].observation
+
+
+def test_without_techniques_a_repeat_gets_no_note() -> None:
+    failing = code("print({}['b'])")
+    result, _ = run([failing, failing, code("final_answer(3)")])
+    assert all("Note:" not in s.observation for s in result.steps)
+
+
+def test_verify_sends_a_blind_answer_back_once_and_the_kernel_keeps_its_values() -> None:
+    blind = code("r = get_rate('NOK')\nfinal_answer(round(100 * r, 2))")
+    again = code("print(r)\nfinal_answer(round(100 * r, 2))")
+    result, model = run([blind, again], VerifyBeforeAnswer(), tools=[get_rate])
+
+    assert result.status == "success" and result.output == 1160.0
+    assert len(result.steps) == 2
+    assert "answered without looking at any output" in result.steps[0].observation
+    assert "11.6" in result.steps[1].observation
+
+
+def test_verify_accepts_an_answer_after_output_was_seen_and_a_pure_computation() -> None:
+    looked, _ = run([code("print(get_rate('USD'))"), code("final_answer(1.08)")], VerifyBeforeAnswer(),
+                    tools=[get_rate])
+    pure, _ = run([code("final_answer(6 * 7)")], VerifyBeforeAnswer())
+    assert looked.output == 1.08 and len(looked.steps) == 2
+    assert pure.output == 42 and len(pure.steps) == 1
+
+
+def test_verify_asks_only_once_per_run() -> None:
+    blind = code("final_answer(get_rate('USD'))")
+    result, _ = run([code("x = 1"), blind, blind], VerifyBeforeAnswer(), tools=[get_rate])
+    # the first step showed nothing ("ran without output"), so the answer in step 2 is blind
+    assert result.output == 1.08 and len(result.steps) == 3
+
+
+def test_prompt_variants_render_the_tools_and_say_what_they_change() -> None:
+    tools_first = CodeAgent(ScriptedModel([]), [get_rate], sandbox=ProcessSandbox, store=False,
+                            prompt_template=prompt_variant("tools-first"))
+    example = CodeAgent(ScriptedModel([]), [get_rate], sandbox=ProcessSandbox, store=False,
+                        prompt_template=prompt_variant("tool-example"))
+    first = tools_first._format().system_prompt()
+    assert first.index("def get_rate") < first.index("Work in steps")
+    shown = example._format().system_prompt()
+    assert 'get_city_facts("Lisbon")' in shown and "def get_rate" in shown and "never invent" in shown
+    with pytest.raises(ConfigError, match="tool-example"):
+        prompt_variant("nope")
