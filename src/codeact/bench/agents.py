@@ -13,6 +13,7 @@ from typing import Any
 from codeact.bench.model import BenchModel
 from codeact.bench.outcome import Outcome
 from codeact.bench.tasks import Task
+from codeact.bench.variants import VARIANTS
 from codeact.errors import ConfigError
 from codeact.models.base import Message
 from codeact.tools.tool import Tool
@@ -94,6 +95,7 @@ AGENT_CONFIGS: dict[str, AgentRunner] = {
     "no-agent": run_no_agent,
     "smolagents-code": _smolagents("code"),
     "smolagents-json": _smolagents("json"),
+    **VARIANTS,  # codeact-code with one technique on (bench.variants)
 }
 """`codeact-json` writes JSON in text: llama.cpp's server renders tools into the prompt but returns
 the calls as text, and Qwen-1.5B followed our JSON prompt better than its own tool template.

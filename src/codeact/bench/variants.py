@@ -1,0 +1,53 @@
+"""codeact-code variants: the code agent with one technique of `agent.techniques` switched on.
+
+Each is a bench config of its own (`codeact bench --agents codeact-code,codeact-code+verify`),
+so a technique is measured against the plain agent on the same model, server and tasks before
+it may become a default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from codeact.bench.model import BenchModel
+from codeact.bench.outcome import Outcome
+from codeact.bench.tasks import Task
+from codeact.tools.tool import Tool
+
+__all__ = ["VARIANTS", "code_variant"]
+
+
+def code_variant(name: str, *, techniques: tuple[str, ...] = (), prompt: str | None = None
+                 ) -> Callable[[Task, Mapping[str, Tool], BenchModel, int], Outcome]:
+    """A runner for the code agent with these techniques ("repeat", "verify") and prompt variant."""
+
+    def run(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
+        from codeact.agent.code_agent import CodeAgent
+        from codeact.agent.techniques import RepeatGuard, VerifyBeforeAnswer, prompt_variant
+        from codeact.bench.agents import _codeact_outcome
+        from codeact.sandbox import resolve_sandbox
+
+        made = {"repeat": RepeatGuard, "verify": VerifyBeforeAnswer}
+        options: dict[str, Any] = {"techniques": [made[t]() for t in techniques]}
+        if prompt is not None:
+            options["prompt_template"] = prompt_variant(prompt)
+        agent = CodeAgent(model.codeact_model(), list(tools.values()), max_steps=max_steps,
+                          sandbox=lambda: resolve_sandbox(model.sandbox), store=model.store_option(), **options)
+        return _codeact_outcome(agent.run(task.question))
+
+    run.__name__ = f"run_{name.replace('-', '_').replace('+', '_')}"
+    return run
+
+
+VARIANTS = {
+    name: code_variant(name, techniques=techniques, prompt=prompt)
+    for name, techniques, prompt in (
+        ("codeact-code+repeatguard", ("repeat",), None),
+        ("codeact-code+verify", ("verify",), None),
+        ("codeact-code+toolsfirst", (), "tools-first"),
+        ("codeact-code+toolexample", (), "tool-example"),
+        ("codeact-code+all", ("repeat", "verify"), "tool-example"),
+    )
+}
+"""The variants `codeact bench --agents` knows, besides the plain configs of `bench.agents`."""
