@@ -81,6 +81,10 @@ class Agent:
         instructions: text appended to the system prompt (your rules, tone, domain facts).
         prompt_template: the system prompt template in place of the shipped one: its text, or a
             `Path` to a file; it has the shipped template's placeholders (`{tools}`, `{imports}`).
+        name: what a manager's code calls this agent by when it is a team member (`agents=`).
+        description: what this agent is good for, shown to the manager as the member's docstring.
+        agents: team members (agents with a name and description, or `team.Member`s): each is a
+            tool `name(task: str) -> str` of this agent, run on the host (see `agent.team`).
     """
 
     kind = "agent"
@@ -109,12 +113,15 @@ class Agent:
         planning_interval: int | None = None,
         instructions: str | None = None,
         prompt_template: str | Path | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        agents: Sequence[Any] = (),
     ) -> None:
         if max_steps < 1:
             raise ConfigError(f"max_steps must be at least 1, got {max_steps}")
-        for name, value in (("max_tokens", max_tokens), ("max_seconds", max_seconds), ("max_cost", max_cost)):
+        for option, value in (("max_tokens", max_tokens), ("max_seconds", max_seconds), ("max_cost", max_cost)):
             if value is not None and not value > 0:
-                raise ConfigError(f"{name} must be positive, got {value!r}")
+                raise ConfigError(f"{option} must be positive, got {value!r}")
         if model is None:
             from codeact.models.local import LocalModel
 
@@ -126,6 +133,10 @@ class Agent:
         self.prices = PriceTable(prices)
         cost_of = self.prices.require(self.model_name).cost if max_cost is not None else None
         self.budget = Budget(max_steps, max_tokens, max_seconds, max_cost, cost_of)
+        self.name, self.description = name, description
+        self._acting: tuple[RunAction, float] | None = None
+        """The action being performed and when it started (team members read the step and budget)."""
+        self._team = _team(self, agents)
         self.compaction = compaction
         self.final_answer_checks = tuple(final_answer_checks)
         self.answer_type = AnswerType(output_type) if output_type is not None else None
@@ -408,10 +419,13 @@ class Agent:
             if effect.deadline is not None and effect.deadline - time.monotonic() <= 0:
                 raise BudgetExceeded("seconds", 0.0, 0.0)
             self._deadline = effect.deadline
+            self._acting = (effect, time.monotonic())
             try:
-                return self._perform(action)
+                execution = self._perform(action)
             finally:
                 self._deadline = None
+                self._acting = None
+            return self._team.settle(execution) if self._team is not None else execution
 
         return perform
 
@@ -522,6 +536,20 @@ class Agent:
             "tools": describe_tools(self.tools),
             **self.run_meta,
         }
+
+
+def _team(agent: Agent, members: Sequence[Any]) -> Any:
+    """The members as tools of `agent` (see `agent.team`); None without members."""
+    if not members:
+        return None
+    from codeact.agent.team import Team
+
+    team = Team(agent, members)
+    clash = sorted(set(team.tools) & set(agent.tools))
+    if clash:
+        raise ConfigError(f"a team member and a tool are both named {clash[0]!r}; rename one")
+    agent.tools.update(team.tools)
+    return team
 
 
 def _template_text(template: str | Path | None) -> str | None:

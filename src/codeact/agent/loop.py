@@ -73,6 +73,10 @@ class RunAction:
     step: int
     action: Action
     deadline: float | None = None
+    spent: Usage = Usage()
+    """Tokens the run has used so far, sub-agents' included (what is left goes to a sub-agent)."""
+    spent_cost: float | None = None
+    """Dollars the run has spent so far, when it has a cost budget."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,9 @@ class ActionFormat(Protocol):
     def final_request(self) -> str: ...
 
 
+_NO_USAGE = Usage()
+
+
 @dataclass(frozen=True)
 class Budget:
     """Limits that end a run cleanly (status "max_steps"/"budget_exceeded"), never by exception."""
@@ -119,33 +126,40 @@ class Budget:
     max_cost: float | None = None
     cost_of: Callable[[Usage], float] | None = None
 
-    def check(self, usage: Usage, seconds: float) -> tuple[str, float, float, str] | None:
-        """(budget, limit, used, message) for the first budget that ran out, else None."""
-        if self.max_tokens is not None and usage.total_tokens > self.max_tokens:
-            return ("tokens", self.max_tokens, usage.total_tokens,
-                    f"token budget exhausted: used {usage.total_tokens:,} of {self.max_tokens:,}")
+    def check(self, usage: Usage, seconds: float, extra: Usage = _NO_USAGE,
+              extra_cost: float = 0.0) -> tuple[str, float, float, str] | None:
+        """(budget, limit, used, message) for the first budget that ran out, else None.
+
+        `extra` is what sub-runs (sub-agents) spent and `extra_cost` its price, by their own
+        models: both count, while `cost_of` prices only the run's own `usage`."""
+        tokens = usage.total_tokens + extra.total_tokens
+        if self.max_tokens is not None and tokens > self.max_tokens:
+            return ("tokens", self.max_tokens, tokens,
+                    f"token budget exhausted: used {tokens:,} of {self.max_tokens:,}")
         if self.max_seconds is not None and seconds > self.max_seconds:
             return ("seconds", self.max_seconds, seconds,
                     f"time budget exhausted: {seconds:.1f} s of {self.max_seconds:g} s")
         if self.max_cost is not None and self.cost_of is not None:
-            cost = self.cost_of(usage)
+            cost = self.cost_of(usage) + extra_cost
             if cost > self.max_cost:
                 return ("cost", self.max_cost, cost, f"cost budget exhausted: ${cost:.4f} of ${self.max_cost:g}")
         return None
 
-    def check_prompt(self, usage: Usage, prompt_tokens: int) -> tuple[str, float, float, str] | None:
+    def check_prompt(self, usage: Usage, prompt_tokens: int, extra: Usage = _NO_USAGE,
+                     extra_cost: float = 0.0) -> tuple[str, float, float, str] | None:
         """Stop *before* a model call whose prompt alone would overrun the token or cost budget."""
         projected = Usage(usage.prompt_tokens + prompt_tokens, usage.completion_tokens)
-        if self.max_tokens is not None and projected.total_tokens > self.max_tokens:
-            message = (f"token budget exhausted: used {usage.total_tokens:,} of {self.max_tokens:,}, and "
+        used = usage.total_tokens + extra.total_tokens
+        if self.max_tokens is not None and projected.total_tokens + extra.total_tokens > self.max_tokens:
+            message = (f"token budget exhausted: used {used:,} of {self.max_tokens:,}, and "
                        f"the next prompt needs about {prompt_tokens:,} more")
-            return ("tokens", self.max_tokens, usage.total_tokens, message)
+            return ("tokens", self.max_tokens, used, message)
         if self.max_cost is not None and self.cost_of is not None:
-            cost = self.cost_of(projected)
+            cost = self.cost_of(projected) + extra_cost
             if cost > self.max_cost:
                 message = (f"cost budget exhausted: the next prompt would bring the run to ${cost:.4f} "
                            f"of ${self.max_cost:g}")
-                return ("cost", self.max_cost, self.cost_of(usage), message)
+                return ("cost", self.max_cost, self.cost_of(usage) + extra_cost, message)
         return None
 
 
@@ -187,6 +201,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
     sizes: dict[str, float] = {}
     steps: list[Step] = []
     usage = Usage()
+    extra, extra_cost = Usage(), 0.0  # what sub-agents spent (teams): it counts against the budgets
     partial: Any = None  # the best answer so far, for runs that end without final_answer
 
     def prompt() -> tuple[Message, ...]:
@@ -196,9 +211,10 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
 
     def finish(status: RunStatus, output: Any, error: str | None = None) -> Loop:
         transcript = tuple(head + [m for _, turn in turns for m in turn])
-        result = RunResult(output, status, tuple(steps), usage, time.monotonic() - started, error,
+        total = usage + extra
+        result = RunResult(output, status, tuple(steps), total, time.monotonic() - started, error,
                            config.run_id, messages=transcript)
-        yield RunFinished(status, output, usage, len(steps), result.seconds, error, result)
+        yield RunFinished(status, output, total, len(steps), result.seconds, error, result)
         return result
 
     def out_of_budget(index: int, hit: tuple[str, float, float, str]) -> Loop:
@@ -237,7 +253,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
         messages = prompt()
         if budget.max_tokens is not None or budget.max_cost is not None:
             estimate = compactor.estimate(messages) if compactor is not None else estimate_tokens(messages, sizes)
-            hit = budget.check_prompt(usage, estimate)
+            hit = budget.check_prompt(usage, estimate, extra, extra_cost)
             if hit:
                 return (yield from out_of_budget(index, hit))
         t0 = time.monotonic()
@@ -270,11 +286,13 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
         else:
             yield ActionParsed(index, action.thought, action.code, action.note)
             try:
-                execution: Execution = yield RunAction(index, action, deadline)
+                spent_cost = budget.cost_of(usage) + extra_cost if budget.cost_of is not None else None
+                execution: Execution = yield RunAction(index, action, deadline, usage + extra, spent_cost)
             except KeyboardInterrupt:
                 return (yield from finish("interrupted", partial, "interrupted by the user"))
             except BudgetExceeded:
                 return (yield from out_of_time(index))
+            extra, extra_cost = extra + execution.extra_usage, extra_cost + execution.extra_cost
             observation = fmt.format_observation(execution)
             review = review_step(config.techniques, steps, action.code, execution)
             accepted = False
@@ -304,7 +322,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
             partial = last_value if last_value is not None else partial
             if at_limit:
                 return (yield from finish("max_steps", last_value, f"no final answer after {budget.max_steps} steps"))
-        hit = budget.check(usage, time.monotonic() - started)
+        hit = budget.check(usage, time.monotonic() - started, extra, extra_cost)
         if hit:
             return (yield from out_of_budget(index, hit))
         index += 1

@@ -37,13 +37,19 @@ def _codeact_outcome(result: Any) -> Outcome:
     )
 
 
-def run_codeact_code(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
+def run_codeact_code(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int,
+                     **options: Any) -> Outcome:
     from codeact.agent.code_agent import CodeAgent
     from codeact.sandbox import resolve_sandbox
 
     agent = CodeAgent(model.codeact_model(), list(tools.values()), max_steps=max_steps,
-                      sandbox=lambda: resolve_sandbox(model.sandbox), store=model.store_option())
+                      sandbox=lambda: resolve_sandbox(model.sandbox), store=model.store_option(), **options)
     return _codeact_outcome(agent.run(task.question))
+
+
+def run_codeact_code_planning(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
+    """codeact-code with `planning_interval=3`: a plan before the first step and every 3 steps."""
+    return run_codeact_code(task, tools, model, max_steps, planning_interval=3)
 
 
 def _tool_calling(mode: str) -> AgentRunner:
@@ -90,6 +96,7 @@ def _smolagents(kind: str) -> AgentRunner:
 
 AGENT_CONFIGS: dict[str, AgentRunner] = {
     "codeact-code": run_codeact_code,
+    "codeact-code-plan": run_codeact_code_planning,
     "codeact-json": _tool_calling("text"),
     "codeact-json-native": _tool_calling("native"),
     "no-agent": run_no_agent,

@@ -325,6 +325,8 @@ def decode_execution(data: Mapping[str, Any]) -> Execution:
         state_lost=bool(data.get("state_lost", False)),
         duration_s=float(data.get("duration_s", 0.0)),
         tool_calls=tuple(decode_tool_call(c) for c in data.get("tool_calls", ())),
+        extra_usage=_usage(data.get("extra_usage")),
+        extra_cost=float(data.get("extra_cost") or 0.0),
         **extra,
     )
 

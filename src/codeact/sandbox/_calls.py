@@ -10,6 +10,11 @@ switch; a step with calls costs two, however many calls it makes. Meanwhile the 
 for the hand-back with the step's deadline, interrupts the kernel when it passes, and takes the
 bridge back from a tool that overruns (`StepServer.wait`).
 
+A tool marked `concurrent` (a sub-agent) runs on a thread of its own, and the worker goes on
+reading frames, so threads in the model's code can wait on several such calls at once. Calls
+still running when the step ends (or passes its deadline) are answered with a TimeoutError
+before the bridge is handed back: no thread writes to the bridge after the step.
+
 The server also applies the per-step and per-session limits (`BridgeLimits`): calls over a
 count limit are refused, and records keep a preview of large arguments.
 """
@@ -63,6 +68,8 @@ class _Running:
     started: float
     limit: float | None
     abandoned: bool = False
+    finished: bool = False
+    """A concurrent call whose result is in and whose reply is being sent."""
 
 
 _NO_LOCK = threading.Lock()
@@ -110,6 +117,7 @@ class StepServer:
         self._handback = _NO_EVENT
         self._outcome: Outcome | None = None
         self._running: _Running | None = None
+        self._alongside: dict[int, _Running] = {}  # concurrent calls in flight, by call id
 
     # The client's side ---------------------------------------------------------------------------
     def stop_if_due(self, now: float) -> None:
@@ -195,6 +203,8 @@ class StepServer:
                         raise FrameError(f"an unexpected {truncate_middle(op, 40)!r} frame")
                 if self.yield_requested:
                     return self._give_back(("yield", None))
+                if self.stopped_at is not None and self._alongside:
+                    self._end_alongside()  # so that threads waiting on them let the kernel stop
                 frame = self.kernel.channel.recv(0.2)
         except _Abandoned:
             return
@@ -204,6 +214,7 @@ class StepServer:
             self._give_back(("error", exc))
 
     def _give_back(self, outcome: Outcome) -> None:
+        self._end_alongside()
         with self._lock:
             self._outcome = outcome
             self._handback.set()
@@ -235,8 +246,11 @@ class StepServer:
         if limits.tool_timeout is not None:
             limit = now + limits.tool_timeout if limit is None else min(limit, now + limits.tool_timeout)
         shown = kwargs if size <= keep else preview_arguments(kwargs, keep)
+        running = _Running(call_id, name, {"*args": args, **shown} if args else shown, now, limit)
+        if self.dispatcher.concurrent(name):
+            return self._call_alongside(running, args, kwargs, None if size <= keep else keep)
         with self._lock:
-            self._running = _Running(call_id, name, {"*args": args, **shown} if args else shown, now, limit)
+            self._running = running
         outcome = self.dispatcher.call(name, args, kwargs, keep_chars=None if size <= keep else keep, notify=False)
         with self._lock:
             running, self._running = self._running, None
@@ -246,6 +260,60 @@ class StepServer:
         if self.dispatcher.listener is not None:
             self.dispatcher.listener(outcome.record)
         self._reply(self._encoded(call_id, name, outcome))
+
+    def _call_alongside(self, running: _Running, args: list[Any], kwargs: dict[str, Any],
+                        keep_chars: int | None) -> None:
+        """Run a concurrent tool's call on a thread of its own; the worker goes on reading frames."""
+        call_id, name = running.call_id, running.name
+
+        def run() -> None:
+            outcome = self.dispatcher.call(name, args, kwargs, keep_chars=keep_chars, notify=False)
+            with self._lock:
+                if self._alongside.get(call_id) is not running:
+                    return  # the step ended first: the call was answered and recorded then
+                running.finished = True
+                self.records.append(outcome.record)
+            try:
+                if self.dispatcher.listener is not None:
+                    self.dispatcher.listener(outcome.record)
+                self._reply(self._encoded(call_id, name, outcome))
+            except (_Stalled, BridgeClosed):
+                pass  # the step ends without this reply, as for a kernel that stopped reading
+            finally:
+                with self._lock:
+                    self._alongside.pop(call_id, None)
+
+        with self._lock:
+            self._alongside[call_id] = running
+        threading.Thread(target=run, name=f"codeact-{name}"[:40], daemon=True).start()
+
+    def _end_alongside(self) -> None:
+        """Answer the concurrent calls still running with a TimeoutError, and wait for the
+        replies of those that just finished: after this no thread writes to the bridge."""
+        if not self._alongside:
+            return
+        with self._lock:
+            pending = [r for r in self._alongside.values() if not r.finished]
+            for running in pending:
+                del self._alongside[running.call_id]
+        now = time.monotonic()
+        for running in pending:
+            message = (f"`{running.name}` was still running when the step ended; it was abandoned and may "
+                       "still be running on the host")
+            record = ToolCallRecord(running.name, running.arguments, None, f"TimeoutError: {message}",
+                                    now - running.started)
+            with self._lock:
+                self.records.append(record)
+            if self.dispatcher.listener is not None:
+                self.dispatcher.listener(record)
+            try:
+                self._reply(encode_frame({"op": "raise", "id": running.call_id, "type": "TimeoutError",
+                                          "message": message}))
+            except (_Stalled, BridgeClosed):
+                break  # the kernel does not read (or is gone): no later reply can reach it either
+        until = time.monotonic() + SEND_TIMEOUT
+        while self._alongside and time.monotonic() < until:
+            time.sleep(0.005)
 
     def _encoded(self, call_id: int, name: str, outcome: Any) -> bytes:
         if not outcome.ok:

@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from codeact.models.base import Usage
 from codeact.tools.calls import ToolCallRecord, ToolListener
 from codeact.tools.tool import Tool
 
@@ -70,6 +71,11 @@ class Execution:
     tool_calls: tuple[ToolCallRecord, ...] = field(default=())
     output_dropped: int = 0
     """Characters of stdout and stderr the sandbox dropped to keep them under its cap."""
+    extra_usage: Usage = field(default_factory=Usage)
+    """Model tokens the action spent beyond the run's own calls (sub-agents it called); they
+    count against the run's budgets."""
+    extra_cost: float = 0.0
+    """Dollars of `extra_usage`, priced by whoever spent it (each sub-agent with its own model)."""
 
     @property
     def ok(self) -> bool:

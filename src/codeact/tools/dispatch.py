@@ -87,6 +87,10 @@ class ToolDispatcher:
         for name, t in self._tools.items():
             self._signatures[name] = signature_of(t)  # None: a callable inspect cannot read, called unchecked
 
+    def concurrent(self, name: str) -> bool:
+        """Whether calls to `name` may run alongside other calls (see `Tool.concurrent`)."""
+        return bool(getattr(self._tools.get(name), "concurrent", False))
+
     def close(self) -> None:
         """Let the worker thread end (a tool it is running still finishes)."""
         if self._worker is not None:

@@ -52,6 +52,9 @@ class Tool:
 
     name: str = ""
     description: str = ""
+    concurrent: bool = False
+    """Calls may overlap the step's other calls (the bridge runs each on its own host thread), so
+    threads in the model's code can wait on several at once; for slow tools such as sub-agents."""
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
