@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("codeact.sandbox",),
     ("codeact.runs",),
     ("codeact.agent", "codeact.events"),
+    ("codeact.batch.pool", "codeact.batch.results"),  # the engine bench runs on: no tasks, no agents
     ("codeact.bench",),
     ("codeact.batch", "codeact.export"),
     ("codeact.mcp_server",),  # runs agents for MCP hosts; the CLI serves it

@@ -61,7 +61,7 @@ def test_a_task_whose_worker_died_mid_run_resumes_that_run_instead_of_paying_aga
     worker.join()
 
     results = run_batch([task], config, out=tmp_path)
-    assert results[0].run_id == record.id
+    assert results[0].run_id == record.id, results[0].error
     assert results[0].solved and results[0].output == 21 and results[0].attempts == 2
     with RunStore(tmp_path / "runs.db") as store:
         assert len(store.runs(limit=None)) == 1

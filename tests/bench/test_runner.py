@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 import pytest
 
@@ -161,3 +162,17 @@ def test_every_config_gets_the_same_reply_cap(server, tmp_path):
     model = BenchModel(f"openai-compat:{server.url}#test-model", label="capped", max_tokens=333)
     run_bench("arith", TASKS[:1], ["codeact-json", "no-agent"], model, out_dir=tmp_path)
     assert {r.json["max_tokens"] for r in server.requests if r.method == "POST"} == {333}
+
+
+def test_concurrency_runs_that_many_tasks_at_once_on_the_batch_pool(tmp_path):
+    together = threading.Barrier(2, timeout=60)  # passes only when two requests are in flight at once
+
+    def both_at_once(request: Recorded) -> Reply:
+        together.wait()
+        return arithmetic(request)
+
+    with ChatServer(default=both_at_once) as server:
+        results = run_bench("arith", TASKS[:2], ["no-agent"], bench_model(server), out_dir=tmp_path, concurrency=2)
+    assert sorted((r.task_id, r.solved) for r in results) == [("t1", True), ("t2", True)]
+    rows = ResultsFile(tmp_path / RESULTS_FILE).load()
+    assert set(rows) == {("arith", "scripted-server", "no-agent", "t1"), ("arith", "scripted-server", "no-agent", "t2")}

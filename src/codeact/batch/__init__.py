@@ -7,6 +7,6 @@ was cut short is resumed from its record instead of paid for twice.
 
 from codeact.batch.config import AgentConfig
 from codeact.batch.engine import run_batch
-from codeact.batch.results import BatchResult, BatchResults
+from codeact.batch.results import BatchResult, ResultsFile, TaskResult
 
-__all__ = ["AgentConfig", "BatchResult", "BatchResults", "run_batch"]
+__all__ = ["AgentConfig", "BatchResult", "ResultsFile", "TaskResult", "run_batch"]

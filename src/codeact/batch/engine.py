@@ -2,35 +2,30 @@
 
 Each local worker is a process of its own (spawned, not forked: the driver may hold model
 clients, threads and secrets) that owns its sandboxes, so its sandbox zygote is started once and
-serves every task the worker runs. Workers write their runs straight into the batch's SQLite run
-store (many processes may share it); the driver alone appends to `results.jsonl`.
+serves every task the worker runs (`codeact.batch.pool`). Workers write their runs straight into
+the batch's SQLite run store (many processes may share it); the driver alone appends to
+`results.jsonl`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import multiprocessing
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from codeact.batch.config import AgentConfig
-from codeact.batch.results import BatchResult, BatchResults
-from codeact.batch.worker import TaskRun, crashed, run_task
+from codeact.batch.pool import Finished, OnResult, run_pool, run_resumable
+from codeact.batch.results import RESULTS_FILE, ResultsFile, TaskResult, by_task_id
+from codeact.batch.worker import crashed, run_task
 from codeact.bench.tasks import Task
 from codeact.errors import ConfigError
 
-__all__ = ["BATCH_FILE", "RESULTS_FILE", "RUNS_FILE", "OnResult", "batch_id_for", "run_batch"]
+__all__ = ["BATCH_FILE", "RUNS_FILE", "batch_id_for", "run_batch"]
 
-RESULTS_FILE = "results.jsonl"
 RUNS_FILE = "runs.db"
 BATCH_FILE = "batch.json"
-
-OnResult = Callable[[BatchResult, bool], None]
-"""Called with each result and whether it came from an earlier invocation (resumed)."""
 
 
 def batch_id_for(out: Path) -> str:
@@ -58,7 +53,7 @@ def run_batch(
     sandboxes_per_node: int | None = None,
     requests_per_second: float | None = None,
     on_result: OnResult | None = None,
-) -> list[BatchResult]:
+) -> list[TaskResult]:
     """Run `config` on every task not yet in `out/results.jsonl`; return every task's result.
 
     Args:
@@ -75,67 +70,26 @@ def run_batch(
         raise ConfigError("task ids must be unique within a batch")
     out = Path(out)
     batch_id = batch_id_for(out)
-    results_file = BatchResults(out / RESULTS_FILE)
-    done = results_file.load()
-    results: list[BatchResult] = []
-    todo: list[Task] = []
-    for task in tasks:
-        if task.id in done:
-            results.append(done[task.id])
-            if on_result is not None:
-                on_result(done[task.id], True)
-        else:
-            todo.append(task)
+    store = out / RUNS_FILE
 
-    def finished(result: BatchResult) -> None:
-        results_file.append(result)
-        results.append(result)
-        if on_result is not None:
-            on_result(result, False)
+    def execute(todo: Sequence[Task], finished: Finished) -> None:
+        if ray or ray_address:
+            from codeact.batch.ray_engine import run_on_ray
 
-    if todo and (ray or ray_address):
-        from codeact.batch.ray_engine import run_on_ray
+            run_on_ray(todo, config, batch_id, store, finished, workers=concurrency, address=ray_address,
+                       sandboxes_per_node=sandboxes_per_node, requests_per_second=requests_per_second)
+            return
+        work = functools.partial(_local_task, config, batch_id, store)
+        for result in run_pool(todo, work, workers=concurrency, processes=True,
+                               crashed=functools.partial(crashed, batch_id)):
+            finished(result)
 
-        run_on_ray(todo, config, batch_id, out / RUNS_FILE, finished, workers=concurrency, address=ray_address,
-                   sandboxes_per_node=sandboxes_per_node, requests_per_second=requests_per_second)
-    elif todo:
-        for run in _local(todo, config, batch_id, out / RUNS_FILE, concurrency):
-            finished(run.result)
+    results = run_resumable(tasks, key=lambda task: task.id, execute=execute, on_result=on_result,
+                            results=ResultsFile(out / RESULTS_FILE, key=by_task_id))
     order = {task_id: i for i, task_id in enumerate(ids)}
     return sorted(results, key=lambda r: order.get(r.task_id, len(order)))
 
 
-def _local(tasks: Sequence[Task], config: AgentConfig, batch_id: str, store: Path,
-           workers: int) -> Iterator[TaskRun]:
-    """Results as they finish; tasks are submitted lazily so Ctrl-C leaves no long queue behind."""
-    context = multiprocessing.get_context("spawn")
-    queue = iter(tasks)
-    pending: dict[Future[TaskRun], Task] = {}
-    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context) as pool:
-        try:
-            for task in _take(queue, workers):
-                pending[pool.submit(run_task, config, task, batch_id, store)] = task
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = pending.pop(future)
-                    try:
-                        yield future.result()
-                    except BrokenProcessPool:
-                        raise  # a worker died: not recorded, so a rerun resumes its runs
-                    except Exception as exc:  # noqa: BLE001 - one broken task must not end the batch
-                        yield TaskRun(crashed(batch_id, task, exc), store)
-                for task in _take(queue, len(done)):
-                    pending[pool.submit(run_task, config, task, batch_id, store)] = task
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-
-
-def _take(queue: Iterator[Any], n: int) -> list[Any]:
-    items = []
-    for item in queue:
-        items.append(item)
-        if len(items) >= n:
-            break
-    return items
+def _local_task(config: AgentConfig, batch_id: str, store: Path, task: Task) -> TaskResult:
+    """One task in a worker process (module level, so the pool can pickle it)."""
+    return run_task(config, task, batch_id, store).result

@@ -26,7 +26,7 @@ from typing import Any
 
 from codeact._optional import require
 from codeact.batch.config import AgentConfig
-from codeact.batch.results import BatchResult
+from codeact.batch.results import TaskResult
 from codeact.batch.worker import crashed, run_task
 from codeact.bench.tasks import Task
 from codeact.runs.store import RunStore
@@ -57,7 +57,7 @@ class _Worker:
         self.name = name
         self.limiter = limiter
 
-    def run(self, config: AgentConfig, task: Task, batch_id: str) -> tuple[BatchResult, RunCopy | None]:
+    def run(self, config: AgentConfig, task: Task, batch_id: str) -> tuple[TaskResult, RunCopy | None]:
         import ray
 
         def before_call() -> None:
@@ -121,7 +121,7 @@ def write_copy(store: RunStore, copy: RunCopy) -> None:
 
 
 def run_on_ray(tasks: Sequence[Task], config: AgentConfig, batch_id: str, store: Path,
-               finished: Callable[[BatchResult], None], *, workers: int, address: str | None,
+               finished: Callable[[TaskResult], None], *, workers: int, address: str | None,
                sandboxes_per_node: int | None, requests_per_second: float | None) -> None:
     """Run `tasks` on worker actors; call `finished` in the driver as each one ends."""
     ray = require("ray", extra="ray", feature="codeact batch --ray")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from codeact.batch.config import AgentConfig
-from codeact.batch.results import BatchResult
+from codeact.batch.results import TaskResult
 from codeact.bench.checkers import get_checker
 from codeact.bench.tasks import Task, load_tools
 from codeact.runs.events import to_jsonable
@@ -28,7 +28,7 @@ __all__ = ["TaskRun", "crashed", "find_run", "run_task", "throttle"]
 class TaskRun:
     """What a worker hands back: the checked result (and, for Ray, where its record lies)."""
 
-    result: BatchResult
+    result: TaskResult
     store: Path
 
 
@@ -75,23 +75,23 @@ def run_task(config: AgentConfig, task: Task, batch_id: str, store_path: Path,
     return TaskRun(_checked(batch_id, task, record, attempts, time.monotonic() - started), store_path)
 
 
-def _checked(batch_id: str, task: Task, record: RunRecord, attempts: int, seconds: float) -> BatchResult:
+def _checked(batch_id: str, task: Task, record: RunRecord, attempts: int, seconds: float) -> TaskResult:
     answered = record.status == "success"
     try:
         solved = answered and bool(get_checker(task.checker_name)(record.output, task.answer))
     except Exception:  # noqa: BLE001 - a checker that chokes on an odd answer scores it wrong
         solved = False
-    return BatchResult(
+    return TaskResult(
         batch_id=batch_id, task_id=task.id, run_id=record.id, status=record.status,
-        output=to_jsonable(record.output), expected=task.answer, solved=solved, steps=record.steps,
+        output=to_jsonable(record.output), expected=task.answer, solved=solved, answered=answered, steps=record.steps,
         prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens,
         seconds=round(seconds, 3), attempts=attempts, error=record.error,
     )
 
 
-def crashed(batch_id: str, task: Task, exc: BaseException) -> BatchResult:
+def crashed(batch_id: str, task: Task, exc: BaseException) -> TaskResult:
     """The result of a task whose worker raised instead of finishing a run."""
-    return BatchResult(batch_id=batch_id, task_id=task.id, run_id=None, status="crash", output=None,
+    return TaskResult(batch_id=batch_id, task_id=task.id, run_id=None, status="crash", output=None,
                        expected=task.answer, solved=False, steps=0, prompt_tokens=0, completion_tokens=0,
                        seconds=0.0, error=f"{type(exc).__name__}: {exc}"[:2000])
 

@@ -25,7 +25,7 @@ The server sends no token counts in streamed replies, and codeact streams (see
 `codeact.models.openai_compat`). `count_prompt` counts a request's prompt the way the server
 does, with the GGUF's own chat template and tokenizer (a vocabulary-only load: 0.6 s, ~100 MB),
 so that the benchmark's token figures stay exact and comparable with the peers', which do not
-stream.
+stream (`codeact.models.gguf_tokens.PromptCounter`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from typing import IO, Any
 
 from codeact._children import spawn
 from codeact.errors import MissingExtraError, ModelConnectionError
+from codeact.models.gguf_tokens import PromptCounter
 
 __all__ = ["LocalServer"]
 
@@ -87,8 +88,8 @@ class LocalServer:
         self._log: IO[bytes] | None = None
         self._model_path: Path | None = None
         self._lock = threading.RLock()
-        self._counter: tuple[Any, Any] | None = None  # (vocabulary-only Llama, chat formatter)
-        self._counter_lock = threading.Lock()
+        self._counter: PromptCounter | None = None
+        self._counter_lock = threading.Lock()  # not `_lock`: a count must not wait behind a restart
 
     @property
     def pid(self) -> int | None:
@@ -160,10 +161,8 @@ class LocalServer:
         """Prompt tokens of a chat request, as the server renders and tokenizes it."""
         with self._counter_lock:
             if self._counter is None:
-                self._counter = _load_counter(self._model_path or _weights(self.size))
-            llm, formatter = self._counter
-            result = formatter(messages=messages, tools=tools)
-            return len(llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True))
+                self._counter = PromptCounter(self._model_path or _weights(self.size))
+        return self._counter(messages, tools)
 
     def settle(self, *_: object) -> None:
         """Before a timed-out request is retried: let the server finish or drop the abandoned
@@ -233,25 +232,6 @@ def _weights(size: str) -> Path:
     from codeact.models._weights import ensure_weights
 
     return ensure_weights(size)
-
-
-def _load_counter(path: Path) -> tuple[Any, Any]:
-    """The tokenizer and chat template the server uses for this GGUF (llama-cpp-python picks the
-    GGUF's own template when it is not one of its named formats, as for Qwen). A vocabulary-only
-    model without a context: a context would warn on stderr about its training length."""
-    import llama_cpp
-    from llama_cpp import llama_chat_format
-    from llama_cpp._internals import LlamaModel
-
-    params = llama_cpp.llama_model_default_params()
-    params.vocab_only = True
-    model = LlamaModel(path_model=str(path), params=params, verbose=False)
-    formatter = llama_chat_format.Jinja2ChatFormatter(
-        template=model.metadata()["tokenizer.chat_template"],
-        eos_token=model.token_get_text(model.token_eos()),
-        bos_token=model.token_get_text(model.token_bos()),
-    )
-    return model, formatter
 
 
 def _cpu_seconds(pid: int) -> float | None:

@@ -76,15 +76,9 @@ class ExportReport:
 
 def gguf_counter(path: Path) -> TokenCounter:
     """Count with a GGUF's own tokenizer and chat template (the vocabulary only is loaded)."""
-    from codeact.bench.local_server import _load_counter
+    from codeact.models.gguf_tokens import PromptCounter
 
-    model, formatter = _load_counter(path)
-
-    def count(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> int:
-        rendered = formatter(messages=messages, tools=tools)
-        return len(model.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True))
-
-    return count
+    return PromptCounter(path)
 
 
 def export_runs(store: RunStore, out: Path, options: ExportOptions, *, counter: TokenCounter | None = None,
