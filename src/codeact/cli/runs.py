@@ -100,7 +100,12 @@ def runs_table(records: list[Any], now: float, *, width: int = 80) -> Table:
                             _tokens(r.total_tokens), _cost(r.cost), _age(now - r.created)]
         if with_model:
             cells.append(safe(_model(r.model)))
-        table.add_row(*cells, safe(_one_line(r.task, 500)))
+        parent = r.meta.get("parent_run")
+        task = safe(_one_line(r.task, 500))
+        if isinstance(parent, str):  # a team member's run: say whose
+            task = Text.assemble(safe(f"↳ {_one_line(str(r.meta.get('member') or 'member'), 40)} of "
+                                      f"{_one_line(parent, 40)}: ", "magenta"), task)
+        table.add_row(*cells, task)
     return table
 
 
@@ -119,21 +124,59 @@ def show(
                 sys.stdout.write(json_line(data, default=repr) + "\n")
             return
         events = log.events(record.id)
-    from codeact.cli.view import LiveView
-
     console = Console()
     console.print(Text.assemble(("run ", "bold"), safe(record.id), "  ",
                                 safe(record.state, _STATUS_STYLE.get(record.state, "")),
                                 f"  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(record.created))}"
                                 f"  cost {_cost(record.cost)}", style="dim"))
-    view = LiveView(console, live=False)
-    for event in events:
-        view.show(event)
+    _show_events(console, log, record, events)
     if record.state == "running":
         console.print(Text("still running", style="cyan"))
     elif record.state != "success":
         console.print(safe(f"{record.state}" + (f": {record.error}" if record.error else ""), "yellow"))
         console.print(safe(f"continue it with `codeact resume {record.id}`", "dim"))
+
+
+def _show_events(console: Console, log: Any, record: Any, events: list[Any], depth: int = 0) -> None:
+    """The run's events as the live view shows them, each team member's run (a child run in the
+    log) indented under the tool call that ran it, to `_MAX_DEPTH` levels."""
+    from codeact.cli.view import LiveView
+    from codeact.runs.events import ToolCalled
+
+    children = log.children(record.id) if depth < _MAX_DEPTH else []
+    if children:
+        tokens = sum(c.total_tokens for c in children)
+        names = ", ".join(sorted({_one_line(str(c.meta.get("member") or "?"), 40) for c in children}))
+        console.print(safe(f"team: {len(children)} member run(s) ({names}), {tokens:,} tokens", "magenta"))
+    view = LiveView(console, live=False)
+    for event in events:
+        view.show(event)
+        if isinstance(event, ToolCalled):
+            child = next((c for c in children if c.meta.get("parent_step") == event.step
+                          and c.meta.get("member") == event.call.name), None)
+            if child is not None:
+                children.remove(child)
+                _show_child(console, log, child, depth + 1)
+    for child in children:  # a member whose call was not logged (the log's cap): still shown
+        _show_child(console, log, child, depth + 1)
+
+
+def _show_child(console: Console, log: Any, child: Any, depth: int) -> None:
+    import io
+
+    from rich.padding import Padding
+
+    inner = Console(file=io.StringIO(), width=max(console.width - 4, 40), force_terminal=console.is_terminal,
+                    color_system=console.color_system if console.is_terminal else None)  # type: ignore[arg-type]
+    inner.print(Text.assemble(("run ", "bold"), safe(child.id), "  ",
+                              safe(child.state, _STATUS_STYLE.get(child.state, "")),
+                              safe(f"  member {_one_line(str(child.meta.get('member') or '?'), 40)}"), style="dim"))
+    _show_events(inner, log, child, log.events(child.id), depth)
+    console.print(Padding(Text.from_ansi(inner.file.getvalue()), (0, 0, 0, 4)))  # type: ignore[attr-defined]
+
+
+_MAX_DEPTH = 4
+"""Levels of member runs `show` nests (a member may lead a team of its own)."""
 
 
 @app.command()
@@ -288,7 +331,7 @@ def _record_dict(r: Any) -> dict[str, Any]:
     return {"id": r.id, "status": r.state, "steps": r.steps, "prompt_tokens": r.prompt_tokens,
             "completion_tokens": r.completion_tokens, "cost": r.cost, "created": r.created,
             "updated": r.updated, "model": r.model, "agent": r.agent, "task": r.task,
-            "output": encode_value(r.output), "error": r.error}
+            "output": encode_value(r.output), "error": r.error, "parent_run": r.meta.get("parent_run")}
 
 
 def _tokens(total: int) -> str:

@@ -250,6 +250,13 @@ class RunStore:
             records = [r for r in records if r.state == status]
         return records if limit is None else records[:limit]
 
+    def children(self, run_id: str) -> list[RunRecord]:
+        """Runs started by run `run_id` (team members: `parent_run` in their meta), oldest first."""
+        full = self.resolve(run_id)
+        rows = self._read(f"SELECT {_SELECT} FROM runs WHERE json_extract(meta, '$.parent_run') = ? "
+                          "ORDER BY created", (full,))
+        return [_record(r) for r in rows]
+
     def raw_events(self, run_id: str) -> list[dict[str, Any]]:
         """The run's events as the JSON dicts that were written, in order."""
         full = self.resolve(run_id)
