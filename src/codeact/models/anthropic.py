@@ -3,7 +3,8 @@
 The Messages API differs from chat completions in ways this module absorbs: the system prompt
 is a separate `system=` field, roles must alternate (consecutive same-role messages are
 merged), tool calls are `tool_use` content blocks and their results `tool_result` blocks in a
-user turn, and `max_tokens` is required.
+user turn, and `max_tokens` is required. Images are `image` blocks with a base64 source, after
+the text; a tool result carries its images inside its `tool_result` block.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from codeact.models.base import (
     Usage,
     check_max_tokens,
 )
+from codeact.models.messages import text_only
 from codeact.models.openai_wire import RAW_ARGUMENTS, json_safe
 
 __all__ = ["ANTHROPIC_URL", "Anthropic", "from_anthropic_message", "to_anthropic_request"]
@@ -51,6 +53,7 @@ class Anthropic(Model):
         max_retries: retries on 408/429/5xx (incl. 529 overloaded), timeouts, connection errors.
         retry_delay: backoff ceiling of the first retry in seconds; doubles per retry.
         name: shown in logs; default "anthropic:MODEL".
+        supports_images: whether the model reads images (every current Claude model does).
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class Anthropic(Model):
         max_retries: int = 4,
         retry_delay: float = 0.5,
         name: str | None = None,
+        supports_images: bool = True,
     ) -> None:
         sdk = require("anthropic", extra="anthropic", feature="The Anthropic backend")
         if not model:
@@ -84,6 +88,7 @@ class Anthropic(Model):
         self.timeout = timeout
         self.retry = RetryPolicy(max_retries=max_retries, base_delay=retry_delay)
         self.name = name or f"anthropic:{model}"
+        self.supports_images = supports_images
         self.where = self.base_url
         self._sdk = sdk
         self._api_key = key
@@ -171,13 +176,26 @@ def to_anthropic_request(
 
 def _blocks(m: Message) -> list[dict[str, Any]]:
     if m.role == "tool":
-        return [{"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content}]
+        if not m.images:
+            return [{"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content}]
+        return [{"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": _content(m)}]
+    if m.role == "assistant" and m.images:  # the API takes images from the user side only
+        m = text_only([m])[0]
     # The API rejects empty text blocks.
-    blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+    blocks: list[dict[str, Any]] = _content(m)
     blocks += [
         {"type": "tool_use", "id": c.id, "name": c.name, "input": json_safe(dict(c.arguments))} for c in m.tool_calls
     ]
     return blocks
+
+
+def _content(m: Message) -> list[dict[str, Any]]:
+    """Text and image blocks, in order (no empty text block: the API rejects those)."""
+    return [
+        {"type": "text", "text": part} if isinstance(part, str)
+        else {"type": "image", "source": {"type": "base64", "media_type": part.mime, "data": part.base64()}}
+        for part in m.parts()
+    ]
 
 
 def from_anthropic_message(message: Any, *, url: str) -> ModelReply:

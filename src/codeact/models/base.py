@@ -19,7 +19,7 @@ from codeact.models._retry import (
     call_with_retries,
     to_error,
 )
-from codeact.models.messages import Message, ModelReply, Role, ToolCall, ToolSpec, Usage
+from codeact.models.messages import Message, ModelReply, Role, ToolCall, ToolSpec, Usage, text_only
 from codeact.models.stops import StreamCut, cut_reply
 
 __all__ = [
@@ -71,6 +71,8 @@ class Model:
     before_retry: BeforeRetry | None = None
     #: Where requests go, for error messages: a URL, or the model's name.
     where: str = ""
+    #: Whether the model reads images; without, each image reaches it as a note (`text_only`).
+    supports_images: bool = False
 
     # -- what a backend implements -------------------------------------------------------------
 
@@ -113,6 +115,7 @@ class Model:
         tools: Sequence[ToolSpec] | None = None,
     ) -> ModelReply:
         """Return the model's reply to `messages`."""
+        messages = self.visible(messages)
         reply = self._retried(lambda: self.request(messages, stop=stop, tools=tools))
         return cut_reply(reply, stop)
 
@@ -124,6 +127,7 @@ class Model:
         tools: Sequence[ToolSpec] | None = None,
     ) -> ModelReply:
         """Async `complete`: on the backend's async client, or `complete` in a worker thread."""
+        messages = self.visible(messages)
         if not self._has("arequest"):
             return await asyncio.to_thread(self.complete, messages, stop=stop, tools=tools)
         if self.retry is None:
@@ -143,6 +147,7 @@ class Model:
         text the stream is closed at once, so the reply's usage then holds only what the server
         sent before that.
         """
+        messages = self.visible(messages)
         if not self._has("request_stream"):
             reply = self.complete(messages, stop=stop)
             yield reply.text
@@ -180,6 +185,7 @@ class Model:
         self, messages: Sequence[Message], *, stop: Sequence[str] | None = None
     ) -> AsyncIterator[str | ModelReply]:
         """Async `stream`: on the backend's async client, or one `acomplete` reply in one piece."""
+        messages = self.visible(messages)
         if not self._has("request_astream"):
             reply = await self.acomplete(messages, stop=stop)
             yield reply.text
@@ -224,6 +230,10 @@ class Model:
                 yield out
         finally:
             await _aclose(pieces)
+
+    def visible(self, messages: Sequence[Message]) -> Sequence[Message]:
+        """`messages` as this model can read them: images become notes unless `supports_images`."""
+        return messages if self.supports_images else text_only(messages)
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -34,6 +34,9 @@ class LiteLLM(Model):
         max_retries: retries on 408/429/5xx, timeouts and connection errors.
         retry_delay: backoff ceiling of the first retry in seconds; doubles per retry.
         name: shown in logs; default "litellm:MODEL".
+        supports_images: whether the model reads images (sent as chat-completions image parts);
+            None asks LiteLLM's model table (`litellm.supports_vision`), which says False for
+            models it does not know.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class LiteLLM(Model):
         max_retries: int = 4,
         retry_delay: float = 0.5,
         name: str | None = None,
+        supports_images: bool | None = None,
     ) -> None:
         self._litellm = require("litellm", extra="litellm", feature="The LiteLLM backend")
         import openai
@@ -64,6 +68,7 @@ class LiteLLM(Model):
         self.timeout = timeout
         self.retry = RetryPolicy(max_retries=max_retries, base_delay=retry_delay)
         self.name = name or f"litellm:{model}"
+        self.supports_images = _supports_vision(self._litellm, model) if supports_images is None else supports_images
         self.where = api_base or f"litellm:{model}"
         self._classify = sdk_classifier(openai)
 
@@ -105,3 +110,14 @@ class LiteLLM(Model):
         params.update({k: v for k, v in optional.items() if v is not None})
         params.update(self.extra_params)
         return params
+
+
+def _supports_vision(litellm: Any, model: str) -> bool:
+    """LiteLLM's own table of model capabilities; False when it does not know the model."""
+    check = getattr(litellm, "supports_vision", None)
+    if check is None:
+        return False
+    try:
+        return bool(check(model=model))
+    except Exception:  # noqa: BLE001 - an unknown model or provider: treat it as text-only
+        return False

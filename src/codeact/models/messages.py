@@ -1,11 +1,22 @@
-"""The values a model call exchanges: messages in; a reply with its usage and tool calls out."""
+"""The values a model call exchanges: messages in; a reply with its usage and tool calls out.
+
+A message's content is its text, then its images (`Message.parts()` in that order): each
+backend renders the parts its API's way, and a model that does not accept images gets
+`text_only(messages)`, where each image is a note in the text.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-__all__ = ["Message", "ModelReply", "Role", "ToolCall", "ToolSpec", "Usage"]
+from codeact.models.images import Image
+
+__all__ = ["NOT_SHOWN", "Message", "ModelReply", "Role", "ToolCall", "ToolSpec", "Usage", "text_only"]
+
+#: Why a text-only model gets a note where an image was.
+NOT_SHOWN = "not shown: this model does not accept images"
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -34,6 +45,24 @@ class Message:
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
+    images: tuple[Image, ...] = ()
+    """Images that follow the text (a user's task, an observation, a tool's result)."""
+
+    def parts(self) -> list[str | Image]:
+        """The content in order: the text (if any), then the images."""
+        return ([self.content] if self.content else []) + list(self.images)
+
+
+def text_only(messages: Sequence[Message]) -> list[Message]:
+    """`messages` for a model that does not accept images: each image becomes a note in the text."""
+    out: list[Message] = []
+    for m in messages:
+        if not m.images:
+            out.append(m)
+            continue
+        notes = "\n".join(image.note(NOT_SHOWN) for image in m.images)
+        out.append(replace(m, content=f"{m.content}\n{notes}" if m.content else notes, images=()))
+    return out
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from codeact.errors import ConfigError
 from codeact.models._retry import BeforeRetry, Failure, Resend, RetryPolicy, sdk_classifier, server_message
 from codeact.models.base import DEFAULT_MAX_TOKENS, Message, Model, ModelReply, ToolSpec, check_max_tokens
+from codeact.models.messages import text_only
 from codeact.models.openai_wire import ChunkReader, reply_from_completion, to_openai_messages, to_openai_tools
 
 if TYPE_CHECKING:
@@ -73,6 +74,9 @@ class OpenAICompatible(Model):
             streamed reply that carries no usage (llama-cpp-python's server sends none in
             streams); without it the prompt's characters / 4 are counted. Completion tokens are
             then the content chunks, one token each on llama.cpp, vLLM and Ollama.
+        supports_images: whether the model reads images (sent as `image_url` parts with data
+            URLs). None guesses from the model's name: OpenAI's vision models and names that say
+            so ("vision", "-vl", "llava"...); any other model gets each image as a text note.
     """
 
     def __init__(
@@ -91,6 +95,7 @@ class OpenAICompatible(Model):
         stream_replies: bool = True,
         before_retry: BeforeRetry | None = None,
         count_prompt: CountPrompt | None = None,
+        supports_images: bool | None = None,
     ) -> None:
         import openai
 
@@ -119,6 +124,7 @@ class OpenAICompatible(Model):
         self.count_prompt = count_prompt
         self.name = name or (f"openai:{model}" if _is_openai(url) else f"openai-compat:{url}#{model}")
         self.where = url
+        self.supports_images = _reads_images(model) if supports_images is None else supports_images
         self._sdk = openai
         self._api_key = key
         self._classify = sdk_classifier(openai)
@@ -222,7 +228,7 @@ class OpenAICompatible(Model):
     # -- internals ----------------------------------------------------------------------------
 
     def _prompt_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None) -> int:
-        wire = to_openai_messages(messages)
+        wire = to_openai_messages(text_only(messages))  # an image's base64 is no measure of its tokens
         wire_tools = to_openai_tools(tools) if tools else None
         if self.count_prompt is not None:
             return int(self.count_prompt(wire, wire_tools))
@@ -355,6 +361,18 @@ def _completion(body: Any) -> Any:
         return openai.types.chat.ChatCompletion.model_validate(body)
     except ValueError:
         return body
+
+
+#: Model names that read images: OpenAI's, and the usual markers of open vision models.
+_VISION_NAMES = re.compile(
+    r"gpt-4o|gpt-4\.1|gpt-4-turbo|gpt-5|chatgpt-4o|\bo[134](?!-mini)|o4-mini|vision|llava|[-_.]vl\b|"
+    r"[-_.]vl[-_.]|pixtral|gemma-?3|minicpm-v|moondream|claude|gemini",
+    re.IGNORECASE,
+)
+
+
+def _reads_images(model: str) -> bool:
+    return _VISION_NAMES.search(model) is not None
 
 
 def _is_openai(url: str) -> bool:

@@ -7,6 +7,9 @@ functions and one small accumulator; no SDK import, no I/O.
 An assistant turn that carried tool calls is sent with `content: ""`, not null: llama-cpp-python's
 server validates `content` as a string and answers null with a 500.
 
+Images go as content parts: a message's text, then `image_url` parts holding data URLs. The
+`tool` role takes text only, so a tool result's images follow it in a user message.
+
 Malformed tool-call arguments never raise: a `ToolCall` whose arguments were not a JSON object
 carries the model's raw string as ``{"_raw": "<what the model wrote>"}`` (see `RAW_ARGUMENTS`),
 so the agent can show the model its mistake.
@@ -20,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from codeact.errors import ModelResponseError
-from codeact.models.messages import Message, ModelReply, ToolCall, ToolSpec, Usage
+from codeact.models.messages import Message, ModelReply, ToolCall, ToolSpec, Usage, text_only
 from codeact.models.stops import StopCutter
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "RAW_ARGUMENTS",
     "ChunkReader",
     "arguments_json",
+    "content_parts",
     "json_safe",
     "parse_arguments",
     "reply_from_completion",
@@ -50,6 +54,9 @@ def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     for m in messages:
         if m.role == "tool":
             out.append({"role": "tool", "tool_call_id": m.tool_call_id or "", "content": m.content})
+            if m.images:
+                images = Message("user", f"The images `{m.tool_call_id or 'the tool'}` returned:", images=m.images)
+                out.append({"role": "user", "content": content_parts(images)})
         elif m.role == "assistant" and m.tool_calls:
             out.append(
                 {
@@ -65,9 +72,20 @@ def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
                     ],
                 }
             )
-        else:
-            out.append({"role": m.role, "content": m.content})
+        elif m.images and m.role == "user":
+            out.append({"role": m.role, "content": content_parts(m)})
+        else:  # system and assistant turns take text: their (rare) images go as notes
+            out.append({"role": m.role, "content": text_only([m])[0].content})
     return out
+
+
+def content_parts(message: Message) -> list[dict[str, Any]]:
+    """A message's text and images as chat-completions content parts."""
+    return [
+        {"type": "text", "text": part} if isinstance(part, str)
+        else {"type": "image_url", "image_url": {"url": part.data_url()}}
+        for part in message.parts()
+    ]
 
 
 def to_openai_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:

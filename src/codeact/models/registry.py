@@ -49,7 +49,9 @@ def resolve_model(spec: str, **options: Any) -> Model:
     """Build the model a spec names, passing `options` (e.g. temperature) to its constructor.
 
     Forms: ``local``, ``local-small``, ``openai:MODEL``, ``openai-compat:URL#MODEL``,
-    ``anthropic:MODEL``, ``litellm:MODEL``, plus whatever `register_model` added.
+    ``anthropic:MODEL``, ``litellm:MODEL``, plus whatever `register_model` added. An OpenAI or
+    openai-compat spec may end in ``#vision`` (the model reads images) or ``#text`` (it does not)
+    where the guess from its name is wrong.
     """
     spec = spec.strip()
     prefix, _, rest = spec.partition(":")
@@ -107,15 +109,26 @@ def _local_small(rest: str, **options: Any) -> Model:
     return LocalModel(size="0.5b", **options)
 
 
+def _image_flag(rest: str, options: dict[str, Any]) -> str:
+    """`...#vision` / `...#text` at the end of a spec: the model does / does not read images."""
+    for flag, value in (("#vision", True), ("#text", False)):
+        if rest.endswith(flag):
+            options.setdefault("supports_images", value)
+            return rest[: -len(flag)]
+    return rest
+
+
 def _openai(rest: str, **options: Any) -> Model:
     from codeact.models.openai_compat import OpenAICompatible
 
+    rest = _image_flag(rest, options)
     return OpenAICompatible(_need_model("openai", rest), **options)
 
 
 def _openai_compat(rest: str, **options: Any) -> Model:
     from codeact.models.openai_compat import OpenAICompatible
 
+    rest = _image_flag(rest, options)
     url, hash_, model = rest.rpartition("#") if "#" in rest else (rest, "", "")
     example = "openai-compat:http://127.0.0.1:8080/v1#qwen"
     if not hash_ or not model.strip():

@@ -19,12 +19,17 @@ class ScriptedModel(Model):
 
     Usage is counted as whitespace-separated words, so budgets can be tested without a tokenizer.
     With `max_tokens`, a text reply longer than that many words is cut there and says so
-    (finish_reason "length"), like a server's reply that hits its cap.
+    (finish_reason "length"), like a server's reply that hits its cap. With `supports_images`,
+    `calls` keeps the images messages carry; without, they arrive as notes, as for any text model.
     """
 
-    def __init__(self, replies: Sequence[Reply], *, name: str = "scripted", max_tokens: int | None = None) -> None:
+    def __init__(
+        self, replies: Sequence[Reply], *, name: str = "scripted", max_tokens: int | None = None,
+        supports_images: bool = False,
+    ) -> None:
         self.replies = list(replies)
         self.name = name
+        self.supports_images = supports_images
         self.max_tokens = None if max_tokens is None else check_max_tokens(max_tokens, 1, owner="ScriptedModel")
         self.calls: list[list[Message]] = []
 
@@ -38,6 +43,7 @@ class ScriptedModel(Model):
         if len(self.calls) >= len(self.replies):
             raise ModelError(f"ScriptedModel ran out of replies after {len(self.replies)} calls")
         reply = self.replies[len(self.calls)]
+        messages = self.visible(messages)
         self.calls.append(list(messages))
         if callable(reply):
             reply = reply(messages)

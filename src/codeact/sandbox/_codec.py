@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from codeact.errors import SandboxError
+from codeact.models.images import Image, ImageLimits, check_image
+from codeact.sandbox.guest.display import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_IMAGES_PER_STEP
 from codeact.sandbox.guest.wire import (
     HEADER_BYTES,
     MAX_DEPTH,
@@ -53,8 +55,10 @@ __all__ = [
     "FrameError",
     "OpaqueValue",
     "UnsendableValue",
+    "STEP_IMAGES",
     "encode_frame",
     "from_kernel",
+    "images_from_kernel",
     "to_kernel",
 ]
 
@@ -196,6 +200,44 @@ def from_kernel(data: Any) -> Any:
         return _rebuild(data, 0)
     except RecursionError:
         return OpaqueValue("unknown", "<value nested too deeply>")
+
+
+#: What the host accepts of the images one step shows (the kernel holds itself to the same).
+STEP_IMAGES = ImageLimits(max_bytes=MAX_IMAGE_BYTES, max_pixels=MAX_IMAGE_PIXELS,
+                          max_count=MAX_IMAGES_PER_STEP)
+
+
+def images_from_kernel(data: Any, limits: ImageLimits = STEP_IMAGES) -> tuple[list[Image], list[str]]:
+    """The `images` of a `done` frame, checked one by one: (images, notes on those refused).
+
+    Each item must be {mime, base64}; its bytes must be an image within `limits` whatever the
+    kernel claims its type is (the MIME type comes from the bytes). Never raises.
+    """
+    if data is None:
+        return [], []
+    if not isinstance(data, list):
+        return [], ["the step's images were malformed and are not shown"]
+    images: list[Image] = []
+    notes: list[str] = []
+    for number, item in enumerate(data, 1):
+        if len(images) >= limits.max_count:
+            notes.append(f"{len(data) - number + 1} more image(s) not shown: at most {limits.max_count} per step")
+            break
+        encoded = item.get("base64") if isinstance(item, dict) else None
+        if not isinstance(encoded, str) or len(encoded) > (limits.max_bytes + 2) * 4 // 3 + 4:
+            notes.append(f"image {number} not shown: malformed, or over the {limits.max_bytes:,}-byte limit")
+            continue
+        try:
+            raw = binascii.a2b_base64(encoded)
+        except (binascii.Error, ValueError):
+            notes.append(f"image {number} not shown: its data is not base64")
+            continue
+        checked = check_image(raw, limits, source="display")
+        if isinstance(checked, str):
+            notes.append(f"image {number} not shown: {checked}")
+        else:
+            images.append(checked)
+    return images, notes
 
 
 def _rebuild(data: Any, depth: int) -> Any:

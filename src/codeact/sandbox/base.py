@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codeact.models.base import Usage
+from codeact.models.images import Image
 from codeact.tools.calls import ToolCallRecord, ToolListener
 from codeact.tools.tool import Tool
 
@@ -71,6 +72,9 @@ class Execution:
     tool_calls: tuple[ToolCallRecord, ...] = field(default=())
     output_dropped: int = 0
     """Characters of stdout and stderr the sandbox dropped to keep them under its cap."""
+    images: tuple[Image, ...] = ()
+    """Images the step showed (`display()` in the code, or a tool's image result), checked and
+    bounded by the host; the model sees them with the observation if it reads images."""
     extra_usage: Usage = field(default_factory=Usage)
     """Model tokens the action spent beyond the run's own calls (sub-agents it called); they
     count against the run's budgets."""

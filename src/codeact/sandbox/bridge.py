@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from codeact.errors import ConfigError, SandboxError
+from codeact.models.images import Image, find_images
 from codeact.sandbox._calls import SEND_TIMEOUT, SessionTally, StepServer, ToolThread
 from codeact.sandbox._codec import (
+    STEP_IMAGES,
     BridgeClosed,
     FrameChannel,
     FrameError,
     from_kernel,
+    images_from_kernel,
 )
 from codeact.sandbox.base import BridgeLimits, ExecError, Execution
 from codeact.sandbox.guest.text import truncate_middle
@@ -454,6 +457,9 @@ class KernelClient:
             error = ExecError("TimeoutError", message, "\n".join([*lines, f"TimeoutError: {message}"]))
         is_final = frame.get("final") is True
         dropped = frame.get("dropped")
+        images, notes = _step_images(frame.get("images"), server.records)
+        if notes:  # the model reads why an image it showed is missing
+            stderr = "\n".join([stderr.rstrip("\n"), *(f"[{note}]" for note in notes)]).lstrip("\n")
         return Execution(
             stdout=_capped(stdout, cap),
             stderr=_capped(stderr, cap),
@@ -465,6 +471,7 @@ class KernelClient:
             duration_s=time.monotonic() - started,
             tool_calls=tuple(server.records),
             output_dropped=dropped if type(dropped) is int and dropped > 0 else 0,
+            images=tuple(images),
         )
 
     def _killed(
@@ -513,6 +520,20 @@ class KernelClient:
         except SandboxError as exc:
             return f", and no fresh kernel could be started ({exc})"
         return ", and a fresh kernel was started"
+
+
+def _step_images(data: Any, records: Sequence[ToolCallRecord]) -> tuple[list[Image], list[str]]:
+    """What the step showed: images from `display()` (checked), then images tools returned
+    (host tools, e.g. an MCP server's image content), at most `STEP_IMAGES.max_count` in all."""
+    images, notes = images_from_kernel(data)
+    limit = STEP_IMAGES.max_count
+    for record in records:
+        for image in find_images(record.result):
+            if len(images) < limit:
+                images.append(image)
+            else:
+                notes.append(f"an image from {record.name}() not shown: at most {limit} per step")
+    return images, notes
 
 
 def _exec_error(data: Any, cap: int) -> ExecError | None:

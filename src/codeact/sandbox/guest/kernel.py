@@ -3,8 +3,8 @@
 Launched as `python kernel.py --fd N` with one end of a socketpair inherited as fd N, or
 imported by the inner zygote and forked. It is stdlib only and imports nothing from codeact,
 because it starts in a scrubbed (and possibly isolated) interpreter where start-up time
-matters; its siblings hold the wire (`wire`), the values (`values`), output capture (`output`)
-and tool stubs (`stubs`).
+matters; its siblings hold the wire (`wire`), the values (`values`), output capture (`output`),
+images shown with `display()` (`display`) and tool stubs (`stubs`).
 
 The frames and values it exchanges with the host are described in `wire`.
 """
@@ -23,6 +23,7 @@ if not __package__:  # run by path (`python -I -B .../guest/kernel.py`): sibling
     ]
     __package__ = "_codeact_guest"
 
+from .display import Displays  # noqa: E402
 from .output import _Output, _TextSink  # noqa: E402
 from .stubs import ToolCallError, _make_stub, _tool_error  # noqa: E402
 from .text import truncate_middle  # noqa: E402
@@ -117,6 +118,9 @@ class Kernel:
         self.globals = self.module.__dict__
         self.stubs: dict[str, object] = {}
         self.final_stub = self._make_final_answer()
+        self.displays = Displays()
+        self.globals["display"] = self.displays.display
+        self.globals["display_image"] = self.displays.display_image
         self.sinks = (_TextSink(self.output, 1), _TextSink(self.output, 2))
         self.main_thread = threading.get_ident()
         self.step = 0
@@ -158,7 +162,8 @@ class Kernel:
                 try:
                     self.wire.send(reply)
                 except ValueError as exc:  # a final answer the host would refuse
-                    reply.update(final=False, final_answer=None, error=_failure(exc, "the step's result could not be sent"))
+                    reply.update(final=False, final_answer=None, images=[],
+                                 error=_failure(exc, "the step's result could not be sent"))
                     self.wire.send(reply)
             elif op == "tools":
                 self.set_tools(message.get("tools") or [])
@@ -198,6 +203,7 @@ class Kernel:
                 "final_answer": None,
                 "interrupted": False,
                 "duration": 0.0,
+                "images": [],
             }
 
     def run(self, message: dict) -> dict:
@@ -238,12 +244,16 @@ class Kernel:
             "final_answer": final[0] if final else None,
             "interrupted": self.interrupted,
             "duration": duration,
+            "images": self.displays.take(),
         }
 
     def _prepare(self) -> None:
         """Undo what model code may have changed last step: tools, final_answer, output, SIGINT."""
         self.globals.update(self.stubs)
         self.globals["final_answer"] = self.final_stub
+        self.globals.setdefault("display", self.displays.display)
+        self.globals.setdefault("display_image", self.displays.display_image)
+        self.displays.take()  # what a thread displayed between steps is not this step's
         sys.stdout, sys.stderr = self.sinks
         self.output.reattach()
         signal.signal(signal.SIGINT, self._on_sigint)

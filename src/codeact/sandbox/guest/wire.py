@@ -4,7 +4,8 @@ A frame is a 4-byte big-endian length, then that many bytes of UTF-8 JSON, an ob
     kernel -> host   hello  {pid, python}
                      call   {id, exec, name, args, kwargs}  a tool stub was called; wait for the reply
                      done   {id, stdout, stderr, dropped, result, error, final, final_answer,
-                             interrupted, duration}      dropped: characters of output cut
+                             interrupted, duration, images}  dropped: characters of output cut;
+                                                             images: [{mime, base64}] (`display`)
     host -> kernel   tools  {tools: [{name, signature, doc, params, returns}]}
                      exec   {id, epoch, code, max_output, imports}
                      return {id, json}    raise {id, type, message}
