@@ -89,3 +89,10 @@ def test_prompt_variants_render_the_tools_and_say_what_they_change() -> None:
     assert 'get_city_facts("Lisbon")' in shown and "def get_rate" in shown and "never invent" in shown
     with pytest.raises(ConfigError, match="tool-example"):
         prompt_variant("nope")
+
+
+def test_repeat_guard_tells_a_model_that_reprints_its_result_to_answer_with_it() -> None:
+    show = code("print(6 * 7)")
+    result, _ = run([show, show, code("final_answer(42)")], RepeatGuard())
+    assert "Note:" not in result.steps[0].observation
+    assert "call final_answer with the value now" in result.steps[1].observation and result.output == 42

@@ -1,10 +1,11 @@
-"""Repeat guard: notice the model re-running code that already failed, and say so.
+"""Repeat guard: notice the model re-running code that already ran, and say so.
 
 At temperature 0 the same error in the prompt tends to bring back the same code, step after
 step, until the step limit. The guard compares each failed action with the failed actions
 before it (code with comments and blank lines dropped, and the error type and last line) and,
 on a repeat, adds a corrective note: what repeated and what to try instead. A changed prompt is
-what changes a greedy model's next reply.
+what changes a greedy model's next reply. Code that ran fine and is run again (a small model
+printing its result over and over instead of answering) gets a note to answer with it.
 """
 
 from __future__ import annotations
@@ -32,9 +33,13 @@ class RepeatGuard:
     same_error: int = 2
 
     def review(self, steps: Sequence[Step], code: str | None, execution: Execution) -> Review | None:
-        if execution.error is None or code is None:
+        if code is None or execution.is_final:
             return None
         key = _code_key(code)
+        if execution.error is None:
+            if any(s.code is not None and not s.error and _code_key(s.code) == key for s in steps):
+                return Review(_SAME_RESULT)
+            return None
         error = f"{execution.error.type}: {_last_line(execution.error.message)}"
         if any(s.code is not None and s.error and _code_key(s.code) == key for s in steps):
             return Review(_SAME_CODE.format(error=error))
@@ -47,6 +52,8 @@ class RepeatGuard:
 _SAME_CODE = ("Note: this is the same code as an earlier step, and it failed the same way ({error}). Do not "
               "run it again. Print the values involved (e.g. a tool's result) to see what they really are, "
               "then write different code.")
+_SAME_RESULT = ("Note: you already ran this same code, so its output is what you saw before. If that output "
+                "answers the task, call final_answer with the value now; otherwise write the next step.")
 _SAME_ERROR = ("Note: the same error has now happened {times} times ({error}). Your approach is not working: "
                "print the inputs you rely on, re-read the tool descriptions, and change the approach.")
 
