@@ -52,6 +52,27 @@ def run_codeact_code_planning(task: Task, tools: Mapping[str, Tool], model: Benc
     return run_codeact_code(task, tools, model, max_steps, planning_interval=3)
 
 
+def run_codeact_team(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
+    """A manager with no tools of its own and one member per desk of the task's tools module
+    (its `TEAM`: name, description, tool names); members get `max_steps` each, and their tokens
+    count in the manager's."""
+    from codeact._loading import load_object
+    from codeact.agent.code_agent import CodeAgent
+    from codeact.sandbox import resolve_sandbox
+
+    spec = task.tools.partition(":")[0] if task.tools else ""
+    team = load_object(f"{spec}:TEAM", "a team") if spec else None  # a module the task set already vetted
+    if not team:
+        raise ConfigError(f"codeact-team needs a task whose tools module defines TEAM; {task.id!r} has none")
+    members = [CodeAgent(model.codeact_model(), [tools[n] for n in names], name=name, description=description,
+                         max_steps=max_steps, sandbox=lambda: resolve_sandbox(model.sandbox),
+                         store=model.store_option())
+               for name, description, names in team]
+    manager = CodeAgent(model.codeact_model(), [], agents=members, max_steps=max_steps, step_timeout=900,
+                        sandbox=lambda: resolve_sandbox(model.sandbox), store=model.store_option())
+    return _codeact_outcome(manager.run(task.question))
+
+
 def _tool_calling(mode: str) -> AgentRunner:
     def run(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
         from codeact.agent.tool_calling_agent import ToolCallingAgent
@@ -97,6 +118,7 @@ def _smolagents(kind: str) -> AgentRunner:
 AGENT_CONFIGS: dict[str, AgentRunner] = {
     "codeact-code": run_codeact_code,
     "codeact-code-plan": run_codeact_code_planning,
+    "codeact-team": run_codeact_team,
     "codeact-json": _tool_calling("text"),
     "codeact-json-native": _tool_calling("native"),
     "no-agent": run_no_agent,
