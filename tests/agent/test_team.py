@@ -143,3 +143,17 @@ def test_a_member_wrapped_in_member_and_a_failure_is_an_error_for_the_code(tmp_p
     manager = CodeAgent(boss, agents=[Member(quiet, "helper", "Helps.")], store=RunStore(tmp_path / "r.db"))
     output = manager.run("try").output
     assert output.startswith("MemberFailed: helper ended without an answer (model_error")
+
+
+def test_a_tool_calling_manager_calls_members_by_json_and_counts_their_tokens():
+    from codeact.agent.tool_calling_agent import ToolCallingAgent
+
+    clerk = CodeAgent(ScriptedModel([code("final_answer(stock_of('KB-1'))", Usage(30, 5))]), [stock_of],
+                      name="clerk", description="Knows the stock of every SKU.", store=False)
+    calls = ['{"name": "clerk", "arguments": {"task": "stock of KB-1?"}}',
+             '{"name": "final_answer", "arguments": {"answer": "7 units"}}']
+    boss = ScriptedModel([ModelReply(f"```json\n{c}\n```", Usage(10, 2)) for c in calls])
+    result = ToolCallingAgent(boss, agents=[clerk], tool_mode="text", store=False).run("stock?")
+    assert result.output == "7 units"
+    assert result.steps[0].tool_calls[0].result == "7"
+    assert result.usage == Usage(10 + 30 + 10, 2 + 5 + 2)
