@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from codeact.agent.loop import Budget
 from codeact.errors import BudgetExceeded, CodeactError, ConfigError
@@ -41,8 +41,8 @@ from codeact.runs.result import RunResult
 from codeact.sandbox.base import Execution
 from codeact.tools.tool import FunctionTool, Tool
 
-if TYPE_CHECKING:
-    from codeact.agent.agent import Agent
+Agent = Any
+"""`codeact.agent.agent.Agent`, which imports this module (so it is not imported back)."""
 
 __all__ = ["Member", "MemberFailed", "Team", "summarize"]
 
