@@ -172,7 +172,10 @@ def _show_child(console: Console, log: Any, child: Any, depth: int) -> None:
                               safe(child.state, _STATUS_STYLE.get(child.state, "")),
                               safe(f"  member {_one_line(str(child.meta.get('member') or '?'), 40)}"), style="dim"))
     _show_events(inner, log, child, log.events(child.id), depth)
-    console.print(Padding(Text.from_ansi(inner.file.getvalue()), (0, 0, 0, 4)))  # type: ignore[attr-defined]
+    text = inner.file.getvalue()  # type: ignore[attr-defined]
+    if not console.is_terminal:  # plain text: no padding to the inner console's width
+        text = "\n".join(line.rstrip() for line in text.splitlines())
+    console.print(Padding(Text.from_ansi(text), (0, 0, 0, 4)))
 
 
 _MAX_DEPTH = 4
