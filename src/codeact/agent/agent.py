@@ -31,6 +31,7 @@ from codeact.agent.replay import ReplayReport, budget_from_meta, describe_tools
 from codeact.agent.run_session import RunObserver, RunSession, SessionMode
 from codeact.errors import BudgetExceeded, ConfigError
 from codeact.models.base import Message, Model
+from codeact.models.images import Image, to_images
 from codeact.runs.events import Event, ModelRequested, RunFinished, Step, StepFinished
 from codeact.runs.log import RunLog, new_run_id
 from codeact.runs.pricing import PriceInput, PriceTable
@@ -159,6 +160,7 @@ class Agent:
         self._turns = 0
         self._last_run_id: str | None = None
         self._prefix: tuple[Message, ...] | None = None
+        self._images: tuple[Image, ...] = ()  # the next run's task images (`run(task, images=...)`)
         self._keep_state = False
         """Keep the kernel after this run (a conversation goes on); see `run(reset=False)`."""
         self._restarted = False
@@ -205,10 +207,13 @@ class Agent:
 
     # -- public API ---------------------------------------------------------------------------
     @overload
-    def run(self, task: str, *, stream: Literal[False] = False, reset: bool = True) -> RunResult: ...
+    def run(self, task: str, *, stream: Literal[False] = False, reset: bool = True,
+            images: Sequence[Any] | None = None) -> RunResult: ...
     @overload
-    def run(self, task: str, *, stream: Literal[True], reset: bool = True) -> Iterator[Event]: ...
-    def run(self, task: str, *, stream: bool = False, reset: bool = True) -> RunResult | Iterator[Event]:
+    def run(self, task: str, *, stream: Literal[True], reset: bool = True,
+            images: Sequence[Any] | None = None) -> Iterator[Event]: ...
+    def run(self, task: str, *, stream: bool = False, reset: bool = True,
+            images: Sequence[Any] | None = None) -> RunResult | Iterator[Event]:
         """Solve `task`. With `stream=True`, yield events as they happen; the last is RunFinished.
 
         A streamed run (or one with `event_callbacks`) also gets the model's reply as it is
@@ -217,7 +222,11 @@ class Agent:
         With `reset=False` the run is a turn of a conversation: it starts from the previous
         turn's messages, and the kernel (its variables, imports, files) is kept from one turn to
         the next until `reset()`, a run with `reset=True`, or `close()`. Each turn is its own run
-        in the log, linked by `conversation_id` and `previous_run` in its meta. See `chat()`."""
+        in the log, linked by `conversation_id` and `previous_run` in its meta. See `chat()`.
+
+        `images` go with the task: file paths, PNG/JPEG/GIF/WebP bytes, PIL images (see
+        `codeact.models.images.to_image`). A model that does not read images gets a note for each."""
+        self._images = to_images(images)
         self._start_turn(reset)
         events = self._drive(task, lambda: self._session_for("record"), deltas=stream or self._watched)
         return events if stream else _result_of(events)
@@ -301,8 +310,9 @@ class Agent:
         result = _result_of(self._drive(recording.task, session, budget=budget))
         return ReplayReport(recording.run_id, result, tuple(holder[0].divergences))
 
-    async def arun(self, task: str, *, reset: bool = True) -> RunResult:
+    async def arun(self, task: str, *, reset: bool = True, images: Sequence[Any] | None = None) -> RunResult:
         """`run`, driven from an event loop (`reset=False`: the next turn of a conversation)."""
+        self._images = to_images(images)
         self._start_turn(reset)
         loop = asyncio.get_running_loop()
         return await _aresult_of(self._adrive(task, lambda: self._session_for("record", loop=loop),
@@ -392,12 +402,17 @@ class Agent:
     def _ops(self, task: str, session: RunSession, budget: Budget | None) -> Ops:
         config = self._config(session.run_id, budget)
         prefix, self._prefix = self._prefix, None
+        images, self._images = self._images, ()
+        if images and not prefix and session.mode == "record":  # the task's message carries them
+            fmt = self._format()
+            config = dataclasses.replace(config, history=(
+                Message("system", fmt.system_prompt()), Message("user", fmt.task_message(task), images=images)))
         if prefix and session.mode == "record":
             fmt = self._format()
             text = fmt.task_message(task)
             if self._restarted:  # the last run was not a turn: its kernel is gone, its messages are not
                 text = f"{_RESTARTED}\n{text}"
-            config = dataclasses.replace(config, history=(*prefix, Message("user", text)))
+            config = dataclasses.replace(config, history=(*prefix, Message("user", text, images=images)))
         elif session.recording is not None:  # resume, replay: a conversation's turn starts where it did
             config = dataclasses.replace(config, history=_recorded_head(session.recording))
         loop = agent_loop(task, self._format(), config)

@@ -6,7 +6,7 @@ between turns; `reset()` starts over; closing the chat releases the kernel it ke
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from codeact.models.base import Message
@@ -23,14 +23,14 @@ class Chat:
         self.agent = agent
         agent.reset()
 
-    def send(self, text: str) -> RunResult:
-        """One turn: the agent works on `text` with everything said and defined so far."""
-        result: RunResult = self.agent.run(text, reset=False)
+    def send(self, text: str, *, images: Sequence[Any] | None = None) -> RunResult:
+        """One turn: the agent works on `text` (and `images`) with everything said and defined so far."""
+        result: RunResult = self.agent.run(text, reset=False, images=images)
         return result
 
-    def stream(self, text: str) -> Iterator[Event]:
+    def stream(self, text: str, *, images: Sequence[Any] | None = None) -> Iterator[Event]:
         """`send`, as events (the last is RunFinished)."""
-        events: Iterator[Event] = self.agent.run(text, stream=True, reset=False)
+        events: Iterator[Event] = self.agent.run(text, stream=True, reset=False, images=images)
         return events
 
     def reset(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from codeact.agent.compaction import Compaction, Compactor, estimate_tokens
@@ -18,10 +18,12 @@ from codeact.agent.observation import truncate
 from codeact.agent.techniques.base import StepReview, review_step
 from codeact.errors import BudgetExceeded, ModelError
 from codeact.models.base import Message, ModelReply, ToolSpec, Usage
+from codeact.models.images import Image
 from codeact.runs.events import (
     ActionParsed,
     BudgetHit,
     Event,
+    ImagesShown,
     ModelReplied,
     Observed,
     PlanUpdated,
@@ -203,6 +205,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
     usage = Usage()
     extra, extra_cost = Usage(), 0.0  # what sub-agents spent (teams): it counts against the budgets
     partial: Any = None  # the best answer so far, for runs that end without final_answer
+    shown: list[Image] = []  # images the steps showed, for RunResult.images
 
     def prompt() -> tuple[Message, ...]:
         if compactor is not None:
@@ -213,7 +216,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
         transcript = tuple(head + [m for _, turn in turns for m in turn])
         total = usage + extra
         result = RunResult(output, status, tuple(steps), total, time.monotonic() - started, error,
-                           config.run_id, messages=transcript)
+                           config.run_id, messages=transcript, images=tuple(shown))
         yield RunFinished(status, output, total, len(steps), result.seconds, error, result)
         return result
 
@@ -311,11 +314,17 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
             observation = _with_cut_note(observation, reply)
             error = _error_kind(execution)
             yield Observed(index, observation, execution.duration_s, error, execution)
+            if execution.images:
+                shown.extend(execution.images)
+                yield ImagesShown(index, tuple(i.describe() for i in execution.images), execution.images)
             step = Step(index, action.thought, action.code, observation, reply.usage, model_seconds,
                         execution.duration_s, execution.tool_calls, accepted, error, reply.text)
             steps.append(step)
             yield StepFinished(step)
-            turn.extend(fmt.observation_messages(action, observation))  # also for the transcript of a last step
+            observed = fmt.observation_messages(action, observation)
+            if execution.images and observed:  # the images go with the observation (notes for text-only models)
+                observed[-1] = replace(observed[-1], images=observed[-1].images + execution.images)
+            turn.extend(observed)  # also for the transcript of a last step
             if accepted:
                 return (yield from finish("success", answer))
             last_value = execution.result if execution.result is not None else (execution.stdout.strip() or None)

@@ -7,6 +7,11 @@ pickle next to their repr, so replay can hand a tool's recorded result back exac
 returned it. `event_from_dict` rebuilds the typed event; unknown kinds raise ConfigError (a log
 written by a newer codeact), and missing optional fields take their defaults.
 
+Images (in messages and in an action's execution) are kept whole while their base64 fits
+`_IMAGE_CHARS` times the log's `value_chars` (1,000,000 characters by default, 10x less past a
+step's or the run's cap); larger ones are kept as what they are (type, size) and are left out
+of the messages and executions read back.
+
 Pickles are only read back from logs you open yourself (`allow_pickle`); a log from elsewhere
 is as trusted as code from there.
 """
@@ -22,11 +27,13 @@ from typing import Any
 
 from codeact.errors import ConfigError
 from codeact.models.base import Message, ToolCall, Usage
+from codeact.models.images import Image, ImageLimits, check_image
 from codeact.runs.events import (
     ActionParsed,
     BudgetHit,
     Event,
     FilesChanged,
+    ImagesShown,
     LogNote,
     ModelReplied,
     ModelRequested,
@@ -185,6 +192,8 @@ def encode_event(event: Event, bound: Bounded | None = None) -> dict[str, Any]:
     for f in dataclasses.fields(event):
         if f.name == "result":  # RunFinished.result duplicates the rest of the run
             continue
+        if f.name == "images" and isinstance(event, ImagesShown):  # kept in the Observed event
+            continue
         value = getattr(event, f.name)
         data[f.name] = encode_value(value, bound) if f.name == "output" else _struct(value, bound, 0)
     return data
@@ -200,6 +209,8 @@ def _struct(value: Any, bound: Bounded, depth: int, walk: _Walk | None = None) -
         return value if walk is None else walk.scalar(value)
     if depth >= bound.limits.depth:
         return "<nested too deeply to keep in the run log>"
+    if kind is Image:
+        return _image(value, bound)
     names = _field_names(kind)
     if names is not None:
         out: dict[str, Any] = {}
@@ -228,6 +239,39 @@ def _struct(value: Any, bound: Bounded, depth: int, walk: _Walk | None = None) -
 
 _VALUE_SLOTS = {(ToolCallRecord, "result"), (ToolCallRecord, "arguments"), (Execution, "final_answer")}
 _FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+_IMAGE_CHARS = 10
+"""An image's base64 is kept up to this many times `LogLimits.value_chars`."""
+
+
+def _image(image: Image, bound: Bounded) -> dict[str, Any]:
+    data: dict[str, Any] = {"mime": image.mime, "width": image.width, "height": image.height,
+                            "size": image.size, "source": image.source}
+    if image.size * 4 // 3 + 4 <= bound.limits.value_chars * _IMAGE_CHARS:
+        data["base64"] = image.base64()
+    return data
+
+
+def _images(data: Any) -> tuple[Image, ...]:
+    """The images a log kept whole (checked again: a log is data too); the rest are left out."""
+    images: list[Image] = []
+    for item in data if isinstance(data, list) else ():
+        encoded = item.get("base64") if isinstance(item, Mapping) else None
+        if not isinstance(encoded, str):
+            continue
+        try:
+            raw = base64.b64decode(encoded)
+        except ValueError:
+            continue
+        image = check_image(raw, _LOGGED, source=str(item.get("source", "")))
+        if isinstance(image, Image):
+            images.append(image)
+    return tuple(images)
+
+
+_LOGGED = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=1 << 40, max_side=1 << 20)
+"""Images read back from a log are checked for being images, not held to a run's limits."""
 
 
 def _field_names(kind: type) -> tuple[str, ...] | None:
@@ -325,6 +369,7 @@ def decode_execution(data: Mapping[str, Any]) -> Execution:
         state_lost=bool(data.get("state_lost", False)),
         duration_s=float(data.get("duration_s", 0.0)),
         tool_calls=tuple(decode_tool_call(c) for c in data.get("tool_calls", ())),
+        images=_images(data.get("images")),
         extra_usage=_usage(data.get("extra_usage")),
         extra_cost=float(data.get("extra_cost") or 0.0),
         **extra,
@@ -383,7 +428,7 @@ def _native_call(data: Any) -> Any:
 
 def _message(data: Mapping[str, Any]) -> Message:
     calls = tuple(_native_call(c) for c in data.get("tool_calls", ()))
-    return Message(data["role"], data["content"], calls, data.get("tool_call_id"))
+    return Message(data["role"], data["content"], calls, data.get("tool_call_id"), _images(data.get("images")))
 
 
 def _step(data: Mapping[str, Any]) -> Step:
@@ -420,6 +465,7 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
         decode_execution(d["execution"]) if d.get("execution") else None,
     ),
     "step_finished": lambda d: StepFinished(_step(d["step"])),
+    "images_shown": lambda d: ImagesShown(int(d["step"]), tuple(str(s) for s in d.get("shown", ()))),
     "budget_hit": lambda d: BudgetHit(
         int(d["step"]), d["budget"], float(d["limit"]), float(d["used"]), d.get("message", "")
     ),

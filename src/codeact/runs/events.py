@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from codeact.models.base import Message, Usage
+from codeact.models.images import Image
 from codeact.runs.result import FileChange, RunResult, RunStatus, Step
 from codeact.sandbox.base import Execution, ToolCallRecord
 
@@ -19,6 +20,7 @@ __all__ = [
     "BudgetHit",
     "Event",
     "FilesChanged",
+    "ImagesShown",
     "LogNote",
     "ModelDelta",
     "ModelReplied",
@@ -121,6 +123,20 @@ class Observed(Event):
 
 
 @dataclass(frozen=True)
+class ImagesShown(Event):
+    """Images a step showed (the code's `display()`, a tool's image result), after its Observed.
+
+    `shown` describes each one (`640x480 png, 12 KB`: safe to print); `images` holds them for a
+    caller that consumes the stream. The log keeps `shown` here, and the images themselves in
+    the Observed event's execution (bounded, see `runs.codec`)."""
+
+    kind: ClassVar[str] = "images_shown"
+    step: int
+    shown: tuple[str, ...]
+    images: tuple[Image, ...] = field(default=(), repr=False, compare=False)
+
+
+@dataclass(frozen=True)
 class StepFinished(Event):
     kind: ClassVar[str] = "step_finished"
     step: Step
@@ -219,6 +235,9 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
         return value
     if _depth >= _MAX_DEPTH:
         return f"<{type(value).__name__} nested deeper than {_MAX_DEPTH} levels>"
+    if isinstance(value, Image):  # what it is, never its bytes
+        return {"mime": value.mime, "width": value.width, "height": value.height, "size": value.size,
+                "source": value.source}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name), _depth + 1) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):

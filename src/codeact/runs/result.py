@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from codeact.models.base import Message, Usage
+from codeact.models.images import Image
 from codeact.sandbox.base import ToolCallRecord
 
 __all__ = ["FileChange", "RunResult", "RunStatus", "Step"]
@@ -66,6 +67,9 @@ class RunResult:
     run_id: str | None = None
     files: tuple[FileChange, ...] = ()
     """What the run created, changed or deleted in its workspace (CodeAgent; see FilesChanged)."""
+    images: tuple[Image, ...] = field(default=(), repr=False, compare=False)
+    """Images the run's steps showed (`display()`, tools' image results), in order; each has
+    `describe()`, `data` (the encoded bytes) and `mime`. See ImagesShown."""
     messages: tuple[Message, ...] = field(default=(), repr=False, compare=False)
     """The whole conversation, uncompacted: system prompt, task, every reply and observation.
     A follow-up turn (`run(task, reset=False)`, `agent.chat()`) starts from it."""
