@@ -11,18 +11,23 @@ dispatcher, policies, log and redaction as any tool: each tool lists the server'
 header values in `secrets`, so the run log's redactor removes them.
 
 A call returns `structuredContent` as Python values (a `{"result": x}` wrapper, which SDK
-servers put around non-object results, is taken off), text content as `str`, and other content
-(images, resources) as dicts with their fields; a result with `isError` raises `MCPToolError`,
-which the sandboxed code can catch.
+servers put around non-object results, is taken off), text content as `str`, image content as
+`codeact.models.images.Image` (checked like any untrusted image; one that fails the check is a
+text note), and other content (audio, resources) as dicts with their fields; a result with
+`isError` raises `MCPToolError`, which the sandboxed code can catch. The images a call returns
+go to the model with the step's observation (a note for a model that does not read images);
+inside the sandbox the code sees each as a record of its type, size and MIME type.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from codeact.models.images import Image, ImageLimits, check_image
 from codeact.tools.catalogue import CODE_MODE_THRESHOLD, code_mode
 from codeact.tools.mcp_client import (
     HTTPServer,
@@ -40,6 +45,9 @@ __all__ = ["HTTPServer", "MCPClient", "MCPTool", "MCPToolError", "StdioServer", 
 
 _MAX_DESCRIPTION = 2000
 _MAX_RESULT_TEXT = 1_000_000
+#: What an MCP image may be (the limits of an image a step shows; see `sandbox.guest.display`).
+_IMAGE_LIMITS = ImageLimits(max_bytes=2 * 1024 * 1024, max_pixels=4096 * 4096)
+_MAX_IMAGE_BASE64 = (_IMAGE_LIMITS.max_bytes + 2) * 4 // 3 + 4
 ServerLike = str | StdioServer | HTTPServer
 
 
@@ -149,11 +157,26 @@ def _value(result: Any, tool: str, *, unwrap: bool) -> Any:
     for block in result.content:
         if getattr(block, "type", "") == "text":
             parts.append(block.text[:_MAX_RESULT_TEXT])
+        elif getattr(block, "type", "") == "image":
+            parts.append(_image(block, tool))
         else:
             parts.append(block.model_dump(mode="json", by_alias=True, exclude_none=True))
     if all(isinstance(p, str) for p in parts):
         return "\n".join(parts)
     return parts[0] if len(parts) == 1 else parts
+
+
+def _image(block: Any, tool: str) -> Image | str:
+    """An image content block as an Image, or a note saying why it is not one (never its base64)."""
+    encoded = getattr(block, "data", None)
+    if not isinstance(encoded, str) or len(encoded) > _MAX_IMAGE_BASE64:
+        checked: Image | str = "malformed, or over the size limit"
+    else:
+        try:
+            checked = check_image(base64.b64decode(encoded), _IMAGE_LIMITS, source=f"tool:{tool}")
+        except ValueError:
+            checked = "its data is not base64"
+    return checked if isinstance(checked, Image) else f"[an image from {tool} not shown: {checked}]"
 
 
 class MCPClient:
