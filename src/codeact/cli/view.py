@@ -115,6 +115,10 @@ class LiveView:
             shown = ", ".join(f"{f.change} {f.path} ({f.size:,} bytes)" for f in files[:10])
             rest = len(files) - 10 + more
             c.print(safe(f"files: {shown}" + (f" and {rest:,} more" if rest > 0 else ""), "dim"))
+        elif event.kind == "images_shown":  # ImagesShown: descriptions only (from a log: data), never bytes
+            listed = [f"[image: {str(text)[:80]}]" for text in getattr(event, "shown", ())]
+            more = f" and {len(listed) - 10} more" if len(listed) > 10 else ""
+            c.print(safe(" ".join(listed[:10]) + more, "dim"))
         elif isinstance(event, BudgetHit):
             self._stop()
             c.print(safe(event.message, "bold red"))
