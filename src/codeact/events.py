@@ -14,6 +14,8 @@ records as the run happens; the run log stores the same ones::
 
 from codeact.runs.events import (
     ActionParsed,
+    ApprovalDecided,
+    ApprovalRequested,
     BudgetHit,
     Event,
     FilesChanged,
@@ -35,6 +37,8 @@ from codeact.runs.result import RunResult, RunStatus, Step
 
 __all__ = [
     "ActionParsed",
+    "ApprovalDecided",
+    "ApprovalRequested",
     "BudgetHit",
     "Event",
     "FilesChanged",

@@ -19,7 +19,7 @@ def test_runs_namespace_is_the_record():
 
 def test_events_namespace():
     assert sorted(codeact.events.__all__) == sorted([
-        "ActionParsed", "BudgetHit", "Event", "FilesChanged", "ImagesShown", "LogNote", "ModelDelta", "ModelReplied", "ModelRequested", "Observed", "PlanUpdated",
+        "ActionParsed", "ApprovalDecided", "ApprovalRequested", "BudgetHit", "Event", "FilesChanged", "ImagesShown", "LogNote", "ModelDelta", "ModelReplied", "ModelRequested", "Observed", "PlanUpdated",
         "RunFinished", "RunResult", "RunResumed", "RunStarted", "RunStatus", "Step", "StepFinished", "ToolCalled",
         "event_to_dict",
     ])

@@ -41,6 +41,8 @@ from codeact.runs.result import RunResult
 from codeact.runs.store import RunStore, open_store
 from codeact.runs.telemetry import Telemetry
 from codeact.sandbox.base import Execution, ToolCallRecord
+from codeact.tools.approval import Approver
+from codeact.tools.dispatch import ToolDispatcher
 from codeact.tools.tool import Tool, to_tools
 
 if TYPE_CHECKING:
@@ -82,6 +84,12 @@ class Agent:
         instructions: text appended to the system prompt (your rules, tone, domain facts).
         prompt_template: the system prompt template in place of the shipped one: its text, or a
             `Path` to a file; it has the shipped template's placeholders (`{tools}`, `{imports}`).
+        approver: decides tool calls that need approval (`@tool(needs_approval=True)`, a policy
+            answering "ask"): a callable `ApprovalRequest -> ApprovalDecision | bool`, or a
+            `PendingApprovals` another thread answers. None denies such calls. See
+            `codeact.tools.approval`.
+        approval_timeout: seconds a call waits for a decision before it is denied (None: no
+            limit). The step's time limit is paused meanwhile.
         name: what a manager's code calls this agent by when it is a team member (`agents=`).
         description: what this agent is good for, shown to the manager as the member's docstring.
         agents: team members (agents with a name and description, or `team.Member`s): each is a
@@ -114,6 +122,8 @@ class Agent:
         planning_interval: int | None = None,
         instructions: str | None = None,
         prompt_template: str | Path | None = None,
+        approver: Approver | None = None,
+        approval_timeout: float | None = 300.0,
         name: str | None = None,
         description: str | None = None,
         agents: Sequence[Any] = (),
@@ -148,6 +158,8 @@ class Agent:
         self.prompt_template = _template_text(prompt_template)
         self.step_callbacks = list(step_callbacks)
         self.event_callbacks = list(event_callbacks)
+        self.approver = approver
+        self.approval_timeout = approval_timeout
         self.run_meta: dict[str, Any] = {}
         """Extra facts kept with each run in the log (the CLI keeps its options here)."""
         self._store_option = store
@@ -198,6 +210,20 @@ class Agent:
     def _run_tools(self) -> dict[str, Tool]:
         """The tools this run's actions must call: stand-ins during resume and replay."""
         return self._session.tools(self.tools) if self._session is not None else dict(self.tools)
+
+    def _wire_approvals(self, dispatcher: ToolDispatcher | None) -> None:
+        """Let `dispatcher` (the one this run's tool calls go through) ask this agent's approver,
+        and log each request and decision in this run."""
+        if dispatcher is None:
+            if any(t.needs_approval for t in self.tools.values()):
+                raise ConfigError("tools that need approval need a sandbox with a tool dispatcher "
+                                  "(LocalSandbox, ProcessSandbox); this one has none")
+            return
+        session = self._session
+        dispatcher.approver = self.approver
+        dispatcher.approval_timeout = self.approval_timeout
+        dispatcher.approval_listener = session.on_approval if session is not None else None
+        dispatcher.approval_context = session.approval_context if session is not None else None
 
     def _on_tool_call(self, record: ToolCallRecord) -> None:
         """Give this to the sandbox as `on_tool_call`: each call is logged as it happens."""

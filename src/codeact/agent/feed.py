@@ -78,6 +78,16 @@ class ToolFeed:
         with self._lock:
             self.mode, self._queue = "live", []
 
+    def serves(self, tool: Tool, arguments: Mapping[str, Any]) -> bool:
+        """Whether the next call, `tool(**arguments)`, will get a recorded result (not the tool)."""
+        with self._lock:
+            mode, expected = self.mode, (self._queue[0] if self._queue else None)
+        if mode == "strict":
+            return True  # replay: recorded results or a refusal, never the tool
+        if mode != "serve" or expected is None or not _same_call(expected, tool.name, arguments):
+            return False
+        return not (isinstance(expected.result, Truncated) and expected.error is None)
+
     def call(self, tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         with self._lock:
             mode, step = self.mode, self.step
@@ -153,6 +163,10 @@ class FedTool(Tool):
     @property
     def function(self) -> Callable[..., Any]:
         return self._call
+
+    def approval_needed(self, arguments: Mapping[str, Any]) -> bool:
+        """A call served from the log runs nothing, so it needs no approval; a live one does."""
+        return self.tool.approval_needed(arguments) and not self.feed.serves(self.tool, arguments)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._call(*args, **kwargs)

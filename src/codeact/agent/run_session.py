@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
@@ -28,6 +29,8 @@ from codeact.errors import ModelError
 from codeact.models.base import Message, ModelReply
 from codeact.runs.codec import encode_value
 from codeact.runs.events import (
+    ApprovalDecided,
+    ApprovalRequested,
     Event,
     LogNote,
     ModelRequested,
@@ -112,7 +115,7 @@ class RunSession:
         self._logged: Counter[tuple[str, int | None]] = Counter(recording.counts if recording else ())
         self._seen: Counter[tuple[str, int | None]] = Counter()
         self._tool_seen: Counter[int] = Counter()
-        self._calls_to_show: list[ToolCalled] = []
+        self._calls_to_show: list[Event] = []  # tool calls and approvals, for the stream
         self._step = 0
         self._last_request: tuple[Message, ...] = ()
         self._announced = mode != "resume"
@@ -212,6 +215,30 @@ class RunSession:
         """The bridge's listener, the one report of each tool call: logged now, while the action is
         still running, and shown to the stream before the next event the loop yields."""
         self._tool_call(self._step, record)
+
+    def approval_context(self) -> tuple[str | None, int | None]:
+        """(run id, step) for approval requests made now."""
+        return self.run_id, self._step or None
+
+    def on_approval(self, request: Any, decision: Any) -> None:
+        """The dispatcher's approval listener: each request and decision is logged and committed
+        now (a server reading the log sees it while the code waits), and shown to the stream
+        with the step's tool calls."""
+        step = request.step or self._step
+        event: Event
+        if decision is None:
+            event = ApprovalRequested(step, request.id, request.tool, request.arguments, request.reason,
+                                      request.description, request.timeout_s)
+        else:
+            event = ApprovalDecided(step, request.id, request.tool, decision.verdict, decision.message,
+                                    decision.arguments, decision.by, decision.timed_out,
+                                    max(time.time() - request.created_at, 0.0))
+        with self._lock:
+            self._calls_to_show.append(event)
+        if self.log is not None:
+            self.log.write(event)
+            self.log.flush()
+        self._tell("on_event", event)
 
     def emit(self, event: Event) -> list[Event]:
         """Record an event from the loop; return what the caller's stream should see (with the

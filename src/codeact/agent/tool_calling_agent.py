@@ -198,6 +198,7 @@ class ToolCallingAgent(Agent):
     def _begin(self) -> None:
         # This run's tools: the real ones, or recorded stand-ins during resume and replay.
         self.tool_dispatcher.set_tools(self._run_tools())
+        self._wire_approvals(self.tool_dispatcher)
         self._pool = ThreadPoolExecutor(self.max_parallel_tools, thread_name_prefix="codeact-tool")
 
     def _end(self) -> None:

@@ -30,6 +30,8 @@ from codeact.models.base import Message, ToolCall, Usage
 from codeact.models.images import Image, ImageLimits, check_image
 from codeact.runs.events import (
     ActionParsed,
+    ApprovalDecided,
+    ApprovalRequested,
     BudgetHit,
     Event,
     FilesChanged,
@@ -195,7 +197,8 @@ def encode_event(event: Event, bound: Bounded | None = None) -> dict[str, Any]:
         if f.name == "images" and isinstance(event, ImagesShown):  # kept in the Observed event
             continue
         value = getattr(event, f.name)
-        data[f.name] = encode_value(value, bound) if f.name == "output" else _struct(value, bound, 0)
+        slot = f.name == "output" or (type(event), f.name) in _VALUE_SLOTS
+        data[f.name] = encode_value(value, bound) if slot else _struct(value, bound, 0)
     return data
 
 
@@ -237,7 +240,8 @@ def _struct(value: Any, bound: Bounded, depth: int, walk: _Walk | None = None) -
     return bound.text(_safe_repr(value))
 
 
-_VALUE_SLOTS = {(ToolCallRecord, "result"), (ToolCallRecord, "arguments"), (Execution, "final_answer")}
+_VALUE_SLOTS = {(ToolCallRecord, "result"), (ToolCallRecord, "arguments"), (Execution, "final_answer"),
+                (ApprovalRequested, "arguments"), (ApprovalDecided, "arguments")}
 _FIELDS: dict[type, tuple[str, ...] | None] = {}
 
 
@@ -355,6 +359,11 @@ def decode_tool_call(data: Mapping[str, Any]) -> ToolCallRecord:
     )
 
 
+def _arguments(data: Any) -> dict[str, Any] | None:
+    value = decode_value(data)
+    return dict(value) if isinstance(value, Mapping) else None
+
+
 def decode_execution(data: Mapping[str, Any]) -> Execution:
     error = data.get("error")
     kind, extra = _execution_class(data)
@@ -460,6 +469,16 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
     ),
     "action_parsed": lambda d: ActionParsed(int(d["step"]), d.get("thought", ""), d.get("code"), d.get("note", "")),
     "tool_called": lambda d: ToolCalled(int(d["step"]), decode_tool_call(d["call"])),
+    "approval_requested": lambda d: ApprovalRequested(
+        int(d["step"]), str(d["request_id"]), str(d["tool"]), _arguments(d.get("arguments")) or {},
+        str(d.get("reason", "")), str(d.get("description", "")),
+        None if d.get("timeout_s") is None else float(d["timeout_s"]),
+    ),
+    "approval_decided": lambda d: ApprovalDecided(
+        int(d["step"]), str(d["request_id"]), str(d["tool"]), str(d["verdict"]), str(d.get("message", "")),
+        _arguments(d.get("arguments")), str(d.get("by", "")), bool(d.get("timed_out", False)),
+        float(d.get("seconds", 0.0)),
+    ),
     "observed": lambda d: Observed(
         int(d["step"]), d["observation"], float(d.get("seconds", 0.0)), d.get("error"),
         decode_execution(d["execution"]) if d.get("execution") else None,

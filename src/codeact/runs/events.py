@@ -17,6 +17,8 @@ from codeact.sandbox.base import Execution, ToolCallRecord
 
 __all__ = [
     "ActionParsed",
+    "ApprovalDecided",
+    "ApprovalRequested",
     "BudgetHit",
     "Event",
     "FilesChanged",
@@ -109,6 +111,44 @@ class ToolCalled(Event):
     kind: ClassVar[str] = "tool_called"
     step: int
     call: ToolCallRecord
+
+
+@dataclass(frozen=True)
+class ApprovalRequested(Event):
+    """A tool call from the code waits for approval (see `codeact.tools.approval`).
+
+    Written to the log (and committed) when asked, while the code waits; a reader of the log (a
+    server) sees it at once. The stream shows it after the step's code ends."""
+
+    kind: ClassVar[str] = "approval_requested"
+    step: int
+    request_id: str
+    tool: str
+    arguments: dict[str, Any]
+    """As the approver saw them: bound by parameter name, a bounded preview when large."""
+    reason: str = ""
+    description: str = ""
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalDecided(Event):
+    """The decision on an ApprovalRequested: the call runs ("approve", "edit") or raises
+    PermissionError in the code ("deny", also when it timed out or an edit did not fit)."""
+
+    kind: ClassVar[str] = "approval_decided"
+    step: int
+    request_id: str
+    tool: str
+    verdict: str
+    """"approve", "deny" or "edit"."""
+    message: str = ""
+    arguments: dict[str, Any] | None = None
+    """The edited arguments (for an edit, or an edit that did not fit and was denied)."""
+    by: str = ""
+    timed_out: bool = False
+    seconds: float = 0.0
+    """How long the decision took."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,10 @@ reading frames, so threads in the model's code can wait on several such calls at
 still running when the step ends (or passes its deadline) are answered with a TimeoutError
 before the bridge is handed back: no thread writes to the bridge after the step.
 
+A call waiting for approval (see `codeact.tools.approval`) holds the step's clock: while it
+waits, the deadline is not enforced, and when it ends the step's deadline and the tool's own
+limit move on by the time waited. The approval's own time limit bounds the wait.
+
 The server also applies the per-step and per-session limits (`BridgeLimits`): calls over a
 count limit are refused, and records keep a preview of large arguments.
 """
@@ -24,6 +28,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,12 +123,33 @@ class StepServer:
         self._handback = _NO_EVENT
         self._outcome: Outcome | None = None
         self._running: _Running | None = None
+        self.held = 0  # calls waiting for approval now: the step's clock is paused
+        self._held_since = 0.0
         self._alongside: dict[int, _Running] = {}  # concurrent calls in flight, by call id
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Pause the step's clock while a call waits for approval (see the module doc)."""
+        with self._lock:
+            if not self.held:
+                self._held_since = time.monotonic()
+            self.held += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.held -= 1
+                if not self.held:
+                    paused = time.monotonic() - self._held_since
+                    if self.deadline is not None:
+                        self.deadline += paused
+                    if self._running is not None and self._running.limit is not None:
+                        self._running.limit += paused
 
     # The client's side ---------------------------------------------------------------------------
     def stop_if_due(self, now: float) -> None:
         """Interrupt the kernel once, when the step's deadline has passed."""
-        if self.stopped_at is None and self.deadline is not None and now >= self.deadline:
+        if self.stopped_at is None and self.deadline is not None and now >= self.deadline and not self.held:
             self.kernel.interrupt()
             self.stopped_at = now
 
@@ -146,7 +173,7 @@ class StepServer:
                 return outcome
             running = self._running
             now = time.monotonic()
-            if running is None or running.limit is None or now < running.limit:
+            if running is None or running.limit is None or now < running.limit or self.held:
                 return None
             running.abandoned = self.abandoned = True
             self._running = None
@@ -169,6 +196,8 @@ class StepServer:
 
     def wake_time(self) -> float | None:
         """When the client must look again while the worker has the bridge."""
+        if self.held:
+            return time.monotonic() + 0.2  # the clock moves on when the approval ends
         times = [self.stopped_at + self.grace] if self.stopped_at is not None else []
         if self.stopped_at is None and self.deadline is not None:
             times.append(self.deadline)
@@ -251,7 +280,9 @@ class StepServer:
             return self._call_alongside(running, args, kwargs, None if size <= keep else keep)
         with self._lock:
             self._running = running
-        outcome = self.dispatcher.call(name, args, kwargs, keep_chars=None if size <= keep else keep, notify=False)
+        outcome = self.dispatcher.call(
+            name, args, kwargs, keep_chars=None if size <= keep else keep, notify=False, hold=self.hold
+        )
         with self._lock:
             running, self._running = self._running, None
             if running is None or running.abandoned:

@@ -3,6 +3,10 @@
 Both the kernel bridge (tools called from sandboxed code) and the tool-calling agent (native
 tool calls) go through a `ToolDispatcher`, so policy, recording and error shapes are the same.
 
+A call may need approval first (a tool marked `needs_approval`, or a policy answering `ASK`):
+the dispatcher asks the approver (see `approval`) and holds the call until it decides; the
+caller's `hold` context covers the wait, so the bridge can pause the step's clock meanwhile.
+
 A call may have a time limit: the tool then runs in a worker thread and the caller stops
 waiting at the limit (Python cannot stop a thread, so the tool keeps running in the
 background until it returns; its late result is dropped). Records keep a bounded preview of
@@ -16,10 +20,19 @@ import inspect
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from codeact.tools._thread import ToolThread
+from codeact.tools.approval import (
+    ASK,
+    ApprovalDecision,
+    ApprovalListener,
+    Approver,
+    ask_approver,
+    make_request,
+)
 from codeact.tools.calls import ToolCallRecord, ToolListener
 from codeact.tools.signature import bind_arguments, signature_of
 from codeact.tools.tool import Tool
@@ -27,6 +40,9 @@ from codeact.tools.tool import Tool
 __all__ = ["ToolDispatcher", "ToolOutcome", "ToolPolicy", "preview_arguments"]
 
 _PREVIEW_FLOOR = 200  # characters a record keeps even when the budget is spent
+_APPROVAL_PREVIEW = 20_000  # characters of the arguments an approver is shown, at most
+Hold = Callable[[], AbstractContextManager[Any]]
+"""What the caller wraps around a wait for approval (the bridge pauses the step's clock)."""
 
 
 @runtime_checkable
@@ -35,7 +51,8 @@ class _HasAllow(Protocol):
 
 
 class ToolPolicy(_HasAllow, Protocol):
-    """Decides whether a tool call may run: True (or None) allows, False or a reason denies.
+    """Decides whether a tool call may run: True (or None) allows, False or a reason denies,
+    and `ASK` ("ask") sends the call to the approver.
 
     A plain function `(name, arguments) -> bool | str | None` works as a policy too.
     """
@@ -68,9 +85,20 @@ class ToolDispatcher:
         *,
         listener: ToolListener | None = None,
         policies: Sequence[ToolPolicy | Callable[[str, Mapping[str, Any]], bool | str | None]] = (),
+        approver: Approver | None = None,
+        approval_timeout: float | None = 300.0,
+        approval_listener: ApprovalListener | None = None,
     ) -> None:
         self.listener = listener
         self.policies = list(policies)
+        self.approver = approver
+        """Decides calls that need approval; None denies them (see `codeact.tools.approval`)."""
+        self.approval_timeout = approval_timeout
+        """Seconds a call waits for a decision before it is denied; None: no limit."""
+        self.approval_listener = approval_listener
+        """Told about each request and its decision (the agent logs them as events)."""
+        self.approval_context: Callable[[], tuple[str | None, int | None]] | None = None
+        """(run id, step) for requests, from whoever runs the calls now (the agent)."""
         self.calls = 0
         self._worker: ToolThread | None = None
         self._tools: dict[str, Tool] = {}
@@ -109,6 +137,7 @@ class ToolDispatcher:
         timeout: float | None = None,
         keep_chars: int | None = None,
         notify: bool = True,
+        hold: Hold | None = None,
     ) -> ToolOutcome:
         """Run tool `name` with the arguments as the code passed them.
 
@@ -118,6 +147,8 @@ class ToolDispatcher:
                 (None: all of them).
             notify: tell the listener (the bridge tells it itself, once it knows the call
                 was not abandoned).
+            hold: a context wrapped around a wait for approval (the bridge pauses the step's
+                clock in it).
         """
         kwargs = dict(kwargs or {})
         self.calls += 1
@@ -139,16 +170,22 @@ class ToolDispatcher:
             arguments = bind_arguments(self._signatures.get(name), args, kwargs)
         except TypeError as exc:
             return self._finish(name, arguments, started, keep_chars, notify, error=("TypeError", f"{name}(): {exc}"))
-        denial = self._denial(name, arguments)
-        if denial is not None:
+        verdict, reason = self._verdict(name, arguments)
+        if verdict == "deny":
             return self._finish(
                 name,
                 arguments,
                 started,
                 keep_chars,
                 notify,
-                error=("PermissionError", f"the call to `{name}` was denied: {denial}"),
+                error=("PermissionError", f"the call to `{name}` was denied: {reason}"),
             )
+        if verdict == "ask" or tool.approval_needed(arguments):
+            approved = self._approved(tool, arguments, reason or f"`{name}` needs approval", keep_chars, hold)
+            if isinstance(approved, str):
+                return self._finish(name, arguments, started, keep_chars, notify, error=("PermissionError", approved))
+            if approved is not None:
+                arguments, args, kwargs = approved
         try:
             value = tool(*args, **kwargs) if timeout is None else self._worker_call(tool, args, kwargs, timeout)
         except _Abandoned:
@@ -178,15 +215,72 @@ class ToolDispatcher:
             raise job.error
         return job.value
 
-    def _denial(self, name: str, arguments: Mapping[str, Any]) -> str | None:
+    def _verdict(self, name: str, arguments: Mapping[str, Any]) -> tuple[str, str]:
+        """("allow", ""), ("deny", reason), or ("ask", reason) when a policy wants approval.
+
+        A denial wins over an ask: every policy is heard before the approver is bothered."""
+        ask = ""
         for policy in self.policies:
             verdict = (
                 policy.allow(name, arguments) if isinstance(policy, _HasAllow) else policy(name, arguments)
             )
             if verdict is True or verdict is None:
                 continue
-            return verdict if isinstance(verdict, str) and verdict else "not allowed by policy"
-        return None
+            if verdict == ASK:
+                ask = ask or f"a policy asks for approval of `{name}`"
+                continue
+            return "deny", verdict if isinstance(verdict, str) and verdict else "not allowed by policy"
+        return ("ask", ask) if ask else ("allow", "")
+
+    def _approved(
+        self, tool: Tool, arguments: dict[str, Any], reason: str, keep_chars: int | None, hold: Hold | None
+    ) -> str | tuple[dict[str, Any], Sequence[Any], dict[str, Any]] | None:
+        """Ask the approver: None (approved as is), the edited call (arguments, args, kwargs), or
+        the message of a denial."""
+        run_id, step = self.approval_context() if self.approval_context is not None else (None, None)
+        shown = preview_arguments(arguments, min(keep_chars or _APPROVAL_PREVIEW, _APPROVAL_PREVIEW))
+        request = make_request(tool, shown, reason=reason, timeout_s=self.approval_timeout, run_id=run_id, step=step)
+        self._tell_approval(request, None)
+        with hold() if hold is not None else nullcontext():
+            decision = ask_approver(self.approver, request)
+        edited = None
+        if decision.verdict == "edit":
+            edited = self._edited(tool, decision.arguments or {})
+            if isinstance(edited, str):
+                decision = ApprovalDecision("deny", edited, decision.arguments, decision.by)
+        self._tell_approval(request, decision)
+        if decision.verdict == "deny":
+            who = f" by {decision.by}" if decision.by else ""
+            return f"the call to `{tool.name}` was denied{who}" + (f": {decision.message}" if decision.message else "")
+        return edited if isinstance(edited, tuple) else None
+
+    def _edited(
+        self, tool: Tool, edited: Mapping[str, Any]
+    ) -> str | tuple[dict[str, Any], Sequence[Any], dict[str, Any]]:
+        """The approver's arguments as a call that fits the tool, or why they do not."""
+        name = tool.name
+        signature = self._signatures.get(name)
+        try:
+            if signature is None:
+                rest = dict(edited)
+                args = list(rest.pop("*args", []))
+                return bind_arguments(None, args, rest), args, rest
+            unknown = [str(k)[:100] for k in edited if k not in signature.parameters]
+            if unknown:
+                raise TypeError(f"no parameter named {', '.join(unknown)}")
+            call = inspect.BoundArguments(signature, dict(edited))  # type: ignore[arg-type]
+            args, kwargs = list(call.args), dict(call.kwargs)
+            arguments = bind_arguments(signature, args, kwargs)
+        except (TypeError, ValueError) as exc:
+            return f"the edited arguments do not fit `{name}`: {exc}"[:2_000]
+        verdict, reason = self._verdict(name, arguments)
+        if verdict == "deny":
+            return f"the edited arguments are not allowed: {reason}"
+        return arguments, args, kwargs
+
+    def _tell_approval(self, request: Any, decision: ApprovalDecision | None) -> None:
+        if self.approval_listener is not None:
+            self.approval_listener(request, decision)
 
     def _finish(
         self,

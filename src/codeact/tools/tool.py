@@ -52,12 +52,19 @@ class Tool:
 
     name: str = ""
     description: str = ""
+    needs_approval: bool = False
+    """Each call waits for an approver's decision first (see `codeact.tools.approval`)."""
     concurrent: bool = False
     """Calls may overlap the step's other calls (the bridge runs each on its own host thread), so
     threads in the model's code can wait on several at once; for slow tools such as sub-agents."""
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def approval_needed(self, arguments: Mapping[str, Any]) -> bool:
+        """Whether this call must be approved before it runs (a stand-in serving a recorded
+        result overrides it: nothing runs, so nothing needs approving)."""
+        return bool(self.needs_approval)
 
     # -- derived from `forward`, checked once ------------------------------------------------
     @property
@@ -156,10 +163,18 @@ class Tool:
 class FunctionTool(Tool):
     """A tool made from a plain function by `@tool`."""
 
-    def __init__(self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        needs_approval: bool = False,
+    ):
         self._fn = fn
         self.name = str(name or getattr(fn, "__name__", ""))
         self.description = description or ""
+        self.needs_approval = needs_approval
         self.__doc__ = fn.__doc__
         self.validate()
 
@@ -171,14 +186,24 @@ class FunctionTool(Tool):
 @overload
 def tool(fn: F, /) -> FunctionTool: ...
 @overload
-def tool(*, name: str | None = None, description: str | None = None) -> Callable[[F], FunctionTool]: ...
 def tool(
-    fn: Callable[..., Any] | None = None, /, *, name: str | None = None, description: str | None = None
+    *, name: str | None = None, description: str | None = None, needs_approval: bool = False
+) -> Callable[[F], FunctionTool]: ...
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    needs_approval: bool = False,
 ) -> Any:
-    """Turn a typed, documented function into a Tool. Use as `@tool` or `@tool(name=...)`."""
+    """Turn a typed, documented function into a Tool. Use as `@tool` or `@tool(name=...)`.
+
+    `needs_approval=True`: every call waits for the agent's approver (see `codeact.tools.approval`).
+    """
     if fn is None:
-        return lambda f: FunctionTool(f, name=name, description=description)
-    return FunctionTool(fn, name=name, description=description)
+        return lambda f: FunctionTool(f, name=name, description=description, needs_approval=needs_approval)
+    return FunctionTool(fn, name=name, description=description, needs_approval=needs_approval)
 
 
 def to_tools(items: Any) -> dict[str, Tool]:
