@@ -92,3 +92,25 @@ def test_images_reach_an_openai_compatible_server_as_content_parts(tmp_path: Pat
     observation_parts = sent[1][-1]["content"]
     assert "shown" in observation_parts[0]["text"]
     assert observation_parts[1]["image_url"]["url"].endswith(base64.b64encode(png(3, 3)).decode())
+
+
+def test_a_tool_calling_agent_shows_the_images_its_tools_return() -> None:
+    from codeact import ToolCallingAgent, tool
+    from codeact.models.base import ModelReply, ToolCall
+    from codeact.models.images import Image, to_image
+
+    @tool
+    def screenshot() -> Image:
+        """A screenshot of the page."""
+        return to_image(png(6, 4), source="tool:screenshot")
+
+    model = ScriptedModel([
+        ModelReply("", tool_calls=(ToolCall("c1", "screenshot", {}),)),
+        ModelReply("", tool_calls=(ToolCall("c2", "final_answer", {"answer": "seen"}),)),
+    ], supports_images=True)
+    result = ToolCallingAgent(model, [screenshot], store=False).run("look at the page")
+
+    tool_message = model.calls[1][-1]
+    assert result.output == "seen" and tool_message.role == "tool"
+    assert [(i.width, i.height) for i in tool_message.images] == [(6, 4)]
+    assert [i.source for i in result.images] == ["tool:screenshot"]

@@ -24,7 +24,9 @@ from codeact.agent.output_type import compact
 from codeact.agent.prompt import load_template, render_tools, with_notes
 from codeact.errors import ConfigError
 from codeact.models.base import Message, Model, ModelReply, ToolCall, ToolSpec
+from codeact.models.images import find_images
 from codeact.sandbox.base import ExecError, Execution, ToolCallRecord
+from codeact.sandbox.guest.display import MAX_IMAGES_PER_STEP
 from codeact.tools.dispatch import ToolDispatcher
 from codeact.tools.tool import Tool
 
@@ -231,11 +233,13 @@ class ToolCallingAgent(Agent):
             else:
                 final = {"is_final": True, "final_answer": answer}
                 outputs.append((call.id, call.name, "Final answer received."))
+        images = [image for record in records for image in find_images(record.result)]
         return ToolExecution(
             error=None if final else error,
             duration_s=time.monotonic() - started,
             tool_calls=records,
             outputs=tuple(outputs),
+            images=tuple(images[:MAX_IMAGES_PER_STEP]),  # the model sees them after the tools' results
             **final,
         )
 
