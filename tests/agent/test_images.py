@@ -114,3 +114,10 @@ def test_a_tool_calling_agent_shows_the_images_its_tools_return() -> None:
     assert result.output == "seen" and tool_message.role == "tool"
     assert [(i.width, i.height) for i in tool_message.images] == [(6, 4)]
     assert [i.source for i in result.images] == ["tool:screenshot"]
+
+
+def test_only_a_model_that_reads_images_is_told_about_display() -> None:
+    seeing = CodeAgent(ScriptedModel([], supports_images=True), sandbox=ProcessSandbox, store=False)
+    blind = CodeAgent(ScriptedModel([]), sandbox=ProcessSandbox, store=False)
+    assert "display(obj)" in seeing._format().system_prompt()
+    assert "display(" not in blind._format().system_prompt()

@@ -134,3 +134,25 @@ def test_images_a_tool_returns_are_shown_with_the_step() -> None:
     assert execution.error is None, execution.error
     assert execution.stdout.split() == ["7", "image/png"]
     assert execution.images == (screenshot,)
+
+
+def test_matplotlib_figures_save_themselves_as_png(sandbox: LocalSandbox) -> None:
+    """matplotlib is not in this venv: a stand-in of its Figure and Axes types, recognised by their
+    module the way display() recognises the real ones, shows the duck-typed path."""
+    data = base64.b64encode(png(12, 8)).decode()
+    execution = sandbox.execute(
+        "import base64\n"
+        "class Figure:\n"
+        "    dpi = 2\n"
+        "    def get_size_inches(self): return (6.0, 4.0)\n"
+        f"    def savefig(self, out, format): out.write(base64.b64decode({data!r}))\n"
+        "class Axes:\n"
+        "    figure = Figure()\n"
+        "Figure.__module__ = Axes.__module__ = 'matplotlib.figure'\n"
+        "display(Figure(), Axes())\n"
+        "Figure.dpi = 10_000\n"
+        "display(Figure())"
+    )
+    assert execution.error is None, execution.error
+    assert [(i.width, i.height) for i in execution.images] == [(12, 8), (12, 8)]
+    assert "60000x40000 pixels is over the limit" in execution.stderr  # checked before it is drawn

@@ -506,6 +506,8 @@ class Agent:
 
         Fixed for the agent's life, so the system prompt stays byte-identical (prefix cache)."""
         notes = [self.answer_type.prompt_note()] if self.answer_type is not None else []
+        if self.model.supports_images and self.kind == "code":  # only a model that sees images is told
+            notes.append(_DISPLAY_NOTE)
         if self.instructions:
             notes.append(self.instructions)
         return "".join("\n\n" + note for note in notes)
@@ -591,6 +593,11 @@ def _team(agent: Agent, members: Sequence[Any]) -> Any:
         raise ConfigError(f"a team member and a tool are both named {clash[0]!r}; rename one")
     agent.tools.update(team.tools)
     return team
+
+
+_DISPLAY_NOTE = ("To look at an image (a matplotlib figure, a PIL image, a numpy array of pixels, or an "
+                "image file's path), call display(obj); you see it after the step.")
+"""What the code agent's prompt says about `display()`, for models that read images."""
 
 
 def _template_text(template: str | Path | None) -> str | None:
