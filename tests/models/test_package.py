@@ -16,6 +16,7 @@ def test_models_all_is_pinned() -> None:
     assert sorted(codeact.models.__all__) == sorted(
         [
             "Anthropic",
+            "Image",
             "LiteLLM",
             "LocalModel",
             "Message",

@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from codeact.models.base import Message, Model, ModelReply, ToolCall, ToolSpec, Usage
+from codeact.models.images import Image
 from codeact.models.scripted import ScriptedModel
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Anthropic",
+    "Image",
     "LiteLLM",
     "LocalModel",
     "Message",
