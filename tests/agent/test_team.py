@@ -157,3 +157,32 @@ def test_a_tool_calling_manager_calls_members_by_json_and_counts_their_tokens():
     assert result.output == "7 units"
     assert result.steps[0].tool_calls[0].result == "7"
     assert result.usage == Usage(10 + 30 + 10, 2 + 5 + 2)
+
+
+@tool
+def nap(seconds: float) -> str:
+    """Sleep, then say so.
+
+    Args:
+        seconds: how long.
+    """
+    time.sleep(seconds)
+    return "rested"
+
+
+@require_sandbox()
+def test_a_member_outliving_the_manager_step_is_cut_at_the_step_end(tmp_path):
+    sleepy = CodeAgent(ScriptedModel([code("final_answer(nap(4))"), code("final_answer('late')")]), [nap],
+                       name="sleepy", description="Takes its time.")
+    boss = ScriptedModel([code("print(sleepy('rest'))"), code("final_answer('moved on')")])
+    store = RunStore(tmp_path / "runs.db")
+    manager = CodeAgent(boss, agents=[sleepy], store=store, step_timeout=1.5)
+    started = time.monotonic()
+    result = manager.run("rest, then go on")
+    assert result.output == "moved on" and time.monotonic() - started < 20
+    first = result.steps[0]
+    assert first.error == "timeout" and "[sleepy: budget_exceeded after 1 step(s)" in first.observation
+    assert first.tool_calls[0].name == "sleepy" and first.tool_calls[0].error.startswith("MemberFailed")
+    (child,) = store.children(result.run_id)
+    assert child.status == "budget_exceeded"  # its time was what was left of the manager's step
+    store.close()
