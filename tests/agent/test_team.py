@@ -186,3 +186,27 @@ def test_a_member_outliving_the_manager_step_is_cut_at_the_step_end(tmp_path):
     (child,) = store.children(result.run_id)
     assert child.status == "budget_exceeded"  # its time was what was left of the manager's step
     store.close()
+
+
+@require_sandbox()
+def test_a_concurrent_call_still_running_when_the_step_ends_is_answered_and_the_bridge_stays_clean():
+    from codeact.sandbox import default_sandbox
+    from codeact.tools.tool import FunctionTool
+
+    slow = FunctionTool(nap.function, name="slow")
+    slow.concurrent = True
+    with default_sandbox() as sandbox:
+        sandbox.start({"slow": slow})
+        started = time.monotonic()
+        run = sandbox.execute("import threading\nout = []\n"
+                              "def work():\n    try:\n        out.append(slow(2))\n"
+                              "    except Exception as e:\n        out.append(str(e))\n"
+                              "t = threading.Thread(target=work)\nt.start()\nimport time\ntime.sleep(0.3)\n'left'")
+        assert run.ok and run.result == "'left'" and time.monotonic() - started < 1.9
+        (record,) = run.tool_calls
+        assert record.name == "slow" and "still running when the step ended" in record.error
+        after = sandbox.execute("t.join(5)\nout[0]", timeout=10)
+        assert "TimeoutError" in after.result and "still running when the step ended" in after.result
+        time.sleep(2)  # the abandoned call returns on the host now: its reply must not reach the bridge
+        again = sandbox.execute("slow(0.1)", timeout=10)
+        assert again.ok and again.result == "'rested'" and len(again.tool_calls) == 1
