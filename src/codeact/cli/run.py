@@ -20,6 +20,7 @@ from rich.text import Text
 
 from codeact.cli import app
 from codeact.cli._answer import answer_json, answer_text
+from codeact.cli._approval import TerminalApprover, approver_for
 from codeact.cli._loading import load_tool, split_list
 from codeact.cli._options import (
     MaxCostOption,
@@ -72,6 +73,13 @@ def run(
     store: StoreOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole run as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view on stderr.")] = False,
+    approval: Annotated[str, typer.Option(help="Tool calls that need approval: ask (in the terminal; "
+                                          "denied when stdin is not one), auto (approve all) or deny.")] = "ask",
+    approval_timeout: Annotated[float, typer.Option(callback=positive, help="Seconds an approval may "
+                                                    "wait before the call is denied.")] = 300.0,
+    needs_approval: Annotated[list[str] | None, typer.Option("--needs-approval", help="A tool (by name, "
+                                                             "MCP tools too) whose calls need approval; "
+                                                             "repeatable.")] = None,
 ) -> None:
     """Run an agent on TASK. The live view goes to stderr; on success the answer goes to stdout.
 
@@ -83,6 +91,8 @@ def run(
             model, tools or [], max_steps, imports, timeout, sandbox, workspace, allow_net,
             budgets={"max_tokens": max_tokens, "max_seconds": max_seconds, "max_cost": max_cost},
             prices=prices, max_reply_tokens=max_reply_tokens, store=store, mcp_servers=mcp,
+            approver=approver_for(approval, err), approval_timeout=approval_timeout,
+            needs_approval=needs_approval or [],
         )
     result, run_id = consume(agent, agent.run(task, stream=True), err, quiet=quiet)
     print_result(result, run_id=run_id, as_json=as_json, err=err, quiet=quiet)
@@ -97,6 +107,8 @@ def consume(agent: Any, events: Generator[Event, None, None], err: Console, *,
         from codeact.cli.view import LiveView
 
         view = LiveView(err)
+    if isinstance(getattr(agent, "approver", None), TerminalApprover):
+        agent.approver.pause = view.pause if view is not None else None  # a prompt replaces the status line
     result = None
     try:
         while True:
@@ -179,7 +191,8 @@ def _build_agent(model_spec: str, tool_specs: list[str], max_steps: int, imports
                  timeout: float, sandbox_name: str, workspace: Path | None,
                  allow_net: list[str] | None = None, *, budgets: dict[str, float | None] | None = None,
                  prices: str | None = None, max_reply_tokens: int | None = None,
-                 store: str | None = None, mcp_servers: list[str] | None = None) -> Any:
+                 store: str | None = None, mcp_servers: list[str] | None = None, approver: Any = None,
+                 approval_timeout: float | None = 300.0, needs_approval: list[str] | None = None) -> Any:
     from codeact.agent.code_agent import CodeAgent
     from codeact.models.registry import resolve_model
     from codeact.runs.pricing import load_prices
@@ -190,6 +203,10 @@ def _build_agent(model_spec: str, tool_specs: list[str], max_steps: int, imports
         from codeact.tools.mcp import mcp_tools
 
         tools += mcp_tools(*mcp_servers)  # connected now, closed when the command exits
+    if needs_approval:
+        from codeact.tools.approval import require_approval
+
+        require_approval(tools, *needs_approval)
     model_options: dict[str, Any] = {} if max_reply_tokens is None else {"max_tokens": max_reply_tokens}
     try:
         model = resolve_model(model_spec, **model_options)
@@ -213,6 +230,8 @@ def _build_agent(model_spec: str, tool_specs: list[str], max_steps: int, imports
         max_steps=max_steps,
         prices=load_prices(prices) if prices else None,
         store=store,
+        approver=approver,
+        approval_timeout=approval_timeout,
         **limits,
     )
     # Kept with the run so `codeact resume RUN_ID` can rebuild the same agent.

@@ -91,6 +91,11 @@ class LiveView:
             status = f"error: {call.error}" if call.error else "ok"
             c.print(safe(f"↳ tool {call.name}({_short(call.arguments)}) {status} "
                          f"{call.duration_s * 1000:.0f} ms", "magenta"))
+        elif event.kind == "approval_requested":  # ApprovalRequested: the call as data
+            c.print(safe(f"? approval asked: {getattr(event, 'tool', '')}({_short(getattr(event, 'arguments', {}))})"
+                         f" · {getattr(event, 'reason', '')}"[:400], "yellow"))
+        elif event.kind == "approval_decided":  # ApprovalDecided: who decided what; the message is data
+            c.print(safe(_decision(event), "red" if getattr(event, "verdict", "") == "deny" else "yellow"))
         elif isinstance(event, Observed):
             self._stop()
             lines = event.observation.splitlines()
@@ -132,6 +137,10 @@ class LiveView:
             if event.error:
                 parts.append(safe(event.error, "red"))
             c.print(Group(*parts))
+
+    def pause(self) -> None:
+        """Erase the status line until the next event (a prompt is about to be shown)."""
+        self._stop()
 
     def close(self) -> None:
         """Erase the status line and stop redrawing it (call it when the run ends in any way)."""
@@ -202,6 +211,22 @@ def _tail(text: str, limit: int = 8_000) -> str:
 
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
+
+
+def _decision(event: Any) -> str:
+    """One line for an ApprovalDecided event, bounded."""
+    verdict, tool = str(getattr(event, "verdict", "")), str(getattr(event, "tool", ""))
+    by = f" by {getattr(event, 'by', '')}" if getattr(event, "by", "") else ""
+    if getattr(event, "timed_out", False):
+        text = f"✗ {tool}: no decision in time, denied"
+    elif verdict == "approve":
+        text = f"✓ {tool} approved{by}"
+    elif verdict == "edit":
+        text = f"✓ {tool} approved{by} with edited arguments ({_short(getattr(event, 'arguments', None) or {})})"
+    else:
+        message = str(getattr(event, "message", ""))
+        text = f"✗ {tool} denied{by}" + (f": {message}" if message else "")
+    return text[:1_000]
 
 
 def _short(arguments: Any, limit: int = 80) -> str:

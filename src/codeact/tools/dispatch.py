@@ -181,7 +181,9 @@ class ToolDispatcher:
                 error=("PermissionError", f"the call to `{name}` was denied: {reason}"),
             )
         if verdict == "ask" or tool.approval_needed(arguments):
+            asked = time.perf_counter()
             approved = self._approved(tool, arguments, reason or f"`{name}` needs approval", keep_chars, hold)
+            started += time.perf_counter() - asked  # the record's duration is the tool's, not the wait
             if isinstance(approved, str):
                 return self._finish(name, arguments, started, keep_chars, notify, error=("PermissionError", approved))
             if approved is not None:
