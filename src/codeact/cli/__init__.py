@@ -47,6 +47,7 @@ def _register() -> None:
         mcp,  # noqa: F401
         run,  # noqa: F401
         runs,  # noqa: F401
+        serve,  # noqa: F401
     )
 
 
