@@ -10,6 +10,7 @@
     ├── SandboxError           the kernel could not be started or talked to
     │   └── IsolationUnavailable   this machine cannot provide the requested isolation
     ├── ToolError              a tool is malformed, or failed on the host
+    │   └── MCPToolError       an MCP tool reported an error, timed out, or its server is not running
     ├── RunLogError            the run log could not be written or read
     └── BudgetExceeded         a step, token, cost or time budget ran out (a signal, not a crash)
 """
@@ -21,6 +22,7 @@ __all__ = [
     "CodeactError",
     "ConfigError",
     "IsolationUnavailable",
+    "MCPToolError",
     "MissingExtraError",
     "ModelConnectionError",
     "ModelError",
@@ -85,6 +87,10 @@ class IsolationUnavailable(SandboxError):
 
 class ToolError(CodeactError):
     """A tool definition is unusable, or a tool failed on the host."""
+
+
+class MCPToolError(ToolError):
+    """An MCP tool failed: the server reported an error (`isError`), timed out, or is not running."""
 
 
 class RunLogError(CodeactError):

@@ -216,3 +216,11 @@ def test_a_stdio_server_dies_with_a_killed_host(tmp_path):
     if state not in ("gone", "Z", "X"):
         os.kill(pid, signal.SIGKILL)
     assert state in ("gone", "Z", "X"), f"the server outlived its host (state {state})"
+
+
+def test_mcp_tool_error_lives_in_errors_and_the_old_import_paths_still_work() -> None:
+    from codeact import errors
+    from codeact.tools import mcp, mcp_client
+
+    assert mcp.MCPToolError is mcp_client.MCPToolError is errors.MCPToolError
+    assert issubclass(errors.MCPToolError, errors.ToolError) and "MCPToolError" in errors.__all__

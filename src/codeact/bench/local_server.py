@@ -98,6 +98,11 @@ class LocalServer:
         return process.pid if process is not None and process.poll() is None else None
 
     @property
+    def model_path(self) -> Path | None:
+        """The GGUF file it serves, once started."""
+        return self._model_path
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 

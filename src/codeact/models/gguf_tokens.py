@@ -22,7 +22,8 @@ __all__ = ["PromptCounter"]
 class PromptCounter:
     """`counter(messages, tools)`: the prompt tokens of an OpenAI-style chat request for one GGUF.
 
-    Loaded on the first count; safe to share between threads.
+    Loaded on the first count; safe to share between threads. It pickles as its path, so a
+    batch can hand it to worker processes (each loads the vocabulary once).
 
     Args:
         path: the GGUF file.
@@ -41,6 +42,12 @@ class PromptCounter:
             rendered = formatter(messages=messages, tools=tools)
             return len(model.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special,
                                       special=True))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]
 
 
 def _load(path: Path) -> tuple[Any, Any]:

@@ -27,12 +27,12 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from codeact.errors import MCPToolError
 from codeact.models.images import Image, ImageLimits, check_image
 from codeact.tools.catalogue import CODE_MODE_THRESHOLD, code_mode
 from codeact.tools.mcp_client import (
     HTTPServer,
     MCPConnection,
-    MCPToolError,
     ProgressCallback,
     StdioServer,
     server_from_text,

@@ -27,17 +27,13 @@ from typing import IO, Any
 
 from codeact._children import guarded_command
 from codeact._optional import require
-from codeact.errors import ConfigError, ToolError
+from codeact.errors import ConfigError, MCPToolError
 
-__all__ = ["HTTPServer", "MCPConnection", "MCPToolError", "StdioServer", "server_from_text"]
+__all__ = ["HTTPServer", "MCPConnection", "StdioServer", "server_from_text"]
 
 _START_TIMEOUT = 30.0
 _STDERR_TAIL = 800
 ProgressCallback = Callable[[str, float, "float | None", "str | None"], None]
-
-
-class MCPToolError(ToolError):
-    """An MCP tool failed: the server reported an error (`isError`), timed out, or is not running."""
 
 
 @dataclass(frozen=True)
