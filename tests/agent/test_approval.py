@@ -198,3 +198,42 @@ def test_without_an_approver_the_code_is_told_how_to_allow_the_call(sandbox: Loc
     a = agent(sandbox, store, [code("try:\n    send('bob')\nexcept PermissionError as e:\n    final_answer(str(e))")])
     result = a.run("send it")
     assert "no approver is set" in result.output and SENT == []
+
+
+def test_resume_asks_only_for_calls_that_really_run_again(tmp_path: Path, store: RunStore) -> None:
+    """Recorded calls served from the log run nothing, so nobody is asked; live calls are asked."""
+    asked: list[str] = []
+
+    def approver(request: ApprovalRequest) -> bool:
+        asked.append(request.arguments["to"])
+        return True
+
+    fresh = lambda: LocalSandbox(timeout=30)  # noqa: E731 - a new kernel per run, as resume needs
+    SENT.clear()
+    first = CodeAgent(ScriptedModel([code("x = send('one')")]), [send], sandbox=fresh, store=store,
+                      approver=approver)
+    failed = first.run("send")  # the model has no second reply: the run stops after step 1
+    assert failed.status == "model_error" and asked == ["one"]
+    second = CodeAgent(ScriptedModel([code("final_answer(x + ' / ' + send('two'))")]), [send], sandbox=fresh,
+                       store=store, approver=approver)
+    assert second.resume(failed.run_id).output == "sent to one / sent to two"
+    assert asked == ["one", "two"] and SENT == [("one", "hi"), ("two", "hi")]
+    third = CodeAgent(ScriptedModel([code("final_answer(x)")]), [send], sandbox=fresh, store=store,
+                      approver=approver)
+    third.resume(CodeAgent(ScriptedModel([code("x = send('three')")]), [send], sandbox=fresh, store=store,
+                           approver=approver).run("send").run_id, live_tools=True)
+    assert asked == ["one", "two", "three", "three"]  # live tools: the re-run call is asked again
+
+
+def test_the_tool_calling_agent_asks_too(store: RunStore) -> None:
+    from codeact.agent.tool_calling_agent import ToolCallingAgent
+    from codeact.models import ModelReply, ToolCall
+
+    SENT.clear()
+    model = ScriptedModel([ModelReply("", tool_calls=(ToolCall("c1", "send", {"to": "bob"}),)),
+                           ModelReply("", tool_calls=(ToolCall("c2", "final_answer", {"answer": "ok"}),))])
+    a = ToolCallingAgent(model, [send], store=store, approver=lambda r: ApprovalDecision.deny("not today"))
+    result = a.run("send")
+    assert SENT == [] and "denied: not today" in result.steps[0].observation
+    kinds = [e.kind for e in store.events(result.run_id)]
+    assert "approval_requested" in kinds and "approval_decided" in kinds

@@ -104,3 +104,22 @@ def test_the_view_shows_approval_events_as_text() -> None:
     assert "[red]x[/]" in text and "denied by server:[i]a[/i]: [bold]no[/] \\x1b[2J\\x1b]52;c;aGk=\\x07" in text
     assert "no decision in time" in text and "approved by ed with edited arguments (to='carol')" in text
     assert no_control(text)
+
+
+def test_a_resumed_run_still_needs_approval_for_the_tools_it_marked(tmp_path: Path, tool_file: Path) -> None:
+    from tests.servers.chat_server import error
+
+    home = tmp_path / "home"
+    with ChatServer([chat(fenced("x = send('one')")), error(400, "stop here")]) as server:
+        first = subprocess.run(
+            [sys.executable, "-m", "codeact", "run", "send", "--model", f"openai-compat:{server.url}#test",
+             "--sandbox", "process", "--tool", f"{tool_file}:send", "--needs-approval", "send", "--approval", "auto"],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, env=env_for(home), cwd=REPO)
+    assert first.returncode == 1 and "send approved by auto" in first.stderr
+    run_id = first.stderr.split("codeact resume ")[1].split("`")[0]
+    with ChatServer([chat(fenced(CATCH))]) as server:
+        resumed = subprocess.run(
+            [sys.executable, "-m", "codeact", "resume", run_id, "--model", f"openai-compat:{server.url}#test"],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, env=env_for(home), cwd=REPO)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "there is no terminal to ask" in resumed.stdout  # the recorded call was served; the new one asked

@@ -237,7 +237,8 @@ def _build_agent(model_spec: str, tool_specs: list[str], max_steps: int, imports
     # Kept with the run so `codeact resume RUN_ID` can rebuild the same agent.
     agent.run_meta = {"model_spec": model_spec, "tool_specs": tool_specs, "sandbox": sandbox_name,
                       "timeout": timeout, "imports": imports, "max_reply_tokens": max_reply_tokens,
-                      "prices": str(Path(prices).resolve()) if prices else None}
+                      "prices": str(Path(prices).resolve()) if prices else None,
+                      "needs_approval": list(needs_approval or [])}
     return agent
 
 

@@ -276,6 +276,17 @@ def _open(store: str | None) -> Any:
     return RunStore(store)
 
 
+def _approvals_for(agent: Any, meta: Any) -> None:
+    """A resumed run asks in the terminal like `codeact run`, for the tools the run marked."""
+    from codeact.cli._approval import approver_for
+    from codeact.tools.approval import require_approval
+
+    marked = [name for name in meta.get("needs_approval") or [] if name in agent.tools]
+    if marked:
+        require_approval(agent.tools.values(), *marked)
+    agent.approver = approver_for("ask", Console(stderr=True))
+
+
 def _agent_for(record: Any, log: Any, *, model: str | None, tool_specs: list[str] | None,
                max_steps: int | None, timeout: float | None, sandbox: str | None,
                budgets: dict[str, float | None] | None = None, prices: str | None = None) -> Any:
@@ -317,6 +328,7 @@ def _agent_for(record: Any, log: Any, *, model: str | None, tool_specs: list[str
         **_sandbox_options(meta, timeout, sandbox),
     )
     agent.run_meta = {k: v for k, v in meta.items() if k not in ("budget", "tools")}
+    _approvals_for(agent, meta)
     return agent
 
 
