@@ -239,6 +239,10 @@ def _build_agent(model_spec: str, tool_specs: list[str], max_steps: int, imports
                       "timeout": timeout, "imports": imports, "max_reply_tokens": max_reply_tokens,
                       "prices": str(Path(prices).resolve()) if prices else None,
                       "needs_approval": list(needs_approval or [])}
+    if mcp_servers:  # `codeact resume` connects them again; env values are never kept (tools/mcp.py)
+        from codeact.tools.mcp import server_specs
+
+        agent.run_meta["mcp_servers"] = server_specs(*mcp_servers)
     return agent
 
 

@@ -308,6 +308,10 @@ def _agent_for(record: Any, log: Any, *, model: str | None, tool_specs: list[str
         raise ConfigError(f"cannot rebuild the run's model from {spec!r} ({exc}); pass --model") from None
     specs = tool_specs if tool_specs is not None else list(meta.get("tool_specs") or [])
     loaded = [load_tool(s) for s in specs]
+    if meta.get("mcp_servers"):  # `codeact run --mcp`: the servers, connected again from the run's record
+        from codeact.tools.mcp import reopen_servers
+
+        loaded += reopen_servers(meta["mcp_servers"], run_id=record.id)
     wanted = list(meta.get("tools") or {})
     missing = [name for name in wanted if name not in {t.name for t in loaded}]
     if missing:

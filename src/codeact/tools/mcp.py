@@ -24,10 +24,10 @@ from __future__ import annotations
 import atexit
 import base64
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from codeact.errors import MCPToolError
+from codeact.errors import ConfigError, MCPToolError
 from codeact.models.images import Image, ImageLimits, check_image
 from codeact.tools.catalogue import CODE_MODE_THRESHOLD, code_mode
 from codeact.tools.mcp_client import (
@@ -35,13 +35,15 @@ from codeact.tools.mcp_client import (
     MCPConnection,
     ProgressCallback,
     StdioServer,
+    server_from_spec,
     server_from_text,
 )
 from codeact.tools.mcp_schema import SchemaTypes, python_name
 from codeact.tools.signature import TextValue
 from codeact.tools.tool import Tool
 
-__all__ = ["HTTPServer", "MCPClient", "MCPTool", "MCPToolError", "StdioServer", "mcp_tools"]
+__all__ = ["HTTPServer", "MCPClient", "MCPTool", "MCPToolError", "StdioServer", "mcp_tools", "reopen_servers",
+           "server_specs"]
 
 _MAX_DESCRIPTION = 2000
 _MAX_RESULT_TEXT = 1_000_000
@@ -261,3 +263,21 @@ def _close_all() -> None:
     while _OPEN:
         _OPEN.pop().close()
 
+
+def server_specs(*servers: ServerLike) -> list[dict[str, Any]]:
+    """The servers as plain data for a run's meta, without secret values: what `reopen_servers` takes."""
+    return [(server_from_text(s) if isinstance(s, str) else s).spec() for s in servers]
+
+
+def reopen_servers(specs: Sequence[Mapping[str, Any]], *, run_id: str = "") -> list[Tool]:
+    """The tools of the servers a run recorded (`server_specs`), connected again: for a resume.
+
+    Env values come from this process's environment by name (they are never stored). A server
+    that cannot be started or reached is a ConfigError that names it.
+    """
+    servers = [server_from_spec(spec) for spec in specs]
+    try:
+        return mcp_tools(*servers)
+    except MCPToolError as exc:
+        of = f"run {run_id}" if run_id else "the run"
+        raise ConfigError(f"{of} used MCP tools, but the server cannot be started again: {exc}") from None

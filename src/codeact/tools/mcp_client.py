@@ -24,12 +24,13 @@ from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from codeact._children import guarded_command
 from codeact._optional import require
 from codeact.errors import ConfigError, MCPToolError
 
-__all__ = ["HTTPServer", "MCPConnection", "StdioServer", "server_from_text"]
+__all__ = ["HTTPServer", "MCPConnection", "StdioServer", "server_from_spec", "server_from_text"]
 
 _START_TIMEOUT = 30.0
 _STDERR_TAIL = 800
@@ -67,6 +68,11 @@ class StdioServer:
     def secrets(self) -> dict[str, str]:
         return {f"env.{k}": v for k, v in self.env.items() if v}
 
+    def spec(self) -> dict[str, Any]:
+        """This server as plain data for a run's meta: the env's names, never its values."""
+        return {"kind": "stdio", "command": self.command, "args": list(self.args), "env": sorted(self.env),
+                "cwd": self.cwd, "name": self.name, "prefix": self.prefix, "timeout": self.timeout}
+
 
 @dataclass(frozen=True)
 class HTTPServer:
@@ -91,6 +97,58 @@ class HTTPServer:
     @property
     def secrets(self) -> dict[str, str]:
         return {f"header.{k}": v for k, v in self.headers.items() if v}
+
+    def spec(self) -> dict[str, Any]:
+        """This server as plain data for a run's meta: the headers' names, never their values
+        (nor a password in the URL)."""
+        parts = urlsplit(self.url)
+        url = self.url
+        if parts.password is not None:
+            host = parts.netloc.rpartition("@")[2]
+            url = urlunsplit(parts._replace(netloc=f"{parts.username}:REDACTED@{host}"))
+        return {"kind": "http", "url": url, "headers": sorted(self.headers), "name": self.name,
+                "prefix": self.prefix, "timeout": self.timeout}
+
+
+def server_from_spec(spec: Mapping[str, Any], *, environ: Mapping[str, str] | None = None,
+                     headers: Mapping[str, str] | None = None) -> StdioServer | HTTPServer:
+    """The server a `spec()` describes, to open it again (`codeact resume` of a run made with `--mcp`).
+
+    Args:
+        environ: where a stdio server's env values come from, by name (default: this process's
+            environment); a name it lacks is a ConfigError, since values are never stored.
+        headers: an HTTP server's header values, by name; a missing one is a ConfigError.
+    """
+    import os
+
+    try:
+        kind = spec["kind"]
+        name, prefix, timeout = str(spec.get("name") or ""), str(spec.get("prefix") or ""), float(spec["timeout"])
+        if kind == "http":
+            wanted = [str(h) for h in spec.get("headers") or []]
+            given = dict(headers or {})
+            missing = [h for h in wanted if h not in given]
+            if missing:
+                raise ConfigError(f"MCP server `{name or spec['url']}` was used with the headers "
+                                  f"{', '.join(missing)}, whose values are not stored with the run; open it "
+                                  "again from Python with HTTPServer(url, headers={...})")
+            return HTTPServer(str(spec["url"]), {h: given[h] for h in wanted}, name=name, prefix=prefix,
+                              timeout=timeout)
+        if kind != "stdio":
+            raise ConfigError(f"unknown MCP server kind {kind!r}")
+        source = os.environ if environ is None else environ
+        names = [str(n) for n in spec.get("env") or []]
+        missing = [n for n in names if n not in source]
+        label = name or str(spec["command"])
+        if missing:
+            raise ConfigError(f"MCP server `{label}` was started with the environment variables "
+                              f"{', '.join(missing)}, whose values are not stored with the run; set them "
+                              "in the environment and resume again")
+        return StdioServer(str(spec["command"]), tuple(str(a) for a in spec.get("args") or ()),
+                           {n: source[n] for n in names}, cwd=spec.get("cwd"), name=name, prefix=prefix,
+                           timeout=timeout)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"the run's MCP server record {dict(spec)!r:.300} is unreadable ({exc!r})") from None
 
 
 def server_from_text(text: str) -> StdioServer | HTTPServer:
