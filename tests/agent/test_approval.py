@@ -237,3 +237,36 @@ def test_the_tool_calling_agent_asks_too(store: RunStore) -> None:
     assert SENT == [] and "denied: not today" in result.steps[0].observation
     kinds = [e.kind for e in store.events(result.run_id)]
     assert "approval_requested" in kinds and "approval_decided" in kinds
+
+
+def test_concurrent_tools_are_asked_at_the_same_time(sandbox: LocalSandbox, store: RunStore) -> None:
+    """A `concurrent` tool's calls run side by side, so a server sees both requests waiting at once."""
+
+    @tool(needs_approval=True)
+    def book(seat: str) -> str:
+        """Book a seat."""
+        return f"booked {seat}"
+
+    book.concurrent = True
+    pending = PendingApprovals()
+    together: list[int] = []
+
+    def answer_when_both_wait() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(pending.pending()) < 2:
+            time.sleep(0.01)
+        together.append(len(pending.pending()))
+        time.sleep(2.0)  # longer than the step's time limit: the clock is held
+        for request in pending.pending():
+            pending.answer(request.id, True)
+
+    server = threading.Thread(target=answer_when_both_wait)
+    server.start()
+    a = CodeAgent(ScriptedModel([code(
+        "import threading\nout = []\n"
+        "ts = [threading.Thread(target=lambda s=s: out.append(book(s))) for s in ('1A', '1B')]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\nfinal_answer(sorted(out))"
+    )]), [book], sandbox=sandbox, store=store, approver=pending, step_timeout=1.5)
+    result = a.run("book two")
+    server.join(60)
+    assert together == [2] and result.output == ["booked 1A", "booked 1B"]

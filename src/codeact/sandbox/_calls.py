@@ -298,7 +298,7 @@ class StepServer:
         call_id, name = running.call_id, running.name
 
         def run() -> None:
-            outcome = self.dispatcher.call(name, args, kwargs, keep_chars=keep_chars, notify=False)
+            outcome = self.dispatcher.call(name, args, kwargs, keep_chars=keep_chars, notify=False, hold=self.hold)
             with self._lock:
                 if self._alongside.get(call_id) is not running:
                     return  # the step ended first: the call was answered and recorded then
