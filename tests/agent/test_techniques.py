@@ -96,3 +96,11 @@ def test_repeat_guard_tells_a_model_that_reprints_its_result_to_answer_with_it()
     result, _ = run([show, show, code("final_answer(42)")], RepeatGuard())
     assert "Note:" not in result.steps[0].observation
     assert "call final_answer with the value now" in result.steps[1].observation and result.output == 42
+
+
+def test_the_compact_variant_lists_each_tool_on_one_line_without_a_def_to_copy() -> None:
+    agent = CodeAgent(ScriptedModel([]), [get_rate], sandbox=ProcessSandbox, store=False,
+                      prompt_template=prompt_variant("tools-compact"))
+    system = agent._format().system_prompt()
+    assert "- get_rate(currency: str) -> float: Units of a currency per 1 EUR." in system
+    assert "def get_rate" not in system and "{tool_lines}" not in system

@@ -15,6 +15,7 @@ from codeact.agent.parse import CodeAction, parse_code, strip_redefinitions
 from codeact.agent.prompt import load_template, render_imports, render_tools, with_notes
 from codeact.agent.replay import NoModel, ReplayReport, recorded_tools
 from codeact.agent.techniques.base import StepReview
+from codeact.agent.techniques.prompts import render_tool_lines
 from codeact.agent.workspace import describe_workspace
 from codeact.errors import ConfigError
 from codeact.models.base import Message, Model, ModelReply, ToolSpec
@@ -53,6 +54,7 @@ class CodeFormat:
         self._system = with_notes(
             (template_text if template_text is not None else load_template(template))
             .replace("{tools}", render_tools(tools))
+            .replace("{tool_lines}", render_tool_lines(tools))
             .replace("{imports}", render_imports(authorized_imports)),
             notes,
         )

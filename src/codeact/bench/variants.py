@@ -47,6 +47,8 @@ VARIANTS = {
         ("codeact-code+verify", ("verify",), None),
         ("codeact-code+toolsfirst", (), "tools-first"),
         ("codeact-code+toolexample", (), "tool-example"),
+        ("codeact-code+compact", (), "tools-compact"),
+        ("codeact-code+compact+repeatguard", ("repeat",), "tools-compact"),
         ("codeact-code+all", ("repeat", "verify"), "tool-example"),
     )
 }
