@@ -12,6 +12,7 @@ installs both (the `browser-tests` extra and the Debian package).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from codeact.models.scripted import ScriptedModel
 from codeact.tools.tool import tool
 from tests._isolation import require_sandbox
 from tests.server._harness import TOKENS, Script, Server, code, config
@@ -185,3 +187,23 @@ def test_a_bad_token_shows_the_sign_in_form_and_a_good_one_the_page(tmp_path, br
         page.wait_for_selector("#app:not([hidden])")
         assert page.locator("#who").text_content() == "bob"
         assert page.locator("#model option").all_text_contents() == ["scripted"]
+
+
+def test_cancel_and_resume_from_the_page(tmp_path, browser):
+    scripts = iter([[code("import time\ntime.sleep(120)")], [code("final_answer('after resume')")]])
+    cfg = dataclasses.replace(config(tmp_path, Script({"scripted": []}), step_timeout=10),
+                              models={"scripted": lambda: ScriptedModel(next(scripts), name="scripted")})
+    with Server(cfg) as server:
+        page, problems = open_page(browser, server, viewport={"width": 1024, "height": 800})
+        page.fill("#task", "Sleep, then answer.")
+        page.click("#start")
+        page.wait_for_selector("#timeline pre.code", timeout=60_000)
+        page.click("#cancel")
+        page.wait_for_selector("#run-status.interrupted", timeout=60_000)
+        assert page.locator("#cancel").is_hidden() and page.locator("#resume").is_visible()
+        page.click("#resume")
+        answer = page.wait_for_selector(".note.answer.success pre", timeout=60_000)
+        assert answer.text_content() == "after resume"
+        page.wait_for_selector("#run-status.success")
+        assert page.locator(".note.resumed").count() == 1
+        assert problems == []

@@ -236,6 +236,10 @@
         const headers = { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" };
         if (state.lastSeq) headers["Last-Event-ID"] = String(state.lastSeq);
         const response = await fetch(`/api/runs/${encodeURIComponent(runId)}/events`, { headers, signal: controller.signal });
+        if (response.status >= 400 && response.status < 500 && response.status !== 429) {
+          $("run-error").textContent = `the run's events cannot be read (HTTP ${response.status})`;
+          return; // no such run (or not ours): asking again would not change that
+        }
         if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = "";
