@@ -13,7 +13,7 @@ from rich.console import Console
 
 from codeact.cli.view import LiveView
 from codeact.events import ApprovalDecided, ApprovalRequested
-from tests.cli._helpers import REPO, env_for, fenced, no_control
+from tests.cli._helpers import REPO, cli, env_for, fenced, no_control
 from tests.servers.chat_server import ChatServer, chat
 
 CATCH = "try:\n    r = send('bob')\nexcept PermissionError as e:\n    r = str(e)\nfinal_answer(r)"
@@ -117,6 +117,9 @@ def test_a_resumed_run_still_needs_approval_for_the_tools_it_marked(tmp_path: Pa
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, env=env_for(home), cwd=REPO)
     assert first.returncode == 1 and "send approved by auto" in first.stderr
     run_id = first.stderr.split("codeact resume ")[1].split("`")[0]
+    shown = cli(home, "show", run_id)
+    assert "? approval asked: send(to='one')" in shown.output
+    assert "send approved by auto" in shown.output
     with ChatServer([chat(fenced(CATCH))]) as server:
         resumed = subprocess.run(
             [sys.executable, "-m", "codeact", "resume", run_id, "--model", f"openai-compat:{server.url}#test"],
