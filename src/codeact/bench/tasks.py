@@ -36,7 +36,7 @@ __all__ = [
 #: Tool modules any task file may name without opting in: they ship with codeact.
 TRUSTED_TOOLS = frozenset({
     "codeact.bench.shop:TOOLS", "codeact.bench.toolsets.travel:TOOLS", "codeact.bench.toolsets.records:TOOLS",
-    "codeact.bench.toolsets.office:TOOLS",
+    "codeact.bench.toolsets.office:TOOLS", "codeact.bench.toolbox:TOOLS", "codeact.bench.toolbox:CODE_MODE_TOOLS",
 })
 
 
