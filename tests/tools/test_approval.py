@@ -241,3 +241,15 @@ def test_deny_all_answers_every_waiting_request() -> None:
     for thread, out in threads:
         thread.join(10)
         assert out[0].error_message == "the call to `send` was denied by cancelled: server stopping"
+
+
+def test_requests_past_max_pending_are_denied_at_once() -> None:
+    pending = PendingApprovals(max_pending=1)
+    d, _ = dispatcher(pending)
+    thread, out = _in_thread(d, "a")
+    _wait_for(pending)
+    second = d.call("send", ["b"])
+    assert "too many calls are waiting for approval (1)" in second.error_message
+    pending.deny_all()
+    thread.join(10)
+    assert out[0].error_type == "PermissionError"

@@ -218,10 +218,13 @@ class PendingApprovals:
 
     Args:
         by: the `by` a decision gets when its answer leaves it empty.
+        max_pending: requests that may wait at once; more are denied at once (model code can
+            make many calls from many threads, and each waiting request holds one).
     """
 
-    def __init__(self, *, by: str = "") -> None:
+    def __init__(self, *, by: str = "", max_pending: int = 1_000) -> None:
         self.by = by
+        self.max_pending = max_pending
         self._lock = threading.Lock()
         self._slots: dict[str, _Slot] = {}
         self._subscribers: list[ApprovalListener] = []
@@ -229,6 +232,9 @@ class PendingApprovals:
     def __call__(self, request: ApprovalRequest) -> ApprovalDecision:
         slot = _Slot(request)
         with self._lock:
+            if len(self._slots) >= self.max_pending:
+                return ApprovalDecision.deny(f"too many calls are waiting for approval ({self.max_pending:,})",
+                                             by="codeact")
             self._slots[request.id] = slot
         self._tell(request, None)
         answered = slot.done.wait(request.timeout_s)
