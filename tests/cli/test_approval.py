@@ -126,3 +126,22 @@ def test_a_resumed_run_still_needs_approval_for_the_tools_it_marked(tmp_path: Pa
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, env=env_for(home), cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr
     assert "there is no terminal to ask" in resumed.stdout  # the recorded call was served; the new one asked
+
+
+def test_chat_asks_in_the_terminal_too(tmp_path: Path) -> None:
+    tool_file = tmp_path / "marked.py"
+    tool_file.write_text("from codeact import tool\n\n@tool(needs_approval=True)\n"
+                         "def send(to: str) -> str:\n    'Send a message.'\n    return f'sent to {to}'\n")
+    with ChatServer([chat(fenced(CATCH))]) as server:
+        argv = [sys.executable, "-m", "codeact", "chat", "--model", f"openai-compat:{server.url}#test",
+                "--sandbox", "process", "--tool", f"{tool_file}:send"]
+        primary, secondary = os.openpty()
+        try:
+            os.write(primary, b"send it\ny\n/exit\n")
+            proc = subprocess.run(argv, stdin=secondary, capture_output=True, text=True, timeout=120,
+                                  env=env_for(tmp_path / "home"), cwd=REPO, check=False)
+        finally:
+            os.close(primary)
+            os.close(secondary)
+    assert proc.returncode == 0, proc.stderr
+    assert "sent to bob" in proc.stdout and "approval needed" in proc.stderr

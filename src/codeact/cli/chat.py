@@ -21,6 +21,7 @@ from rich.console import Console
 
 from codeact.cli import app
 from codeact.cli._answer import answer_text
+from codeact.cli._approval import TerminalApprover, approver_for
 from codeact.cli._options import (
     MaxCostOption,
     MaxSecondsOption,
@@ -66,7 +67,8 @@ def chat(
     err = Console(stderr=True)
     with usage_errors(err):
         agent = _build_agent(model, tools or [], max_steps, imports, timeout, sandbox, workspace, store=store,
-                             budgets={"max_tokens": max_tokens, "max_seconds": max_seconds, "max_cost": max_cost})
+                             budgets={"max_tokens": max_tokens, "max_seconds": max_seconds, "max_cost": max_cost},
+                             approver=approver_for("ask", err))
     interactive = sys.stdin.isatty()
     if interactive:
         _enable_line_history()
@@ -141,6 +143,8 @@ def _turn(agent: Any, text: str, err: Console, *, quiet: bool) -> None:
     from codeact.cli.view import LiveView
 
     view = None if quiet else LiveView(err)
+    if isinstance(agent.approver, TerminalApprover):
+        agent.approver.pause = view.pause if view is not None else None  # a prompt replaces the status line
     events = agent.run(text, stream=True, reset=False)
     result = None
     try:
