@@ -103,7 +103,7 @@ def _user(request: Request, authorization: Annotated[str | None, Header()] = Non
     scheme, _, token = (authorization or "").partition(" ")
     found = request.app.state.users.user(token.strip()) if scheme.lower() == "bearer" else None
     if found is None:
-        raise _Unauthorized
+        raise _UnauthorizedError
     return str(found)
 
 
@@ -227,7 +227,7 @@ def build_app(config: ServerConfig) -> Any:
               response_model=RunOut)
     async def cancel_run(run_id: str, who: User) -> RunOut:
         if not runs.cancel(who, run_id):
-            raise _Conflict(f"run {run_id} is not running")
+            raise _ConflictError(f"run {run_id} is not running")
         approvals.deny_run(run_id, "the run was cancelled")
         task = runs.live.get(run_id)
         if task is not None:
@@ -240,9 +240,9 @@ def build_app(config: ServerConfig) -> Any:
     async def resume_run(run_id: str, body: ResumeIn, who: User) -> RunOut:
         record = runs.record(who, run_id)
         if run_id in runs.live:
-            raise _Conflict(f"run {run_id} is running")
+            raise _ConflictError(f"run {run_id} is running")
         if record.status == "success":
-            raise _Conflict(f"run {run_id} already has an answer")
+            raise _ConflictError(f"run {run_id} already has an answer")
         if body.max_steps is not None and body.max_steps > config.limits.max_steps:
             raise ConfigError(f"max_steps must be at most {config.limits.max_steps}")
         await runs.resume(who, run_id, max_steps=body.max_steps)
@@ -281,7 +281,7 @@ def build_app(config: ServerConfig) -> Any:
     @app.post("/api/approvals/{request_id}", summary="Approve, deny or edit a pending tool call")
     async def decide(request_id: str, body: DecisionIn, who: User) -> dict[str, Any]:
         if not approvals.answer(who, request_id, body.verdict, body.message, body.arguments, runs.record):
-            raise _Conflict("that request was already decided or timed out")
+            raise _ConflictError("that request was already decided or timed out")
         return {"id": request_id, "verdict": body.verdict}
 
     @app.exception_handler(_ConflictError)
@@ -297,13 +297,6 @@ class _UnauthorizedError(Exception):
 
 class _ConflictError(Exception):
     pass
-
-
-_Unauthorized = _UnauthorizedError()
-
-
-def _Conflict(message: str) -> _ConflictError:  # noqa: N802 - reads as raising an HTTP status
-    return _ConflictError(message)
 
 
 def _b64(text: str) -> bytes:
