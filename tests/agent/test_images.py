@@ -121,3 +121,11 @@ def test_only_a_model_that_reads_images_is_told_about_display() -> None:
     blind = CodeAgent(ScriptedModel([]), sandbox=ProcessSandbox, store=False)
     assert "display(obj)" in seeing._format().system_prompt()
     assert "display(" not in blind._format().system_prompt()
+
+
+def test_a_step_that_only_shows_an_image_is_not_called_silent() -> None:
+    model = ScriptedModel([code("import numpy as np\ndisplay(np.zeros((2, 2)))"), code("final_answer(1)")],
+                          supports_images=True)
+    CodeAgent(model, sandbox=ProcessSandbox, store=False).run("draw")
+    observation = model.calls[1][-1]
+    assert "showed 1 image (below)" in observation.content and "without output" not in observation.content

@@ -32,6 +32,9 @@ def format_observation(execution: Execution, *, limit: int = 8_000) -> str:
         parts.append(err.traceback.rstrip() or f"{err.type}: {err.message}")
     if execution.state_lost and (execution.error is None or "lost" not in execution.error.message):
         parts.append("The Python session was restarted: all variables and imports from earlier steps are lost.")
+    if not parts and execution.images:  # the images follow the text (or, for text-only models, a note each)
+        count = len(execution.images)
+        parts.append(f"The code showed {count} image{'s' if count > 1 else ''} (below) and printed nothing.")
     if not parts:
         parts.append("The code ran without output. Use print() to see values.")
     text = "\n".join(parts)
