@@ -129,3 +129,18 @@ def test_a_step_that_only_shows_an_image_is_not_called_silent() -> None:
     CodeAgent(model, sandbox=ProcessSandbox, store=False).run("draw")
     observation = model.calls[1][-1]
     assert "showed 1 image (below)" in observation.content and "without output" not in observation.content
+
+
+def test_resume_shows_the_model_the_images_it_saw(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "runs.db")
+    first = CodeAgent(ScriptedModel([code(SHOW)], supports_images=True), sandbox=ProcessSandbox, store=store)
+    failed = first.run("draw", images=[png(4, 2)])
+    assert failed.status == "model_error"
+
+    model = ScriptedModel([code("final_answer('done')")], supports_images=True)
+    result = CodeAgent(model, sandbox=ProcessSandbox, store=store).resume(failed.run_id or "")
+
+    assert result.status == "success"
+    prompt = model.calls[0]
+    assert [(i.width, i.height) for i in prompt[1].images] == [(4, 2)]  # the task's image, from the log
+    assert [(i.width, i.height) for i in prompt[-1].images] == [(3, 3)]  # step 1's, from its execution

@@ -613,7 +613,9 @@ def _recorded_head(recording: Recording) -> tuple[Message, ...]:
     """The messages a recorded conversation turn started from (its first request), or () for a
     run that started from its system prompt and task alone (the loop builds those again)."""
     first = next((e for e in recording.events if isinstance(e, ModelRequested)), None)
-    if first is None or first.keep != 0 or len(first.messages) <= 2:
+    if first is None or first.keep != 0:
+        return ()
+    if len(first.messages) <= 2 and not any(m.images for m in first.messages):  # task images: keep them
         return ()
     return tuple(first.messages)
 
