@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        args.out.with_suffix(".md").write_text(f"# {report['what']}\n\n`{report['command']}`\n\n{table}",
+        args.out.with_name(args.out.name + ".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        args.out.with_name(args.out.name + ".md").write_text(f"# {report['what']}\n\n`{report['command']}`\n\n{table}",
                                                encoding="utf-8")
     return 0
 
