@@ -104,3 +104,17 @@ def test_the_compact_variant_lists_each_tool_on_one_line_without_a_def_to_copy()
     system = agent._format().system_prompt()
     assert "- get_rate(currency: str) -> float: Units of a currency per 1 EUR." in system
     assert "def get_rate" not in system and "{tool_lines}" not in system
+
+
+def test_require_tool_use_sends_back_an_answer_made_up_without_tools_once() -> None:
+    from codeact.agent.techniques import RequireToolUse
+
+    invented = code("cost = 100 * 5\nfinal_answer(cost)")
+    result, model = run([invented, code("final_answer(get_rate('NOK') * 5)")], RequireToolUse(), tools=[get_rate])
+    assert result.output == 58.0 and len(result.steps) == 2
+    assert "no tool has been called" in model.calls[1][-1].content
+
+    stubborn, _ = run([invented, invented], RequireToolUse(), tools=[get_rate])
+    assert stubborn.output == 500 and len(stubborn.steps) == 2  # asked once, then let through
+    used, _ = run([code("r = get_rate('USD')"), code("final_answer(r)")], RequireToolUse(), tools=[get_rate])
+    assert used.output == 1.08 and len(used.steps) == 2

@@ -20,15 +20,15 @@ __all__ = ["VARIANTS", "code_variant"]
 
 def code_variant(name: str, *, techniques: tuple[str, ...] = (), prompt: str | None = None
                  ) -> Callable[[Task, Mapping[str, Tool], BenchModel, int], Outcome]:
-    """A runner for the code agent with these techniques ("repeat", "verify") and prompt variant."""
+    """A runner for the code agent with these techniques ("repeat", "verify", "tooluse") and prompt variant."""
 
     def run(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
         from codeact.agent.code_agent import CodeAgent
-        from codeact.agent.techniques import RepeatGuard, VerifyBeforeAnswer, prompt_variant
+        from codeact.agent.techniques import RepeatGuard, RequireToolUse, VerifyBeforeAnswer, prompt_variant
         from codeact.bench.agents import _codeact_outcome
         from codeact.sandbox import resolve_sandbox
 
-        made = {"repeat": RepeatGuard, "verify": VerifyBeforeAnswer}
+        made = {"repeat": RepeatGuard, "verify": VerifyBeforeAnswer, "tooluse": RequireToolUse}
         options: dict[str, Any] = {"techniques": [made[t]() for t in techniques]}
         if prompt is not None:
             options["prompt_template"] = prompt_variant(prompt)
@@ -49,7 +49,9 @@ VARIANTS = {
         ("codeact-code+toolexample", (), "tool-example"),
         ("codeact-code+compact", (), "tools-compact"),
         ("codeact-code+compact+repeatguard", ("repeat",), "tools-compact"),
+        ("codeact-code+tooluse", ("tooluse",), None),
         ("codeact-code+all", ("repeat", "verify"), "tool-example"),
+        ("codeact-code+bundle", ("repeat", "tooluse", "verify"), "tools-compact"),
     )
 }
 """The variants `codeact bench --agents` knows, besides the plain configs of `bench.agents`."""
