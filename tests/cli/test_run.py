@@ -224,3 +224,49 @@ def test_store_option_picks_the_run_log(tmp_path):
     assert run["output"] == 7
     assert "No runs" in _helpers.cli(tmp_path / "home", "runs").stdout
     assert _helpers.cli(tmp_path, "show", run["id"], "--store", str(log)).exit_code == 0
+
+
+def _png(width: int = 2, height: int = 3) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def test_image_option_sends_the_image_to_a_model_that_reads_images(tmp_path):
+    picture = tmp_path / "red.png"
+    picture.write_bytes(_png())
+    with ChatServer([chat(fenced("final_answer('red')"))]) as server:
+        proc = codeact("run", "What colour is it?", "--model", f"openai-compat:{server.url}#test#vision",
+                       "--sandbox", "process", "--image", str(picture))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "red\n"
+    parts = server.requests[0].json["messages"][1]["content"]
+    assert any(p.get("type") == "image_url" and p["image_url"]["url"].startswith("data:image/png;base64,")
+               for p in parts), parts
+
+
+def test_image_option_with_a_text_only_model_sends_a_note(tmp_path):
+    picture = tmp_path / "red.png"
+    picture.write_bytes(_png())
+    with ChatServer([chat(fenced("final_answer('no')"))]) as server:
+        proc = codeact("run", "What colour is it?", "--model", f"openai-compat:{server.url}#test#text",
+                       "--sandbox", "process", "--image", str(picture))
+    assert proc.returncode == 0, proc.stderr
+    task = json.dumps(server.requests[0].json["messages"][1]["content"])
+    assert "2x3 png" in task and "does not accept images" in task and "base64" not in task
+
+
+def test_image_option_that_is_not_an_image_is_a_usage_error(tmp_path):
+    bogus = tmp_path / "notes.png"
+    bogus.write_text("not a picture")
+    proc = codeact("run", "hi", "--model", "openai-compat:http://127.0.0.1:9/v1#m", "--sandbox", "process",
+                   "--image", str(bogus), "--quiet")
+    assert proc.returncode == 2, proc.stderr
+    assert "notes.png" in proc.stderr or "image" in proc.stderr
+    assert "Traceback" not in proc.stderr

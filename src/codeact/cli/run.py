@@ -80,6 +80,9 @@ def run(
     needs_approval: Annotated[list[str] | None, typer.Option("--needs-approval", help="A tool (by name, "
                                                              "MCP tools too) whose calls need approval; "
                                                              "repeatable.")] = None,
+    images: Annotated[list[Path] | None, typer.Option("--image", help="An image file (PNG, JPEG, GIF, WebP) "
+                                                      "that goes with the task; repeatable. A model that "
+                                                      "does not read images gets a note instead.")] = None,
 ) -> None:
     """Run an agent on TASK. The live view goes to stderr; on success the answer goes to stdout.
 
@@ -94,7 +97,9 @@ def run(
             approver=approver_for(approval, err), approval_timeout=approval_timeout,
             needs_approval=needs_approval or [],
         )
-    result, run_id = consume(agent, agent.run(task, stream=True), err, quiet=quiet)
+    with usage_errors(err):
+        events = agent.run(task, stream=True, images=[str(i) for i in images or []] or None)
+    result, run_id = consume(agent, events, err, quiet=quiet)
     print_result(result, run_id=run_id, as_json=as_json, err=err, quiet=quiet)
 
 
