@@ -11,30 +11,19 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from codeact.bench.model import BenchModel
-from codeact.bench.outcome import Outcome
+from codeact.bench.outcome import Outcome, outcome_of
 from codeact.bench.tasks import Task
 from codeact.bench.variants import VARIANTS
 from codeact.errors import ConfigError
 from codeact.models.base import Message
 from codeact.tools.tool import Tool
 
-__all__ = ["AGENT_CONFIGS", "NO_AGENT_PROMPT", "AgentRunner", "get_agent_config", "run_codeact_code", "run_no_agent"]
+__all__ = [
+    "AGENT_CONFIGS", "NO_AGENT_PROMPT", "AgentRunner", "get_agent_config", "run_codeact_code",
+    "run_codeact_code_planning", "run_codeact_team", "run_no_agent",
+]
 
 AgentRunner = Callable[[Task, Mapping[str, Tool], BenchModel, int], Outcome]
-
-
-def _codeact_outcome(result: Any) -> Outcome:
-    return Outcome(
-        output=result.output,
-        answered=result.status == "success",
-        status=result.status,
-        steps=len(result.steps),
-        prompt_tokens=result.usage.prompt_tokens,
-        completion_tokens=result.usage.completion_tokens,
-        error=result.error,
-        step_errors=tuple(s.error for s in result.steps if s.error),
-        run_id=result.run_id,
-    )
 
 
 def run_codeact_code(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int,
@@ -44,7 +33,7 @@ def run_codeact_code(task: Task, tools: Mapping[str, Tool], model: BenchModel, m
 
     agent = CodeAgent(model.codeact_model(), list(tools.values()), max_steps=max_steps,
                       sandbox=lambda: resolve_sandbox(model.sandbox), store=model.store_option(), **options)
-    return _codeact_outcome(agent.run(task.question))
+    return outcome_of(agent.run(task.question))
 
 
 def run_codeact_code_planning(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
@@ -70,7 +59,7 @@ def run_codeact_team(task: Task, tools: Mapping[str, Tool], model: BenchModel, m
                for name, description, names in team]
     manager = CodeAgent(model.codeact_model(), [], agents=members, max_steps=max_steps, step_timeout=900,
                         sandbox=lambda: resolve_sandbox(model.sandbox), store=model.store_option())
-    return _codeact_outcome(manager.run(task.question))
+    return outcome_of(manager.run(task.question))
 
 
 def _tool_calling(mode: str) -> AgentRunner:
@@ -79,7 +68,7 @@ def _tool_calling(mode: str) -> AgentRunner:
 
         agent = ToolCallingAgent(model.codeact_model(), list(tools.values()), max_steps=max_steps,
                                  tool_mode=mode, store=model.store_option())  # type: ignore[arg-type]
-        return _codeact_outcome(agent.run(task.question))
+        return outcome_of(agent.run(task.question))
 
     run.__name__ = f"run_codeact_json_{mode}"
     return run

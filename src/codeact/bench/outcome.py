@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Outcome"]
+__all__ = ["Outcome", "outcome_of"]
 
 
 @dataclass(frozen=True)
@@ -29,3 +29,18 @@ class Outcome:
     """Model calls of this run that timed out (and were retried, or ended it)."""
     run_id: str | None = None
     """codeact's run in the run log (`codeact export --solved-in` keeps the solved ones)."""
+
+
+def outcome_of(result: Any) -> Outcome:
+    """The Outcome of a codeact RunResult (every codeact config and variant reports through this)."""
+    return Outcome(
+        output=result.output,
+        answered=result.status == "success",
+        status=result.status,
+        steps=len(result.steps),
+        prompt_tokens=result.usage.prompt_tokens,
+        completion_tokens=result.usage.completion_tokens,
+        error=result.error,
+        step_errors=tuple(s.error for s in result.steps if s.error),
+        run_id=result.run_id,
+    )

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from codeact.bench.model import BenchModel
-from codeact.bench.outcome import Outcome
+from codeact.bench.outcome import Outcome, outcome_of
 from codeact.bench.tasks import Task
 from codeact.tools.tool import Tool
 
@@ -25,7 +25,6 @@ def code_variant(name: str, *, techniques: tuple[str, ...] = (), prompt: str | N
     def run(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
         from codeact.agent.code_agent import CodeAgent
         from codeact.agent.techniques import RepeatGuard, RequireToolUse, VerifyBeforeAnswer, prompt_variant
-        from codeact.bench.agents import _codeact_outcome
         from codeact.sandbox import resolve_sandbox
 
         made = {"repeat": RepeatGuard, "verify": VerifyBeforeAnswer, "tooluse": RequireToolUse}
@@ -34,7 +33,7 @@ def code_variant(name: str, *, techniques: tuple[str, ...] = (), prompt: str | N
             options["prompt_template"] = prompt_variant(prompt)
         agent = CodeAgent(model.codeact_model(), list(tools.values()), max_steps=max_steps,
                           sandbox=lambda: resolve_sandbox(model.sandbox), store=model.store_option(), **options)
-        return _codeact_outcome(agent.run(task.question))
+        return outcome_of(agent.run(task.question))
 
     run.__name__ = f"run_{name.replace('-', '_').replace('+', '_')}"
     return run
