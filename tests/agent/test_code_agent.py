@@ -330,3 +330,17 @@ def test_reply_cut_without_code_is_told_to_the_model():
     result = CodeAgent(model, sandbox=ProcessSandbox).run("t")
     assert result.output == 2
     assert CUT_NOTE in model.calls[1][-1].content
+
+
+def test_a_tool_name_rebound_to_its_result_works_and_the_tool_is_back_next_step():
+    @tool
+    def lookup(city: str) -> dict:
+        """Population of a city."""
+        return {"city": city, "population": 2_873_000}
+
+    agent = agent_for(code("lookup = lookup('Rome')\nprint(lookup['population'])"),
+                      code("final_answer(lookup('Oslo')['city'])"), tools=[lookup])
+    result = agent.run("t")
+    assert "2873000" in result.steps[0].observation, result.steps[0].observation
+    assert "removed" not in result.steps[0].observation
+    assert result.output == "Oslo"

@@ -282,6 +282,20 @@ STRIPS = [
     ),
     ("annotated and tuple", "f: int = 1\ng, (h, *i) = 1, (2, 3)\n", ["f", "i"], "", ["f", "i"]),
     (
+        "a tool's name rebound to its own result is kept",
+        "office = office('Oslo')\nrate: float = fx(office['currency'])\nprint(rate)\n",
+        ["office", "fx"],
+        "office = office('Oslo')\nrate: float = fx(office['currency'])\nprint(rate)\n",
+        [],
+    ),
+    (
+        "rebound to another call is still removed",
+        "office = lambda city: {'city': city}\nfx = print(1)\n",
+        ["office", "fx"],
+        "",
+        ["office", "fx"],
+    ),
+    (
         "shares a line",
         "x = 1; final_answer = print; y = 2\n",
         ["final_answer"],

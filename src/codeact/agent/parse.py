@@ -116,7 +116,7 @@ def strip_redefinitions(code: str, names: Collection[str]) -> tuple[str, list[st
     removed: list[str] = []
     body = tree.body
     for i in reversed(range(len(body))):
-        hit = [n for n in _defined_names(body[i]) if n in names]
+        hit = [n for n in _defined_names(body[i]) if n in names and not _binds_own_result(body[i], n)]
         if not hit:
             continue
         removed[:0] = hit
@@ -288,6 +288,16 @@ def _parse(code: str) -> ast.Module | None:
             return ast.parse(code)
     except (SyntaxError, ValueError, UnicodeError, MemoryError, RecursionError, OverflowError):
         return None
+
+
+def _binds_own_result(node: ast.stmt, name: str) -> bool:
+    """`office = office("Oslo")`: the name is rebound to what the tool returned, not to an imitation.
+    Small models write this often; removing it broke the step, while keeping it costs nothing (the
+    kernel puts the tools back before the next step)."""
+    value = getattr(node, "value", None) if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+    return value is not None and any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == name for n in ast.walk(value)
+    )
 
 
 def _defined_names(node: ast.AST) -> list[str]:
