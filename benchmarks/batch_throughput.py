@@ -1,4 +1,4 @@
-"""`codeact batch` runs per minute with 1 vs 2 local workers against the embedded model's server.
+"""`codeact batch` runs per minute with 1 vs 2 workers (local pool, and Ray with --ray) against the embedded model's server.
 
 Run (one model run at a time on a shared machine):
     flock /tmp/model.lock .venv/bin/python benchmarks/batch_throughput.py --size 0.5b --tasks 12
@@ -38,14 +38,14 @@ def tasks(n: int) -> list[Task]:
             for i, (a, b) in enumerate((_PAIRS * (n // len(_PAIRS) + 1))[:n])]
 
 
-def measure(config: AgentConfig, chosen: list[Task], workers: int, root: Path) -> dict[str, Any]:
-    out = root / f"workers-{workers}"
+def measure(config: AgentConfig, chosen: list[Task], workers: int, root: Path, engine: str = "local") -> dict[str, Any]:
+    out = root / f"{engine}-workers-{workers}"
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    results = run_batch(chosen, config, out=out, concurrency=workers)
+    results = run_batch(chosen, config, out=out, concurrency=workers, ray=engine == "ray")
     seconds = time.perf_counter() - started
     return {
-        "workers": workers, "tasks": len(results), "seconds": round(seconds, 1),
+        "engine": engine, "workers": workers, "tasks": len(results), "seconds": round(seconds, 1),
         "runs_per_minute": round(60 * len(results) / seconds, 2),
         "solved": sum(r.solved for r in results), "statuses": sorted({r.status for r in results}),
         "mean_steps": round(sum(r.steps for r in results) / len(results), 2),
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=12)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--max-steps", type=int, default=4)
+    parser.add_argument("--engines", default="local", help="local, ray or local,ray (Ray starts a local cluster)")
     parser.add_argument("--out", type=Path, default=None, help="write NAME.json and NAME.md here")
     args = parser.parse_args(argv)
     chosen = tasks(args.tasks)
@@ -70,22 +71,23 @@ def main(argv: list[str] | None = None) -> int:
         options = (("temperature", 0.0), ("max_tokens", 256), ("count_prompt", PromptCounter(server.model_path)))
         config = AgentConfig(model=server.model_spec, max_steps=args.max_steps, model_options=options)
         run_batch([Task("warm", "What is 2 * 3? Compute it with code.", 6)], config, out=Path(tmp) / "warm")
-        for workers in (int(w) for w in args.workers.split(",")):
-            row = measure(config, chosen, workers, Path(tmp))
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+        for engine in args.engines.split(","):
+            for workers in (int(w) for w in args.workers.split(",")):
+                row = measure(config, chosen, workers, Path(tmp), engine)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     base = rows[0]["runs_per_minute"]
     report = {
         "what": f"codeact batch, code agent, {args.tasks} one-line arithmetic tasks, embedded {args.size} "
-                "served by llama-cpp-python's server (--serve-local), local process pool",
+                "served by llama-cpp-python's server (--serve-local), engines: " + args.engines,
         "server_threads": server.n_threads, "cpus": os.cpu_count(), "max_steps": args.max_steps,
         "max_reply_tokens": 256, "command": "python " + " ".join(sys.argv), "rows": rows,
         "speedup_vs_first": [round(r["runs_per_minute"] / base, 2) for r in rows],
     }
-    lines = ["| workers | runs/min | vs 1 worker | solved | mean steps | prompt tok/task | load before→after |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| engine | workers | runs/min | vs first row | solved | mean steps | prompt tok/task | load before→after |",
+             "|---|---|---|---|---|---|---|---|"]
     for row, ratio in zip(rows, report["speedup_vs_first"], strict=True):
-        lines.append(f"| {row['workers']} | {row['runs_per_minute']:.1f} | {ratio:.2f}x | {row['solved']}/{row['tasks']} "
+        lines.append(f"| {row['engine']} | {row['workers']} | {row['runs_per_minute']:.1f} | {ratio:.2f}x | {row['solved']}/{row['tasks']} "
                      f"| {row['mean_steps']} | {row['prompt_tokens_per_task']} | {row['load_before']}→{row['load_after']} |")
     table = "\n".join(lines) + "\n"
     print(table)
