@@ -190,3 +190,13 @@ def test_bench_shows_paths_and_errors_as_the_characters_they_are(tmp_path):
                        "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert f"report: {out / 'report.md'}" in done.stderr.replace("\n", "")
+
+
+def test_help_names_every_shipped_task_set_and_agent_config():
+    from codeact.bench.agents import AGENT_CONFIGS
+    from codeact.bench.tasks import shipped_tasksets
+    from codeact.cli.bench import AGENTS, TASKSETS
+
+    assert sorted(TASKSETS) == shipped_tasksets()
+    variants = {name for name in AGENT_CONFIGS if name.startswith("codeact-code+")}
+    assert sorted(AGENTS) == sorted(set(AGENT_CONFIGS) - variants)
