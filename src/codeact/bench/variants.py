@@ -18,8 +18,8 @@ from codeact.tools.tool import Tool
 __all__ = ["VARIANTS", "code_variant"]
 
 
-def code_variant(name: str, *, techniques: tuple[str, ...] = (), prompt: str | None = None
-                 ) -> Callable[[Task, Mapping[str, Tool], BenchModel, int], Outcome]:
+def code_variant(name: str, *, techniques: tuple[str, ...] = (), prompt: str | None = None,
+                 stop_after_block: bool = True) -> Callable[[Task, Mapping[str, Tool], BenchModel, int], Outcome]:
     """A runner for the code agent with these techniques ("repeat", "verify", "tooluse") and prompt variant."""
 
     def run(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
@@ -28,7 +28,7 @@ def code_variant(name: str, *, techniques: tuple[str, ...] = (), prompt: str | N
         from codeact.sandbox import resolve_sandbox
 
         made = {"repeat": RepeatGuard, "verify": VerifyBeforeAnswer, "tooluse": RequireToolUse}
-        options: dict[str, Any] = {"techniques": [made[t]() for t in techniques]}
+        options: dict[str, Any] = {"techniques": [made[t]() for t in techniques], "stop_after_block": stop_after_block}
         if prompt is not None:
             options["prompt_template"] = prompt_variant(prompt)
         agent = CodeAgent(model.codeact_model(), list(tools.values()), max_steps=max_steps,
@@ -53,4 +53,6 @@ VARIANTS = {
         ("codeact-code+bundle", ("repeat", "tooluse", "verify"), "tools-compact"),
     )
 }
+VARIANTS["codeact-code+multiblock"] = code_variant("codeact-code+multiblock", stop_after_block=False)
+"""The code agent as it was before `stop_after_block`: replies run on past their first block."""
 """The variants `codeact bench --agents` knows, besides the plain configs of `bench.agents`."""
