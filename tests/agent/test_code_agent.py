@@ -344,3 +344,35 @@ def test_a_tool_name_rebound_to_its_result_works_and_the_tool_is_back_next_step(
     assert "2873000" in result.steps[0].observation, result.steps[0].observation
     assert "removed" not in result.steps[0].observation
     assert result.output == "Oslo"
+
+
+def test_a_reply_ends_where_its_first_block_closes_and_the_history_shows_it_closed():
+    # What small models do: a good block, then the system prompt's example and tool defs restated.
+    rambling = code("x = 6 * 7\nprint(x)") + "\n\nExample\n```python\nfinal_answer(count * 3)\n```\n```python\ndef final_answer("
+    model = ScriptedModel([rambling, code("final_answer(x)")])
+    result = CodeAgent(model, sandbox=ProcessSandbox).run("t")
+    assert result.output == 42
+    assert result.steps[0].code == "x = 6 * 7\nprint(x)"  # nothing after the first block ran
+    assert result.steps[0].observation.strip().endswith("42")
+    replied = model.calls[1][-2]
+    assert replied.role == "assistant"
+    assert replied.content == code("x = 6 * 7\nprint(x)")  # the fence the stop kept out is back
+
+
+def test_stop_after_block_off_runs_every_block_of_a_reply():
+    two = code("a = 1") + "\n" + code("b = a + 1\nfinal_answer(b)")
+    assert CodeAgent(ScriptedModel([two]), sandbox=ProcessSandbox, stop_after_block=False).run("t").output == 2
+    stopped = CodeAgent(ScriptedModel([two, code("final_answer(a)")]), sandbox=ProcessSandbox).run("t")
+    assert stopped.output == 1 and len(stopped.steps) == 2
+
+
+def test_closed_reply_puts_back_only_a_fence_the_stop_removed():
+    from codeact.agent.code_agent import closed_reply
+    from codeact.models.base import ModelReply
+
+    open_block = "Thought: t\n```python\nprint(1)"
+    assert closed_reply(ModelReply(open_block, finish_reason="stop")) == open_block + "\n```"
+    assert closed_reply(ModelReply(open_block + "\n", finish_reason=None)) == open_block + "\n```"
+    assert closed_reply(ModelReply(open_block, finish_reason="length")) == open_block  # a real cut stays visible
+    assert closed_reply(ModelReply(code("print(1)"), finish_reason="stop")) == code("print(1)")
+    assert closed_reply(ModelReply("Thought: no code at all", finish_reason="stop")) == "Thought: no code at all"

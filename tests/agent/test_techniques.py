@@ -118,3 +118,32 @@ def test_require_tool_use_sends_back_an_answer_made_up_without_tools_once() -> N
     assert stubborn.output == 500 and len(stubborn.steps) == 2  # asked once, then let through
     used, _ = run([code("r = get_rate('USD')"), code("final_answer(r)")], RequireToolUse(), tools=[get_rate])
     assert used.output == 1.08 and len(used.steps) == 2
+
+
+def test_repeat_guard_with_a_temperature_samples_only_the_next_reply_hotter() -> None:
+    from codeact.models.openai_compat import OpenAICompatible
+    from tests.servers.chat_server import ChatServer, chat
+
+    failing = code("x = {'a': 1}\nprint(x['b'])")
+    with ChatServer() as server:
+        server.push(chat(failing), chat(failing), chat(code("print('other')")), chat(code("final_answer(5)")))
+        model = OpenAICompatible("m", base_url=server.url, temperature=0.0)
+        agent = CodeAgent(model, sandbox=ProcessSandbox, store=False, max_steps=4,
+                          techniques=[RepeatGuard(temperature=0.7)])
+        result = agent.run("task")
+        sent = [request.json.get("temperature") for request in server.requests]
+
+    assert result.output == 5
+    assert sent == [0.0, 0.0, 0.7, 0.0]  # hot only right after the repeat; the model itself is unchanged
+    assert model.temperature == 0.0
+
+
+def test_at_temperature_copies_a_model_that_has_one_and_leaves_others_alone() -> None:
+    from codeact.models.openai_compat import OpenAICompatible
+
+    model = OpenAICompatible("m", base_url="http://127.0.0.1:9/v1", temperature=0.0)
+    hot = model.at_temperature(0.9)
+    assert hot is not model and hot.temperature == 0.9 and model.temperature == 0.0
+    assert model.at_temperature(0.0) is model
+    scripted = ScriptedModel([])
+    assert scripted.at_temperature(0.9) is scripted

@@ -35,6 +35,7 @@ def call_model(model: Model, call: CallModel, *, stream: bool) -> Iterator[Model
 
     Raises BudgetExceeded when `call.deadline` passes first, ModelError when the backend fails.
     """
+    model = _sampling(model, call)
     streaming = stream and not call.tools  # `Model.stream` carries no tools
     if call.deadline is None:
         if not streaming:
@@ -47,6 +48,7 @@ def call_model(model: Model, call: CallModel, *, stream: bool) -> Iterator[Model
 
 async def acall_model(model: Model, call: CallModel, *, stream: bool) -> AsyncIterator[ModelDelta | ModelReply]:
     """`call_model` for the async driver: awaits the backend's `acomplete`/`astream`."""
+    model = _sampling(model, call)
     streaming = stream and not call.tools
     if not streaming:
         reply = await _bounded(model.acomplete(list(call.messages), stop=call.stop or None,
@@ -70,6 +72,10 @@ async def acall_model(model: Model, call: CallModel, *, stream: bool) -> AsyncIt
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
     raise ModelError(f"{model.name}: the stream ended without a reply")
+
+
+def _sampling(model: Model, call: CallModel) -> Model:
+    return model if call.temperature is None else model.at_temperature(call.temperature)
 
 
 async def _bounded(awaitable: Any, deadline: float | None) -> Any:

@@ -65,6 +65,8 @@ class CallModel:
     """`time.monotonic()` by which the run must end (its `max_seconds`); None: no limit."""
     purpose: str = "step"
     """"step", or "plan" for a planning call (`planning_interval`): its reply is a plan, not an action."""
+    temperature: float | None = None
+    """Sample this reply at this temperature (a technique asked, after a repeat); None: the model's own."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
     extra, extra_cost = Usage(), 0.0  # what sub-agents spent (teams): it counts against the budgets
     partial: Any = None  # the best answer so far, for runs that end without final_answer
     shown: list[Image] = []  # images the steps showed, for RunResult.images
+    temperature: float | None = None  # for the next step's reply only, when a technique asks
 
     def prompt() -> tuple[Message, ...]:
         if compactor is not None:
@@ -261,7 +264,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
                 return (yield from out_of_budget(index, hit))
         t0 = time.monotonic()
         try:
-            reply = yield CallModel(index, messages, fmt.stop, fmt.tool_specs, deadline)
+            reply = yield CallModel(index, messages, fmt.stop, fmt.tool_specs, deadline, temperature=temperature)
         except ModelError as exc:
             return (yield from finish("model_error", partial, f"{type(exc).__name__}: {exc}"))
         except BudgetExceeded:
@@ -270,6 +273,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
             return (yield from finish("interrupted", partial, "interrupted by the user"))
         model_seconds = time.monotonic() - t0
         usage = usage + reply.usage
+        temperature = None
         yield ModelReplied(index, reply.text, reply.usage, model_seconds, reply.tool_calls, reply.finish_reason)
 
         action = fmt.read(reply)
@@ -298,6 +302,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
             extra, extra_cost = extra + execution.extra_usage, extra_cost + execution.extra_cost
             observation = fmt.format_observation(execution)
             review = review_step(config.techniques, steps, action.code, execution)
+            temperature = review.temperature
             accepted = False
             answer = execution.final_answer
             if execution.is_final:

@@ -20,14 +20,17 @@ __all__ = ["VARIANTS", "code_variant"]
 
 def code_variant(name: str, *, techniques: tuple[str, ...] = (), prompt: str | None = None,
                  stop_after_block: bool = True) -> Callable[[Task, Mapping[str, Tool], BenchModel, int], Outcome]:
-    """A runner for the code agent with these techniques ("repeat", "verify", "tooluse") and prompt variant."""
+    """A runner for the code agent with these techniques ("repeat", "repeat-hot", "verify", "tooluse") and prompt variant."""
 
     def run(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
         from codeact.agent.code_agent import CodeAgent
         from codeact.agent.techniques import RepeatGuard, RequireToolUse, VerifyBeforeAnswer, prompt_variant
         from codeact.sandbox import resolve_sandbox
 
-        made = {"repeat": RepeatGuard, "verify": VerifyBeforeAnswer, "tooluse": RequireToolUse}
+        made: dict[str, Callable[[], Any]] = {
+            "repeat": RepeatGuard, "verify": VerifyBeforeAnswer, "tooluse": RequireToolUse,
+            "repeat-hot": lambda: RepeatGuard(temperature=0.7),
+        }
         options: dict[str, Any] = {"techniques": [made[t]() for t in techniques], "stop_after_block": stop_after_block}
         if prompt is not None:
             options["prompt_template"] = prompt_variant(prompt)
@@ -43,6 +46,7 @@ VARIANTS = {
     name: code_variant(name, techniques=techniques, prompt=prompt)
     for name, techniques, prompt in (
         ("codeact-code+repeatguard", ("repeat",), None),
+        ("codeact-code+repeatguard+hot", ("repeat-hot",), None),
         ("codeact-code+verify", ("verify",), None),
         ("codeact-code+toolsfirst", (), "tools-first"),
         ("codeact-code+toolexample", (), "tool-example"),
@@ -53,6 +57,6 @@ VARIANTS = {
         ("codeact-code+bundle", ("repeat", "tooluse", "verify"), "tools-compact"),
     )
 }
-VARIANTS["codeact-code+multiblock"] = code_variant("codeact-code+multiblock", stop_after_block=False)
-"""The code agent as it was before `stop_after_block`: replies run on past their first block."""
 """The variants `codeact bench --agents` knows, besides the plain configs of `bench.agents`."""
+# The code agent as it was before `stop_after_block`: a reply runs on past its first block.
+VARIANTS["codeact-code+multiblock"] = code_variant("codeact-code+multiblock", stop_after_block=False)

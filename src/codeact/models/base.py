@@ -7,6 +7,7 @@ callers have always found them; stop handling lives in `stops.py`.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -73,6 +74,18 @@ class Model:
     where: str = ""
     #: Whether the model reads images; without, each image reaches it as a note (`text_only`).
     supports_images: bool = False
+
+    def at_temperature(self, temperature: float) -> Model:
+        """This model sampling at `temperature`, for one call (a technique's retry after a repeat).
+
+        A shallow copy sharing the client, so it costs nothing; a backend without a
+        `temperature` setting (a scripted model) is returned as it is.
+        """
+        if getattr(self, "temperature", temperature) == temperature:
+            return self
+        hotter = copy.copy(self)
+        hotter.temperature = temperature  # type: ignore[attr-defined]
+        return hotter
 
     # -- what a backend implements -------------------------------------------------------------
 

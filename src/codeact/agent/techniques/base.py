@@ -19,10 +19,13 @@ class Review:
     Attributes:
         note: text added after the observation, for the model's next step ("" adds nothing).
         reject_answer: a reason to send a final answer of this action back to work; None lets it through.
+        temperature: sample the next reply at this temperature (greedy decoding brings the same
+            code back after the same prompt); None keeps the model's own.
     """
 
     note: str = ""
     reject_answer: str | None = None
+    temperature: float | None = None
 
 
 class StepReview(Protocol):
@@ -33,9 +36,10 @@ class StepReview(Protocol):
 
 def review_step(techniques: Sequence[StepReview], steps: Sequence[Step], code: str | None,
                 execution: Execution) -> Review:
-    """Every technique's say on one action, merged: notes joined, the first rejection kept."""
+    """Every technique's say on one action, merged: notes joined, the first rejection and the highest temperature kept."""
     notes: list[str] = []
     rejection: str | None = None
+    temperatures: list[float] = []
     for technique in techniques:
         review = technique.review(steps, code, execution)
         if review is None:
@@ -44,4 +48,6 @@ def review_step(techniques: Sequence[StepReview], steps: Sequence[Step], code: s
             notes.append(review.note)
         if rejection is None and review.reject_answer:
             rejection = review.reject_answer
-    return Review("\n".join(notes), rejection)
+        if review.temperature is not None:
+            temperatures.append(review.temperature)
+    return Review("\n".join(notes), rejection, max(temperatures, default=None))

@@ -28,9 +28,13 @@ class RepeatGuard:
     Args:
         same_error: how many times the same error (type and message) may come back, from any
             code, before the guard speaks; the same failing code is named at its first repeat.
+        temperature: also sample the reply after a repeated failure at this temperature (e.g.
+            0.7), so a greedy model does not write the same code again; None (default) only adds
+            the note. It changes nothing for a backend without a temperature setting.
     """
 
     same_error: int = 2
+    temperature: float | None = None
 
     def review(self, steps: Sequence[Step], code: str | None, execution: Execution) -> Review | None:
         if code is None or execution.is_final:
@@ -42,10 +46,10 @@ class RepeatGuard:
             return None
         error = f"{execution.error.type}: {_last_line(execution.error.message)}"
         if any(s.code is not None and s.error and _code_key(s.code) == key for s in steps):
-            return Review(_SAME_CODE.format(error=error))
+            return Review(_SAME_CODE.format(error=error), temperature=self.temperature)
         repeats = sum(1 for s in steps if s.error == execution.error.type and error in s.observation)
         if repeats + 1 >= self.same_error:
-            return Review(_SAME_ERROR.format(error=error, times=repeats + 1))
+            return Review(_SAME_ERROR.format(error=error, times=repeats + 1), temperature=self.temperature)
         return None
 
 
