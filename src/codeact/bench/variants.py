@@ -7,6 +7,7 @@ it may become a default.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,8 +20,9 @@ __all__ = ["VARIANTS", "code_variant"]
 
 
 def code_variant(name: str, *, techniques: tuple[str, ...] = (), prompt: str | None = None,
-                 stop_after_block: bool = True) -> Callable[[Task, Mapping[str, Tool], BenchModel, int], Outcome]:
-    """A runner for the code agent with these techniques ("repeat", "repeat-hot", "verify", "tooluse") and prompt variant."""
+                 stop_after_block: bool = True, samples: int = 1) -> Callable[[Task, Mapping[str, Tool], BenchModel, int], Outcome]:
+    """A runner for the code agent with these techniques ("repeat", "repeat-hot", "verify", "tooluse"), prompt
+    variant, and `samples` > 1 for k-sample voting (tokens and time of every sample counted)."""
 
     def run(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
         from codeact.agent.code_agent import CodeAgent
@@ -36,7 +38,12 @@ def code_variant(name: str, *, techniques: tuple[str, ...] = (), prompt: str | N
             options["prompt_template"] = prompt_variant(prompt)
         agent = CodeAgent(model.codeact_model(), list(tools.values()), max_steps=max_steps,
                           sandbox=lambda: resolve_sandbox(model.sandbox), store=model.store_option(), **options)
-        return outcome_of(agent.run(task.question))
+        if samples == 1:
+            return outcome_of(agent.run(task.question))
+        from codeact.agent.voting import run_voted
+
+        vote = run_voted(agent, task.question, k=samples)
+        return outcome_of(dataclasses.replace(vote.result, usage=vote.usage, seconds=vote.seconds))
 
     run.__name__ = f"run_{name.replace('-', '_').replace('+', '_')}"
     return run
@@ -60,3 +67,5 @@ VARIANTS = {
 """The variants `codeact bench --agents` knows, besides the plain configs of `bench.agents`."""
 # The code agent as it was before `stop_after_block`: a reply runs on past its first block.
 VARIANTS["codeact-code+multiblock"] = code_variant("codeact-code+multiblock", stop_after_block=False)
+# k-sample voting (`agent.voting.run_voted`): up to 3 whole runs, the 2nd and 3rd at temperature 0.7.
+VARIANTS["codeact-code+vote3"] = code_variant("codeact-code+vote3", samples=3)
