@@ -120,6 +120,21 @@ def test_require_tool_use_sends_back_an_answer_made_up_without_tools_once() -> N
     assert used.output == 1.08 and len(used.steps) == 2
 
 
+def test_require_tool_use_notes_once_a_step_that_types_out_data_before_any_tool_call() -> None:
+    from codeact.agent.techniques import RequireToolUse
+
+    typed = code("rates = {'NOK': 11.0, 'USD': 1.1}")
+    result, model = run([typed, code("x = 1"), code("final_answer(get_rate('NOK'))")], RequireToolUse(),
+                        tools=[get_rate])
+    assert result.output == 11.6
+    assert "no tool has been called yet" in result.steps[0].observation
+    assert "no tool has been called yet" not in result.steps[1].observation  # said once
+    assert "no tool has been called yet" in model.calls[1][-1].content
+    quiet, _ = run([code("r = get_rate('USD')"), code("x = 1"), code("final_answer(r)")], RequireToolUse(),
+                   tools=[get_rate])
+    assert all("Note:" not in s.observation for s in quiet.steps)
+
+
 def test_repeat_guard_with_a_temperature_samples_only_the_next_reply_hotter() -> None:
     from codeact.models.openai_compat import OpenAICompatible
     from tests.servers.chat_server import ChatServer, chat

@@ -21,14 +21,20 @@ __all__ = ["RequireToolUse"]
 
 @dataclass(frozen=True)
 class RequireToolUse:
-    """Reject, once per run, a final answer when no action of the run has called a tool.
+    """Reject, once per run, a final answer when no action of the run has called a tool; and,
+    once, note after a step that called none while no tool has been called yet.
 
     Give it only to an agent that has tools (with none, every answer would be sent back once).
     """
 
     def review(self, steps: Sequence[Step], code: str | None, execution: Execution) -> Review | None:
-        if not execution.is_final or execution.tool_calls or any(s.tool_calls for s in steps):
+        if execution.tool_calls or any(s.tool_calls for s in steps):
             return None
+        if not execution.is_final:
+            # The 1.5B's first step on a hotel question typed out three cities of made-up hotels.
+            if code is None or any(_NOTE in s.observation for s in steps):
+                return None
+            return Review(note=_NOTE)
         if any(_REASON in s.observation for s in steps):
             return None  # said once already
         return Review(reject_answer=_REASON)
@@ -36,3 +42,5 @@ class RequireToolUse:
 
 _REASON = ("no tool has been called in this task. The facts it needs come from your functions, not from "
            "guesses or placeholder values: call the right ones, print what they return, then answer from it")
+_NOTE = ("Note: no tool has been called yet. The data this task needs comes from your functions: call them "
+         "and print what they return; do not type out data or placeholder values yourself.")
