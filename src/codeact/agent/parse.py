@@ -34,8 +34,6 @@ _SHAPES = re.compile(  # lines that only code has; used when `ast` cannot decide
     r"[A-Za-z_][\w.]*(?:\[[^\]\n]*\])?[ \t]*[-+*/%|&]?=[^=])",
     re.MULTILINE,
 )
-# No concrete values: small models copy an example's numbers into their answer.
-_EXAMPLE = "Thought: I know the answer now.\n```python\nfinal_answer(<the answer you found>)\n```"
 
 
 @dataclass(frozen=True)
@@ -336,7 +334,11 @@ def _no_code_message(others: list[str]) -> str:
     if others:
         kinds = ", ".join(others).replace("a ``` block", "a ``` block with no language")
         found = f"Your reply had {kinds}; only non-empty ```python blocks are run. "
+    # No example answer: the 1.5B copied the one this hint had ("I know the answer now") and
+    # answered a number it had never seen.
     return (
-        f"{found}No code to run was found. Every reply needs a short thought, then one ```python block. "
-        f"If you already know the answer, finish by calling final_answer with it, e.g.:\n{_EXAMPLE}"
+        f"{found}No code to run was found. Every reply needs a short thought, then one ```python block "
+        "with the code for this step:\nThought: ...\n```python\n# the code: call your functions, print "
+        "what you need to see\n```\nIf what you have seen already answers the task, the code is "
+        "final_answer(value) with that value."
     )

@@ -37,12 +37,33 @@ class VerifyBeforeAnswer:
             return None  # asked once already: do not loop
         if self.only_with_tools and not execution.tool_calls:
             return None
-        return Review(reject_answer=_REASON)
+        return Review(reject_answer=_REASON + _shown(execution))
 
 
 _REASON = ("you answered without looking at any output. Your variables are still defined: print the values "
            "your answer rests on (the tools' results), check that they answer exactly what the task asks, "
            "then call final_answer")
+_SHOWN_CALLS = 6
+_SHOWN_CHARS = 300
+
+
+def _shown(execution: Execution) -> str:
+    """What the tools returned in the blind step, so checking costs the model no tool call.
+
+    Read in the 1.5B's runs: told only to look, it echoed the rejection back without code, then
+    answered a number it had never seen. Each result is cut to a few hundred characters.
+    """
+    lines = []
+    for call in execution.tool_calls[:_SHOWN_CALLS]:
+        args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
+        got = f"error: {call.error}" if call.error else repr(call.result)
+        if len(got) > _SHOWN_CHARS:
+            got = got[:_SHOWN_CHARS] + "..."
+        lines.append(f"{call.name}({args}) returned {got}")
+    more = len(execution.tool_calls) - _SHOWN_CALLS
+    if more > 0:
+        lines.append(f"... and {more} more calls")
+    return ". What your tools returned in that step:\n" + "\n".join(lines) if lines else ""
 
 
 def _saw_output(step: Step) -> bool:
