@@ -1,7 +1,8 @@
 """Opt-in habits the loop can add to an agent: each one reads a finished action and may add a note.
 
 A technique is a `StepReview`: given the steps so far, the action just run and what it produced,
-it returns a `Review` (a note for the model, or a reason to send a final answer back) or None.
+it returns a `Review` (a note for the model, a reason to send a final answer back, a temperature
+for the next reply) or None.
 Techniques see records only, hold no state of their own and do no I/O, so one instance serves
 every run, and replay and resume see the same notes. The loop calls `review_step` once per
 executed action (`LoopConfig.techniques`); the prompt variants live in `prompts`.
