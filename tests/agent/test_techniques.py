@@ -76,6 +76,7 @@ def test_verify_asks_only_once_per_run() -> None:
     result, _ = run([code("x = 1"), blind, blind], VerifyBeforeAnswer(), tools=[get_rate])
     # the first step showed nothing ("ran without output"), so the answer in step 2 is blind
     assert result.output == 1.08 and len(result.steps) == 3
+    assert "get_rate(currency='USD') returned 1.08" in result.steps[1].observation  # the values to check
 
 
 def test_prompt_variants_render_the_tools_and_say_what_they_change() -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from codeact.agent.observation import short, show_call
 from codeact.runs.codec import RecordedObject, encode_value
 from codeact.runs.limits import Truncated
 from codeact.sandbox.base import ToolCallRecord
@@ -98,32 +99,32 @@ class ToolFeed:
         if mode == "compare":
             value = self._live(tool, args, kwargs)
             if expected is None:
-                self._diverge(step, "tool_call", "no further tool call", _show_call(tool.name, arguments))
+                self._diverge(step, "tool_call", "no further tool call", show_call(tool.name, arguments))
             elif not _same_call(expected, tool.name, arguments):
-                self._diverge(step, "tool_call", _show_call(expected.name, expected.arguments),
-                              _show_call(tool.name, arguments))
+                self._diverge(step, "tool_call", show_call(expected.name, expected.arguments),
+                              show_call(tool.name, arguments))
             elif expected.error is None and encode_value(value) != encode_value(expected.result):
-                self._diverge(step, "tool_result", f"{tool.name} returned {_short(expected.result)}",
-                              f"{tool.name} returned {_short(value)}")
+                self._diverge(step, "tool_result", f"{tool.name} returned {short(expected.result)}",
+                              f"{tool.name} returned {short(value)}")
             return value
         if expected is not None and _same_call(expected, tool.name, arguments):
             if isinstance(expected.result, Truncated) and expected.error is None:
                 return self._unservable(step, mode, tool, args, kwargs, expected.result)
             return _recorded(expected)
-        wanted = _show_call(expected.name, expected.arguments) if expected else "no further tool call"
-        self._diverge(step, "tool_call", wanted, _show_call(tool.name, arguments))
+        wanted = show_call(expected.name, expected.arguments) if expected else "no further tool call"
+        self._diverge(step, "tool_call", wanted, show_call(tool.name, arguments))
         if mode == "serve":  # resume: the code went its own way; from here on the tools are live
             self.live()
             return self._live(tool, args, kwargs)
         raise ReplayRefused(
-            f"replay has no recorded result for {_show_call(tool.name, arguments)} (recorded next: {wanted}); "
+            f"replay has no recorded result for {show_call(tool.name, arguments)} (recorded next: {wanted}); "
             "replay with live tools to call it"
         )
 
     def _unservable(self, step: int, mode: FeedMode, tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any],
                     kept: Truncated) -> Any:
         """The log kept only a preview of this result: resume calls the tool again; replay says so."""
-        self._diverge(step, "tool_result", f"{tool.name} returned {_short(kept)}", "(not served: only a preview was kept)")
+        self._diverge(step, "tool_result", f"{tool.name} returned {short(kept)}", "(not served: only a preview was kept)")
         if mode == "serve":
             self.live()
             return self._live(tool, args, kwargs)
@@ -253,15 +254,6 @@ def _kept_as(kept: Any, value: Any, depth: int) -> bool:
             items = items[: len(kept_items)]
         return len(kept_items) == len(items) and all(_kept_as(a, b, depth + 1) for a, b in zip(kept_items, items))
     return bool(encode_value(kept) == encode_value(value))
-
-
-def _show_call(name: str, arguments: Mapping[str, Any]) -> str:
-    return f"{name}({', '.join(f'{k}={_short(v, 60)}' for k, v in arguments.items())})"
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from codeact.sandbox.base import Execution
 from codeact.sandbox.guest.text import truncate_middle
 
-__all__ = ["format_observation", "truncate"]
+__all__ = ["format_observation", "short", "show_call", "truncate"]
 
 # The kernel's own cut marker (guest/text.cut_marker) inside stdout or stderr.
 _KERNEL_CUT = re.compile(r"\n\[\.\.\. [\d,]+ characters truncated \.\.\.\]\n")
@@ -50,3 +52,14 @@ def _output_size(execution: Execution) -> int:
     """How much the step wrote to stdout and stderr, before the kernel's cap."""
     shown = sum(len(_KERNEL_CUT.sub("", s)) for s in (execution.stdout, execution.stderr))
     return shown + execution.output_dropped
+
+
+def short(value: Any, limit: int = 200) -> str:
+    """`repr(value)`, cut to `limit` characters with an ellipsis."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def show_call(name: str, arguments: Mapping[str, Any]) -> str:
+    """A tool call as the model would write it, each argument cut to 60 characters."""
+    return f"{name}({', '.join(f'{k}={short(v, 60)}' for k, v in arguments.items())})"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from codeact.agent.observation import short, show_call
 from codeact.agent.techniques.base import Review
 from codeact.runs.result import Step
 from codeact.sandbox.base import Execution
@@ -55,11 +56,8 @@ def _shown(execution: Execution) -> str:
     """
     lines = []
     for call in execution.tool_calls[:_SHOWN_CALLS]:
-        args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
-        got = f"error: {call.error}" if call.error else repr(call.result)
-        if len(got) > _SHOWN_CHARS:
-            got = got[:_SHOWN_CHARS] + "..."
-        lines.append(f"{call.name}({args}) returned {got}")
+        got = f"error: {call.error}" if call.error else short(call.result, _SHOWN_CHARS)
+        lines.append(f"{show_call(call.name, call.arguments)} returned {got}")
     more = len(execution.tool_calls) - _SHOWN_CALLS
     if more > 0:
         lines.append(f"... and {more} more calls")
