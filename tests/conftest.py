@@ -4,6 +4,7 @@ Tests marked `needs_sandbox` (see `tests/_isolation.py`) fail where isolation is
 """
 
 import os
+import signal
 import tempfile
 
 import pytest
@@ -12,6 +13,11 @@ from tests import _isolation
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A job started in the background by a non-interactive shell (`cmd &`) inherits SIGINT as
+    # ignored, and so would every child a test starts: the Ctrl-C tests would then test nothing
+    # but that. Give this process (and through exec, its children) the usual Ctrl-C back.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ["CODEACT_HOME"] = tempfile.mkdtemp(prefix="codeact-test-home-")
     config.addinivalue_line("markers", "needs_sandbox: runs the real isolated sandbox; fails where it cannot run")
 
