@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from codeact import CodeAgent, tool
-from codeact.agent.techniques import RepeatGuard, VerifyBeforeAnswer, prompt_variant
+from codeact.agent.techniques import ErrorContext, RepeatGuard, VerifyBeforeAnswer, prompt_variant
 from codeact.errors import ConfigError
 from codeact.models import ScriptedModel
 from codeact.sandbox.process import ProcessSandbox
@@ -19,6 +19,12 @@ def code(src: str) -> str:
 def get_rate(currency: str) -> float:
     """Units of a currency per 1 EUR."""
     return {"USD": 1.08, "NOK": 11.6}[currency]
+
+
+@tool
+def get_order(order_id: str) -> dict:
+    """One order."""
+    return {"order_id": order_id, "lines": [{"sku": "TL-07", "quantity": 3}]}
 
 
 def run(replies: list[str], *techniques: object, tools: list = ()) -> tuple[object, ScriptedModel]:  # type: ignore[assignment]
@@ -163,3 +169,41 @@ def test_at_temperature_copies_a_model_that_has_one_and_leaves_others_alone() ->
     assert model.at_temperature(0.0) is model
     scripted = ScriptedModel([])
     assert scripted.at_temperature(0.9) is scripted
+
+
+def test_error_context_shows_the_real_keys_after_a_guessed_one() -> None:
+    guessed = code("order = get_order('O-1')\nfinal_answer(order['weight_kg'])")
+    fixed = code("final_answer(order['lines'][0]['quantity'])")
+    result, model = run([guessed, fixed], ErrorContext(), tools=[get_order])
+
+    assert result.output == 3
+    seen = result.steps[0].observation
+    assert "KeyError: 'weight_kg'" in seen
+    assert "get_order(order_id='O-1') returned {'order_id': 'O-1', 'lines': [{'sku': 'TL-07', 'quantity': 3}]}" in seen
+    assert "{'sku': 'TL-07'" in model.calls[1][-1].content  # the model reads it in its next prompt
+
+
+def test_error_context_says_nothing_after_success_or_a_failure_without_tools() -> None:
+    ok, _ = run([code("print(get_order('O-1')['order_id'])"), code("final_answer(1)")], ErrorContext(),
+                tools=[get_order])
+    no_tools, _ = run([code("{}['x']"), code("final_answer(2)")], ErrorContext(), tools=[get_order])
+    assert "Note:" not in ok.steps[0].observation
+    assert "KeyError" in no_tools.steps[0].observation and "Note:" not in no_tools.steps[0].observation
+
+
+def test_error_context_says_the_tools_need_no_import() -> None:
+    made_up = code("from travel_desk import get_rate\nfinal_answer(get_rate('USD'))")
+    result, _ = run([made_up, code("final_answer(get_rate('USD'))")], ErrorContext(), tools=[get_rate])
+    seen = result.steps[0].observation
+    assert "ModuleNotFoundError" in seen and "already defined in this session" in seen and "returned" not in seen
+    assert result.output == 1.08
+
+
+def test_error_context_tells_a_made_up_function_from_a_variable_never_set() -> None:
+    invented = code("r = get_currency_rate('USD')")
+    lost = code("x = get_rate('USD')\nboom()\ny = 2")
+    result, _ = run([invented, lost, code("print(y)"), code("final_answer(x)")], ErrorContext(), tools=[get_rate])
+    assert "get_currency_rate() is not one of your functions" in result.steps[0].observation
+    assert "boom() is not one of your functions" in result.steps[1].observation
+    assert "get_rate(currency='USD') returned 1.08" in result.steps[1].observation
+    assert "y was never set" in result.steps[2].observation and result.output == 1.08

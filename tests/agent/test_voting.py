@@ -62,8 +62,10 @@ def test_samples_after_the_first_are_sampled_hot_and_each_gets_a_fresh_kernel() 
 def test_voting_refuses_an_agent_that_holds_one_kernel_and_a_k_below_one() -> None:
     sandbox = ProcessSandbox()
     try:
+        shared = CodeAgent(ScriptedModel([]), sandbox=sandbox, store=False)
+        assert not shared.owns_sandbox and agent()[0].owns_sandbox
         with pytest.raises(ConfigError, match="fresh kernel"):
-            run_voted(CodeAgent(ScriptedModel([]), sandbox=sandbox, store=False), "t")
+            run_voted(shared, "t")
     finally:
         sandbox.close()
     with pytest.raises(ConfigError, match="at least 1"):

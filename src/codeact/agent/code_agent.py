@@ -239,6 +239,12 @@ class CodeAgent(Agent):
         if not self._keep_state:
             self._release_state()
 
+    @property
+    def owns_sandbox(self) -> bool:
+        """True when the agent was given a sandbox factory: it starts its own kernel and closes it
+        after a run (unless a conversation keeps it). False for a Sandbox instance the caller shares."""
+        return self._own_sandbox
+
     def _state_lost_between_runs(self) -> bool:
         return self._own_sandbox
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from codeact.sandbox.base import Execution
 from codeact.sandbox.guest.text import truncate_middle
+from codeact.tools.calls import ToolCallRecord
 
-__all__ = ["format_observation", "short", "show_call", "truncate"]
+__all__ = ["format_observation", "list_tool_results", "short", "show_call", "truncate"]
 
 # The kernel's own cut marker (guest/text.cut_marker) inside stdout or stderr.
 _KERNEL_CUT = re.compile(r"\n\[\.\.\. [\d,]+ characters truncated \.\.\.\]\n")
@@ -63,3 +64,18 @@ def short(value: Any, limit: int = 200) -> str:
 def show_call(name: str, arguments: Mapping[str, Any]) -> str:
     """A tool call as the model would write it, each argument cut to 60 characters."""
     return f"{name}({', '.join(f'{k}={short(v, 60)}' for k, v in arguments.items())})"
+
+
+def list_tool_results(calls: Sequence[ToolCallRecord], *, most: int = 6, chars: int = 300) -> str:
+    """One line per tool call, `name(args) returned value` (or its error), for a note to the model.
+
+    The model may never have printed what its tools returned; this shows it without a tool call.
+    At most `most` calls, each result cut to `chars` characters.
+    """
+    lines = []
+    for call in calls[:most]:
+        got = f"error: {call.error}" if call.error else short(call.result, chars)
+        lines.append(f"{show_call(call.name, call.arguments)} returned {got}")
+    if len(calls) > most:
+        lines.append(f"... and {len(calls) - most} more calls")
+    return "\n".join(lines)

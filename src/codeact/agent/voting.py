@@ -74,7 +74,7 @@ def run_voted(agent: Agent, task: str, *, k: int = 3, temperature: float = 0.7) 
     """
     if k < 1:
         raise ConfigError(f"k must be at least 1, not {k}")
-    if getattr(agent, "_own_sandbox", True) is False:
+    if getattr(agent, "owns_sandbox", True) is False:  # a code agent sharing one kernel
         raise ConfigError("voting needs a fresh kernel per sample: pass the agent a sandbox factory, not an instance")
     greedy_model = agent.model
     results: list[RunResult] = []

@@ -21,17 +21,23 @@ __all__ = ["VARIANTS", "code_variant"]
 
 def code_variant(name: str, *, techniques: tuple[str, ...] = (), prompt: str | None = None,
                  stop_after_block: bool = True, samples: int = 1) -> Callable[[Task, Mapping[str, Tool], BenchModel, int], Outcome]:
-    """A runner for the code agent with these techniques ("repeat", "repeat-hot", "verify", "tooluse"), prompt
+    """A runner for the code agent with these techniques ("repeat", "repeat-hot", "verify", "tooluse", "errors"), prompt
     variant, and `samples` > 1 for k-sample voting (tokens and time of every sample counted)."""
 
     def run(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
         from codeact.agent.code_agent import CodeAgent
-        from codeact.agent.techniques import RepeatGuard, RequireToolUse, VerifyBeforeAnswer, prompt_variant
+        from codeact.agent.techniques import (
+            ErrorContext,
+            RepeatGuard,
+            RequireToolUse,
+            VerifyBeforeAnswer,
+            prompt_variant,
+        )
         from codeact.sandbox import resolve_sandbox
 
         made: dict[str, Callable[[], Any]] = {
             "repeat": RepeatGuard, "verify": VerifyBeforeAnswer, "tooluse": RequireToolUse,
-            "repeat-hot": lambda: RepeatGuard(temperature=0.7),
+            "repeat-hot": lambda: RepeatGuard(temperature=0.7), "errors": ErrorContext,
         }
         options: dict[str, Any] = {"techniques": [made[t]() for t in techniques], "stop_after_block": stop_after_block}
         if prompt is not None:
@@ -60,6 +66,7 @@ VARIANTS = {
         ("codeact-code+compact", (), "tools-compact"),
         ("codeact-code+compact+repeatguard", ("repeat",), "tools-compact"),
         ("codeact-code+tooluse", ("tooluse",), None),
+        ("codeact-code+errorcontext", ("errors",), None),
         ("codeact-code+all", ("repeat", "verify"), "tool-example"),
         ("codeact-code+bundle", ("repeat", "tooluse", "verify"), "tools-compact"),
     )

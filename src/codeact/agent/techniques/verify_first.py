@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from codeact.agent.observation import short, show_call
+from codeact.agent.observation import list_tool_results
 from codeact.agent.techniques.base import Review
 from codeact.runs.result import Step
 from codeact.sandbox.base import Execution
@@ -44,24 +44,16 @@ class VerifyBeforeAnswer:
 _REASON = ("you answered without looking at any output. Your variables are still defined: print the values "
            "your answer rests on (the tools' results), check that they answer exactly what the task asks, "
            "then call final_answer")
-_SHOWN_CALLS = 6
-_SHOWN_CHARS = 300
 
 
 def _shown(execution: Execution) -> str:
     """What the tools returned in the blind step, so checking costs the model no tool call.
 
     Read in the 1.5B's runs: told only to look, it echoed the rejection back without code, then
-    answered a number it had never seen. Each result is cut to a few hundred characters.
+    answered a number it had never seen.
     """
-    lines = []
-    for call in execution.tool_calls[:_SHOWN_CALLS]:
-        got = f"error: {call.error}" if call.error else short(call.result, _SHOWN_CHARS)
-        lines.append(f"{show_call(call.name, call.arguments)} returned {got}")
-    more = len(execution.tool_calls) - _SHOWN_CALLS
-    if more > 0:
-        lines.append(f"... and {more} more calls")
-    return ". What your tools returned in that step:\n" + "\n".join(lines) if lines else ""
+    listing = list_tool_results(execution.tool_calls)
+    return ". What your tools returned in that step:\n" + listing if listing else ""
 
 
 def _saw_output(step: Step) -> bool:

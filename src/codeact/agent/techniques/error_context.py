@@ -1,0 +1,69 @@
+"""Error context: when a step fails, add what the host knows and the traceback does not say.
+
+Read in the 1.5B's failed runs on `records` and `travel`:
+- It indexes a tool's result by a key it guessed (`order["weight_kg"]`, `line["quantity"]` on
+  an order id string) in the same step that calls the tool, never printing the result. The
+  traceback says `KeyError: 'weight_kg'` and nothing of what the result holds, so the next step
+  guesses again or "handles" the missing key with a made-up fallback. The host saw every call
+  and its result; the note lists them.
+- It imports its tools from a module it makes up (`from travel_desk import convert_currency`,
+  17 times in one run of 16 tasks) and then tries to pip-install it. The note says the
+  functions are already defined.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from codeact.agent.observation import list_tool_results
+from codeact.agent.techniques.base import Review
+from codeact.runs.result import Step
+from codeact.sandbox.base import Execution
+
+__all__ = ["ErrorContext"]
+
+
+@dataclass(frozen=True)
+class ErrorContext:
+    """After a failed step, note what each tool call in it returned; after a failed import or an
+    undefined name, that the functions are defined already or that the name was never set.
+
+    Args:
+        most: how many tool calls to list; the rest are counted.
+        chars: how much of each result to show.
+    """
+
+    most: int = 6
+    chars: int = 300
+
+    def review(self, steps: Sequence[Step], code: str | None, execution: Execution) -> Review | None:
+        error = execution.error
+        if error is None:
+            return None
+        notes = []
+        missing = _missing_name(error.type, error.message, code or "")
+        if missing:
+            notes.append(missing)
+        if execution.tool_calls:
+            notes.append(_RESULTS + list_tool_results(execution.tool_calls, most=self.most, chars=self.chars))
+        return Review(note="\n".join(notes)) if notes else None
+
+
+_RESULTS = "Note: the step failed. What your tools returned in it (use these real keys and types):\n"
+_NO_IMPORT = "Your functions need no import: they are already defined in this session; call them by name."
+
+
+def _missing_name(kind: str, message: str, code: str) -> str:
+    """A note on a name or module that is not there: a made-up tool, or a variable never set."""
+    if kind in ("ModuleNotFoundError", "ImportError"):
+        return f"Note: that module is not available here. {_NO_IMPORT}"
+    found = re.search(r"name '(\w+)' is not defined", message) if kind == "NameError" else None
+    if found is None:
+        return ""
+    name = found.group(1)
+    if re.search(rf"\b{name}\s*\(", code):
+        return f"Note: {name}() is not one of your functions. Call only those listed in your instructions. {_NO_IMPORT}"
+    return (f"Note: {name} was never set in this session. A failed step stops at its error: names it would "
+            "have set after that line do not exist; set them again.")
