@@ -186,6 +186,9 @@ def test_error_context_shows_the_real_keys_after_a_guessed_one() -> None:
 def test_error_context_says_nothing_after_success_or_a_failure_without_tools() -> None:
     ok, _ = run([code("print(get_order('O-1')['order_id'])"), code("final_answer(1)")], ErrorContext(),
                 tools=[get_order])
+    silent, _ = run([code("o = get_order('O-1')\nif o['order_id'] == 'O-2':\n    print(o)"), code("final_answer(1)")],
+                    ErrorContext(), tools=[get_order])
+    assert "printed nothing" in silent.steps[0].observation and "'sku': 'TL-07'" in silent.steps[0].observation
     no_tools, _ = run([code("{}['x']"), code("final_answer(2)")], ErrorContext(), tools=[get_order])
     assert "Note:" not in ok.steps[0].observation
     assert "KeyError" in no_tools.steps[0].observation and "Note:" not in no_tools.steps[0].observation

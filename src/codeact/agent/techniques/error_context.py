@@ -1,4 +1,4 @@
-"""Error context: when a step fails, add what the host knows and the traceback does not say.
+"""Error context: when a step fails or shows nothing, add what the host knows and the model did not see.
 
 Read in the 1.5B's failed runs on `records` and `travel`:
 - It indexes a tool's result by a key it guessed (`order["weight_kg"]`, `line["quantity"]` on
@@ -9,6 +9,8 @@ Read in the 1.5B's failed runs on `records` and `travel`:
 - It imports its tools from a module it makes up (`from travel_desk import convert_currency`,
   17 times in one run of 16 tasks) and then tries to pip-install it. The note says the
   functions are already defined.
+- It calls a tool inside an `if` that never matches and prints nothing: "The code ran without
+  output", and the next step runs the same code again. The note shows what the tools returned.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ __all__ = ["ErrorContext"]
 
 @dataclass(frozen=True)
 class ErrorContext:
-    """After a failed step, note what each tool call in it returned; after a failed import or an
-    undefined name, that the functions are defined already or that the name was never set.
+    """After a step that failed or showed nothing, note what each tool call in it returned; after a
+    failed import or an undefined name, that the functions are defined already or that the name
+    was never set.
 
     Args:
         most: how many tool calls to list; the rest are counted.
@@ -40,18 +43,24 @@ class ErrorContext:
 
     def review(self, steps: Sequence[Step], code: str | None, execution: Execution) -> Review | None:
         error = execution.error
-        if error is None:
+        if execution.is_final or (error is None and _showed_something(execution)):
             return None
         notes = []
-        missing = _missing_name(error.type, error.message, code or "")
+        missing = _missing_name(error.type, error.message, code or "") if error else ""
         if missing:
             notes.append(missing)
         if execution.tool_calls:
-            notes.append(_RESULTS + list_tool_results(execution.tool_calls, most=self.most, chars=self.chars))
+            heading = _FAILED if error else _SILENT
+            notes.append(heading + list_tool_results(execution.tool_calls, most=self.most, chars=self.chars))
         return Review(note="\n".join(notes)) if notes else None
 
 
-_RESULTS = "Note: the step failed. What your tools returned in it (use these real keys and types):\n"
+_FAILED = "Note: the step failed. What your tools returned in it (use these real keys and types):\n"
+_SILENT = "Note: the step printed nothing. What your tools returned in it:\n"
+
+
+def _showed_something(execution: Execution) -> bool:
+    return bool(execution.stdout.strip() or execution.stderr.strip() or execution.result is not None or execution.images)
 _NO_IMPORT = "Your functions need no import: they are already defined in this session; call them by name."
 
 
