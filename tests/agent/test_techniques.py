@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from codeact import CodeAgent, tool
-from codeact.agent.techniques import ErrorContext, RepeatGuard, VerifyBeforeAnswer, prompt_variant
+from codeact.agent.techniques import (
+    DoubtGiveUp,
+    ErrorContext,
+    RepeatGuard,
+    VerifyBeforeAnswer,
+    prompt_variant,
+)
 from codeact.errors import ConfigError
 from codeact.models import ScriptedModel
 from codeact.sandbox.process import ProcessSandbox
@@ -210,3 +216,26 @@ def test_error_context_tells_a_made_up_function_from_a_variable_never_set() -> N
     assert "boom() is not one of your functions" in result.steps[1].observation
     assert "get_rate(currency='USD') returned 1.08" in result.steps[1].observation
     assert "y was never set" in result.steps[2].observation and result.output == 1.08
+
+
+def test_doubt_give_up_sends_a_not_found_answer_back_once_with_what_the_tools_returned() -> None:
+    guarded = code("o = get_order('O-1')\nfinal_answer(o.get('weight_kg', 'Order O-1 not found or has no weight.'))")
+    again = code("final_answer('No weight found for O-1.')")
+    result, _ = run([guarded, again], DoubtGiveUp(), tools=[get_order])
+    first = result.steps[0].observation
+    assert "says something was not found or failed" in first and "'quantity': 3" in first
+    assert result.output == "No weight found for O-1." and len(result.steps) == 2  # the second goes through
+
+
+@pytest.mark.parametrize("said", ["Order O-5003 not found or does not have a weight.",
+                                  "Error: Order does not have a 'weight_kg' field.",
+                                  "No flights available from Zurich to Berlin.", "No open orders found."])
+def test_doubt_give_up_knows_the_give_ups_the_1_5b_answered(said: str) -> None:
+    result, _ = run([code(f"final_answer({said!r})"), code("final_answer(1)")], DoubtGiveUp())
+    assert result.output == 1 and "not found or failed" in result.steps[0].observation
+
+
+def test_doubt_give_up_lets_ordinary_answers_through() -> None:
+    for answer in ("'meet at the north gate'", "'no'", "'Seefeld House'", "42", "['O-5002', 'O-5008']"):
+        result, _ = run([code(f"final_answer({answer})")], DoubtGiveUp())
+        assert len(result.steps) == 1 and result.status == "success", answer

@@ -21,12 +21,13 @@ __all__ = ["VARIANTS", "code_variant"]
 
 def code_variant(name: str, *, techniques: tuple[str, ...] = (), prompt: str | None = None,
                  stop_after_block: bool = True, samples: int = 1) -> Callable[[Task, Mapping[str, Tool], BenchModel, int], Outcome]:
-    """A runner for the code agent with these techniques ("repeat", "repeat-hot", "verify", "tooluse", "errors"), prompt
+    """A runner for the code agent with these techniques ("repeat", "repeat-hot", "verify", "tooluse", "errors", "giveup"), prompt
     variant, and `samples` > 1 for k-sample voting (tokens and time of every sample counted)."""
 
     def run(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
         from codeact.agent.code_agent import CodeAgent
         from codeact.agent.techniques import (
+            DoubtGiveUp,
             ErrorContext,
             RepeatGuard,
             RequireToolUse,
@@ -37,7 +38,7 @@ def code_variant(name: str, *, techniques: tuple[str, ...] = (), prompt: str | N
 
         made: dict[str, Callable[[], Any]] = {
             "repeat": RepeatGuard, "verify": VerifyBeforeAnswer, "tooluse": RequireToolUse,
-            "repeat-hot": lambda: RepeatGuard(temperature=0.7), "errors": ErrorContext,
+            "repeat-hot": lambda: RepeatGuard(temperature=0.7), "errors": ErrorContext, "giveup": DoubtGiveUp,
         }
         options: dict[str, Any] = {"techniques": [made[t]() for t in techniques], "stop_after_block": stop_after_block}
         if prompt is not None:
@@ -67,6 +68,7 @@ VARIANTS = {
         ("codeact-code+compact+repeatguard", ("repeat",), "tools-compact"),
         ("codeact-code+tooluse", ("tooluse",), None),
         ("codeact-code+errorcontext", ("errors",), None),
+        ("codeact-code+errorcontext+giveup", ("errors", "giveup"), None),
         ("codeact-code+all", ("repeat", "verify"), "tool-example"),
         ("codeact-code+bundle", ("repeat", "tooluse", "verify"), "tools-compact"),
     )

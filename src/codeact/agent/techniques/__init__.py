@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from codeact.agent.techniques.base import Review, StepReview, review_step
 from codeact.agent.techniques.error_context import ErrorContext
+from codeact.agent.techniques.give_up import DoubtGiveUp
 from codeact.agent.techniques.prompts import PROMPT_VARIANTS, prompt_variant
 from codeact.agent.techniques.repeat_guard import RepeatGuard
 from codeact.agent.techniques.tool_use import RequireToolUse
 from codeact.agent.techniques.verify_first import VerifyBeforeAnswer
 
-__all__ = ["ErrorContext", "PROMPT_VARIANTS", "RepeatGuard", "RequireToolUse", "Review", "StepReview", "VerifyBeforeAnswer", "prompt_variant",
+__all__ = ["DoubtGiveUp", "ErrorContext", "PROMPT_VARIANTS", "RepeatGuard", "RequireToolUse", "Review", "StepReview", "VerifyBeforeAnswer", "prompt_variant",
            "review_step"]
