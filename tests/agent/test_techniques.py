@@ -218,6 +218,14 @@ def test_error_context_tells_a_made_up_function_from_a_variable_never_set() -> N
     assert "y was never set" in result.steps[2].observation and result.output == 1.08
 
 
+def test_error_context_leaves_a_failed_call_to_the_traceback() -> None:
+    result, _ = run([code("a = get_rate('USD')\nb = get_rate('XXX')"), code("final_answer(a)")], ErrorContext(),
+                    tools=[get_rate])
+    seen = result.steps[0].observation
+    assert "get_rate(currency='USD') returned 1.08" in seen and "get_rate(currency='XXX') returned" not in seen
+    assert seen.count("KeyError") == 1
+
+
 def test_doubt_give_up_sends_a_not_found_answer_back_once_with_what_the_tools_returned() -> None:
     guarded = code("o = get_order('O-1')\nfinal_answer(o.get('weight_kg', 'Order O-1 not found or has no weight.'))")
     again = code("final_answer('No weight found for O-1.')")

@@ -11,6 +11,7 @@ Read in the 1.5B's failed runs on `records` and `travel`:
   functions are already defined.
 - It calls a tool inside an `if` that never matches and prints nothing: "The code ran without
   output", and the next step runs the same code again. The note shows what the tools returned.
+Calls that failed are left out of the list: the traceback already says how.
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ class ErrorContext:
         missing = _missing_name(error.type, error.message, code or "") if error else ""
         if missing:
             notes.append(missing)
-        if execution.tool_calls:
+        returned = [call for call in execution.tool_calls if call.error is None]  # a failed call is in the traceback
+        if returned:
             heading = _FAILED if error else _SILENT
-            notes.append(heading + list_tool_results(execution.tool_calls, most=self.most, chars=self.chars))
+            notes.append(heading + list_tool_results(returned, most=self.most, chars=self.chars))
         return Review(note="\n".join(notes)) if notes else None
 
 
