@@ -59,11 +59,11 @@ class ErrorContext:
 
 _FAILED = "Note: the step failed. What your tools returned in it (use these real keys and types):\n"
 _SILENT = "Note: the step printed nothing. What your tools returned in it:\n"
+_NO_IMPORT = "Your functions need no import: they are already defined in this session; call them by name."
 
 
 def _showed_something(execution: Execution) -> bool:
     return bool(execution.stdout.strip() or execution.stderr.strip() or execution.result is not None or execution.images)
-_NO_IMPORT = "Your functions need no import: they are already defined in this session; call them by name."
 
 
 def _missing_name(kind: str, message: str, code: str) -> str:
@@ -74,7 +74,7 @@ def _missing_name(kind: str, message: str, code: str) -> str:
     if found is None:
         return ""
     name = found.group(1)
-    if re.search(rf"\b{name}\s*\(", code):
+    if re.search(rf"\b{re.escape(name)}\s*\(", code):
         return f"Note: {name}() is not one of your functions. Call only those listed in your instructions. {_NO_IMPORT}"
     return (f"Note: {name} was never set in this session. A failed step stops at its error: names it would "
             "have set after that line do not exist; set them again.")
