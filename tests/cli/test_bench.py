@@ -195,8 +195,9 @@ def test_bench_shows_paths_and_errors_as_the_characters_they_are(tmp_path):
 def test_help_names_every_shipped_task_set_and_agent_config():
     from codeact.bench.agents import AGENT_CONFIGS
     from codeact.bench.tasks import shipped_tasksets
-    from codeact.cli.bench import AGENTS, TASKSETS
+    from codeact.cli.bench import AGENTS, TASKSETS, TECHNIQUE_CONFIGS
 
     assert sorted(TASKSETS) == shipped_tasksets()
     variants = {name for name in AGENT_CONFIGS if name.startswith("codeact-code+")}
     assert sorted(AGENTS) == sorted(set(AGENT_CONFIGS) - variants)
+    assert sorted("codeact-code+" + name for name in TECHNIQUE_CONFIGS) == sorted(variants)

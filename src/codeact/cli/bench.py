@@ -35,6 +35,9 @@ _PEERS = ("smolagents-code", "smolagents-json")
 TASKSETS = ("gsm8k", "shop", "travel", "records", "office", "toolbox", "toolbox_code_mode")
 AGENTS = ("codeact-code", "codeact-json", "codeact-json-native", "codeact-code-plan", "codeact-team", "no-agent",
           *_PEERS)
+#: The suffixes of `codeact-code+...` (bench.variants.VARIANTS).
+TECHNIQUE_CONFIGS = ("repeatguard", "repeatguard+hot", "verify", "tooluse", "errorcontext", "errorcontext+giveup",
+                     "toolsfirst", "toolexample", "compact", "compact+repeatguard", "all", "bundle", "vote3", "multiblock")
 
 
 @app.command(context_settings={"allow_extra_args": True})
@@ -42,8 +45,7 @@ def bench(
     ctx: typer.Context,
     taskset: Annotated[str, typer.Argument(help=f"A shipped task set ({', '.join(TASKSETS)}) or a JSONL file.")],
     agents: Annotated[str, typer.Option(help=f"Comma-separated agent configs: {', '.join(AGENTS)}, and the "
-                                        "code agent with techniques on: codeact-code+repeatguard, +verify, "
-                                        "+tooluse, +toolsfirst, +toolexample, +compact, +all, +bundle "
+                                        f"code agent with techniques on: codeact-code+{', +'.join(TECHNIQUE_CONFIGS)} "
                                         "(README: Benchmarks).")
                       ] = "codeact-code,codeact-json",
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model spec every config uses, e.g. "
