@@ -100,6 +100,9 @@ def test_prompt_variants_render_the_tools_and_say_what_they_change() -> None:
     assert first.index("def get_rate") < first.index("Work in steps")
     shown = example._format().system_prompt()
     assert 'get_city_facts("Lisbon")' in shown and "def get_rate" in shown and "never invent" in shown
+    units = CodeAgent(ScriptedModel([]), [get_rate], sandbox=ProcessSandbox, store=False,
+                      prompt_template=prompt_variant("units"))._format().system_prompt()
+    assert "convert them to what the task asks" in units and "def get_rate" in units
     with pytest.raises(ConfigError, match="tool-example"):
         prompt_variant("nope")
 

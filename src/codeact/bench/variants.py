@@ -65,6 +65,7 @@ VARIANTS = {
         ("codeact-code+toolsfirst", (), "tools-first"),
         ("codeact-code+toolexample", (), "tool-example"),
         ("codeact-code+compact", (), "tools-compact"),
+        ("codeact-code+units", (), "units"),
         ("codeact-code+compact+repeatguard", ("repeat",), "tools-compact"),
         ("codeact-code+tooluse", ("tooluse",), None),
         ("codeact-code+errorcontext", ("errors",), None),

@@ -37,7 +37,7 @@ AGENTS = ("codeact-code", "codeact-json", "codeact-json-native", "codeact-code-p
           *_PEERS)
 #: The suffixes of `codeact-code+...` (bench.variants.VARIANTS).
 TECHNIQUE_CONFIGS = ("repeatguard", "repeatguard+hot", "verify", "tooluse", "errorcontext", "errorcontext+giveup",
-                     "toolsfirst", "toolexample", "compact", "compact+repeatguard", "all", "bundle", "vote3", "multiblock")
+                     "toolsfirst", "toolexample", "compact", "units", "compact+repeatguard", "all", "bundle", "vote3", "multiblock")
 
 
 @app.command(context_settings={"allow_extra_args": True})

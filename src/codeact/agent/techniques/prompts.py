@@ -7,6 +7,9 @@
 - "tools-compact": each tool as one bullet (signature: summary; arguments) instead of a Python
   `def` with its docstring; a small model shown `def` blocks tends to copy them into its code,
   hundreds of tokens a step (the loop then strips the copies again).
+- "units": the shipped template with one more rule: values from the functions carry a unit or
+  currency, to be converted to what the task asks before answering (the 1.5B answered hotel rates
+  in CHF and INR to questions asking EUR, having printed the `currency` field).
 
 Use one with `CodeAgent(prompt_template=prompt_variant("tool-example"))`.
 """
@@ -26,6 +29,7 @@ PROMPT_VARIANTS: dict[str, str] = {
     "tools-first": "code_agent_tools_first.txt",
     "tool-example": "code_agent_tool_example.txt",
     "tools-compact": "code_agent_tools_compact.txt",
+    "units": "code_agent_units.txt",
 }
 
 
