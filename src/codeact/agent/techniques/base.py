@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from codeact.agent.observation import list_tool_results
 from codeact.runs.result import Step
 from codeact.sandbox.base import Execution
 
-__all__ = ["Review", "StepReview", "review_step"]
+__all__ = ["Review", "StepReview", "returned_in_step", "review_step"]
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,13 @@ def review_step(techniques: Sequence[StepReview], steps: Sequence[Step], code: s
         if review.temperature is not None:
             temperatures.append(review.temperature)
     return Review("\n".join(notes), rejection, max(temperatures, default=None))
+
+
+def returned_in_step(execution: Execution) -> str:
+    """The tail of a rejected answer: what the tools returned in that step ("" if none was called).
+
+    Read in the 1.5B's runs: told only to look, it echoed the rejection back without code, then
+    answered a number it had never seen; shown the values, checking costs it no tool call.
+    """
+    listing = list_tool_results(execution.tool_calls)
+    return ". What your tools returned in that step:\n" + listing if listing else ""

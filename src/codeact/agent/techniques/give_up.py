@@ -14,8 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from codeact.agent.observation import list_tool_results
-from codeact.agent.techniques.base import Review
+from codeact.agent.techniques.base import Review, returned_in_step
 from codeact.runs.result import Step
 from codeact.sandbox.base import Execution
 
@@ -37,8 +36,7 @@ class DoubtGiveUp:
             return None
         if any(_REASON in s.observation for s in steps):
             return None  # asked once already
-        listing = list_tool_results(execution.tool_calls)
-        return Review(reject_answer=_REASON + (". What your tools returned in that step:\n" + listing if listing else ""))
+        return Review(reject_answer=_REASON + returned_in_step(execution))
 
 
 _REASON = ("your answer says something was not found or failed, but the data the task needs is in your tools. "

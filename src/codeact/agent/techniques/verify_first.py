@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from codeact.agent.observation import list_tool_results
-from codeact.agent.techniques.base import Review
+from codeact.agent.techniques.base import Review, returned_in_step
 from codeact.runs.result import Step
 from codeact.sandbox.base import Execution
 
@@ -38,22 +37,12 @@ class VerifyBeforeAnswer:
             return None  # asked once already: do not loop
         if self.only_with_tools and not execution.tool_calls:
             return None
-        return Review(reject_answer=_REASON + _shown(execution))
+        return Review(reject_answer=_REASON + returned_in_step(execution))
 
 
 _REASON = ("you answered without looking at any output. Your variables are still defined: print the values "
            "your answer rests on (the tools' results), check that they answer exactly what the task asks, "
            "then call final_answer")
-
-
-def _shown(execution: Execution) -> str:
-    """What the tools returned in the blind step, so checking costs the model no tool call.
-
-    Read in the 1.5B's runs: told only to look, it echoed the rejection back without code, then
-    answered a number it had never seen.
-    """
-    listing = list_tool_results(execution.tool_calls)
-    return ". What your tools returned in that step:\n" + listing if listing else ""
 
 
 def _saw_output(step: Step) -> bool:
