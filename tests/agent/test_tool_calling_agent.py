@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from codeact import tool
 from codeact.agent._json_actions import ParsedCalls, ParseFailure, parse_tool_calls
-from codeact.agent.tool_calling_agent import ToolCallingAgent
+from codeact.agent.tool_calling_agent import HELD_ANSWER, ToolCallingAgent
 from codeact.models import ModelReply, ScriptedModel, ToolCall
 from codeact.models.openai_compat import OpenAICompatible
 from codeact.runs.events import ToolCalled
@@ -175,6 +175,32 @@ def test_shares_step_budget_and_final_request_with_the_loop():
     result = ToolCallingAgent(model, [add], tool_mode="text", max_steps=2).run("t")
     assert result.status == "success" and len(result.steps) == 3
     assert "step limit" in model.calls[2][-1].content
+
+
+def test_a_final_answer_sent_with_other_calls_waits_for_their_results():
+    # The 1.5B's habit: tools and a guessed answer in one list, before any result existed.
+    model = ScriptedModel([json_reply(("add", {"a": 2, "b": 3}), ("final_answer", {"answer": 99})),
+                           json_reply(("final_answer", {"answer": 5}))])
+    result = ToolCallingAgent(model, [add], tool_mode="text").run("t")
+    assert result.status == "success" and result.output == 5 and len(result.steps) == 2
+    first = result.steps[0]
+    assert [(c.name, c.result) for c in first.tool_calls] == [("add", 5)]
+    assert first.observation == f"1. add: 5\n2. final_answer: {HELD_ANSWER}" and not first.is_final
+    assert HELD_ANSWER in model.calls[1][-1].content  # the model reads why, with the result
+
+
+def test_the_last_step_takes_a_final_answer_sent_with_other_calls():
+    model = ScriptedModel([json_reply(("add", {"a": 1, "b": 1})),
+                           json_reply(("add", {"a": 2, "b": 2}), ("final_answer", {"answer": 4}))])
+    result = ToolCallingAgent(model, [add], tool_mode="text", max_steps=1).run("t")
+    assert "step limit" in model.calls[1][-1].content
+    assert result.status == "success" and result.output == 4
+
+
+def test_answer_alone_off_takes_the_answer_of_a_mixed_step():
+    model = ScriptedModel([json_reply(("add", {"a": 2, "b": 3}), ("final_answer", {"answer": 99}))])
+    result = ToolCallingAgent(model, [add], tool_mode="text", answer_alone=False).run("t")
+    assert result.status == "success" and result.output == 99 and len(result.steps) == 1
 
 
 def test_final_answer_checks_can_send_the_model_back():

@@ -81,6 +81,8 @@ class RunAction:
     """Tokens the run has used so far, sub-agents' included (what is left goes to a sub-agent)."""
     spent_cost: float | None = None
     """Dollars the run has spent so far, when it has a cost budget."""
+    last: bool = False
+    """The step after the step limit's request for an answer: the run ends with it."""
 
 
 @dataclass(frozen=True)
@@ -294,7 +296,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
             yield ActionParsed(index, action.thought, action.code, action.note)
             try:
                 spent_cost = budget.cost_of(usage) + extra_cost if budget.cost_of is not None else None
-                execution: Execution = yield RunAction(index, action, deadline, usage + extra, spent_cost)
+                execution: Execution = yield RunAction(index, action, deadline, usage + extra, spent_cost, at_limit)
             except KeyboardInterrupt:
                 return (yield from finish("interrupted", partial, "interrupted by the user"))
             except BudgetExceeded:

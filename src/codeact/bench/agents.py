@@ -62,15 +62,16 @@ def run_codeact_team(task: Task, tools: Mapping[str, Tool], model: BenchModel, m
     return outcome_of(manager.run(task.question))
 
 
-def _tool_calling(mode: str) -> AgentRunner:
+def _tool_calling(mode: str, *, answer_alone: bool = True) -> AgentRunner:
     def run(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
         from codeact.agent.tool_calling_agent import ToolCallingAgent
 
         agent = ToolCallingAgent(model.codeact_model(), list(tools.values()), max_steps=max_steps,
-                                 tool_mode=mode, store=model.store_option())  # type: ignore[arg-type]
+                                 tool_mode=mode, answer_alone=answer_alone,  # type: ignore[arg-type]
+                                 store=model.store_option())
         return outcome_of(agent.run(task.question))
 
-    run.__name__ = f"run_codeact_json_{mode}"
+    run.__name__ = f"run_codeact_json_{mode}" + ("" if answer_alone else "_early_answer")
     return run
 
 
@@ -110,6 +111,7 @@ AGENT_CONFIGS: dict[str, AgentRunner] = {
     "codeact-team": run_codeact_team,
     "codeact-json": _tool_calling("text"),
     "codeact-json-native": _tool_calling("native"),
+    "codeact-json+earlyanswer": _tool_calling("text", answer_alone=False),
     "no-agent": run_no_agent,
     "smolagents-code": _smolagents("code"),
     "smolagents-json": _smolagents("json"),
@@ -117,7 +119,9 @@ AGENT_CONFIGS: dict[str, AgentRunner] = {
 }
 """`codeact-json` writes JSON in text: llama.cpp's server renders tools into the prompt but returns
 the calls as text, and Qwen-1.5B followed our JSON prompt better than its own tool template.
-`codeact-json-native` sends tool specs through the API for servers that return `tool_calls`."""
+`codeact-json-native` sends tool specs through the API for servers that return `tool_calls`.
+`codeact-json+earlyanswer` is `codeact-json` as it was before `answer_alone`: a final_answer sent
+together with other calls is taken."""
 
 
 def get_agent_config(name: str) -> AgentRunner:
