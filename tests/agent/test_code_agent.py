@@ -376,3 +376,37 @@ def test_closed_reply_puts_back_only_a_fence_the_stop_removed():
     assert closed_reply(ModelReply(open_block, finish_reason="length")) == open_block  # a real cut stays visible
     assert closed_reply(ModelReply(code("print(1)"), finish_reason="stop")) == code("print(1)")
     assert closed_reply(ModelReply("Thought: no code at all", finish_reason="stop")) == "Thought: no code at all"
+
+
+@tool
+def fare(flight: str) -> float:
+    """The fare of a flight.
+
+    Args:
+        flight: e.g. "TP1204".
+    """
+    return 120.5
+
+
+@pytest.mark.parametrize(
+    ("src", "says"),
+    [
+        ("# Your code here", "held only comments"),  # the 1.5B's copy of the prompt's placeholder
+        ('def fare(flight):\n    """The fare."""\n    pass', "only defined fare, which you already have"),
+        ("def final_answer(answer):\n    print(answer)\npass", "only defined final_answer"),
+    ],
+)
+def test_code_that_would_run_nothing_is_sent_back_with_why(src, says):
+    agent = agent_for(code(src), code('final_answer(fare("TP1204"))'), tools=[fare])
+    result = agent.run("What does TP1204 cost?")
+    assert result.status == "success" and result.output == 120.5
+    first = result.steps[0]
+    assert first.error == "no_code" and first.code is None and first.tool_calls == ()
+    assert first.observation.startswith("Nothing ran: ") and says in first.observation
+    assert first.observation in agent.model.calls[1][-1].content  # the model is told, not just the log
+
+
+def test_a_step_with_statements_besides_a_removed_definition_still_runs():
+    agent = agent_for(code("def fare(flight):\n    return 1\nx = fare('TP1204')\nfinal_answer(x)"), tools=[fare])
+    result = agent.run("What does TP1204 cost?")
+    assert result.output == 120.5 and result.steps[0].error is None

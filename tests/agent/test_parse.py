@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codeact.agent.parse import CodeAction, NoCode, parse_code, strip_redefinitions
+from codeact.agent.parse import CodeAction, NoCode, idle_code_message, parse_code, strip_redefinitions
 
 # (id, reply, code, blocks, thought, repair note or None)
 FOUND = [
@@ -439,3 +439,23 @@ def test_pathological_megabyte_replies_stay_linear(reply: str) -> None:
     start = time.perf_counter()
     parse_code(reply)
     assert time.perf_counter() - start < 3
+
+
+@pytest.mark.parametrize(
+    ("code", "removed", "idle"),
+    [
+        ("# Your code here\n", [], True),
+        ("pass\n...\n'a note'\n", [], True),
+        ("\n", ["list_hotels"], True),
+        ("# look first\nprint(1)", [], False),
+        ("x = 1  # set", [], False),
+        ("def helper():\n    pass", [], False),  # a new function is work the model may call later
+        ("if True:\n    # nothing yet\n    pass", [], False),
+        ("def broken(:", [], False),  # the kernel reports the SyntaxError
+    ],
+)
+def test_idle_code_message_only_for_code_that_runs_nothing(code: str, removed: list[str], idle: bool) -> None:
+    message = idle_code_message(code, removed)
+    assert (message is not None) == idle
+    if message and removed:
+        assert "list_hotels" in message

@@ -12,7 +12,7 @@ from typing import Any
 from codeact.agent.agent import Agent
 from codeact.agent.loop import Action, Budget, LoopConfig, NoAction
 from codeact.agent.observation import format_observation
-from codeact.agent.parse import CodeAction, parse_code, strip_redefinitions
+from codeact.agent.parse import CodeAction, idle_code_message, parse_code, strip_redefinitions
 from codeact.agent.prompt import load_template, render_imports, render_tools, with_notes
 from codeact.agent.replay import NoModel, ReplayReport, recorded_tools
 from codeact.agent.techniques.base import StepReview
@@ -79,6 +79,9 @@ class CodeFormat:
         if not isinstance(parsed, CodeAction):
             return NoAction(reply.text.strip(), parsed.message)
         code, removed = strip_redefinitions(parsed.code, {"final_answer", *self.tools})
+        idle = idle_code_message(code, removed)
+        if idle is not None:
+            return NoAction(reply.text.strip(), idle)
         notes = list(parsed.repaired) + [f"removed a redefinition of {name}" for name in removed]
         return Action(parsed.thought, code, note="; ".join(notes))
 

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
 
-__all__ = ["CodeAction", "NoCode", "parse_code", "strip_redefinitions"]
+__all__ = ["CodeAction", "NoCode", "idle_code_message", "parse_code", "strip_redefinitions"]
 
 _PYTHON_LANGS = frozenset({"python", "py", "python3", "py3", "ipython", "ipython3"})
 _AST_LIMIT = 50_000  # chars; above this `ast` is skipped (0.5 s per 440 KB on a slow core)
@@ -129,6 +129,31 @@ def strip_redefinitions(code: str, names: Collection[str]) -> tuple[str, list[st
         else:
             del lines[first - 1 : last]
     return "".join(lines), list(dict.fromkeys(removed))
+
+
+def idle_code_message(code: str, removed: Collection[str]) -> str | None:
+    """Why `code` would run nothing (only comments, `pass` or `...`), or None when it has statements.
+
+    Read in the embedded models' runs: 25 of 60 runs of the 0.5B and 13 of 211 of the 1.5B had
+    such a step. The 0.5B copied a tool's `def` from the prompt, which the loop removes, and the
+    1.5B wrote `# Your code here`; told only that "the code ran without output", both did it again.
+    """
+    tree = _parse(code)
+    if tree is None or any(not _idle(stmt) for stmt in tree.body):
+        return None
+    if removed:
+        names = ", ".join(removed)
+        return (f"Nothing ran: your code only defined {names}, which you already have (the real one is "
+                "defined for you, so your definition was removed). Call it instead of defining it, and "
+                "print what it returns.")
+    return ("Nothing ran: your code block held only comments. Write the Python statements for this step: "
+            "call your functions and print what they return.")
+
+
+def _idle(stmt: ast.stmt) -> bool:
+    """`pass`, `...` or a bare string: a statement that does nothing."""
+    return isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+                                          and (stmt.value.value is Ellipsis or isinstance(stmt.value.value, str)))
 
 
 def _observation_cut(text: str) -> int:
