@@ -181,7 +181,7 @@ def test_a_final_answer_sent_with_other_calls_waits_for_their_results():
     # The 1.5B's habit: tools and a guessed answer in one list, before any result existed.
     model = ScriptedModel([json_reply(("add", {"a": 2, "b": 3}), ("final_answer", {"answer": 99})),
                            json_reply(("final_answer", {"answer": 5}))])
-    result = ToolCallingAgent(model, [add], tool_mode="text").run("t")
+    result = ToolCallingAgent(model, [add], tool_mode="text", answer_alone=True).run("t")
     assert result.status == "success" and result.output == 5 and len(result.steps) == 2
     first = result.steps[0]
     assert [(c.name, c.result) for c in first.tool_calls] == [("add", 5)]
@@ -192,14 +192,14 @@ def test_a_final_answer_sent_with_other_calls_waits_for_their_results():
 def test_the_last_step_takes_a_final_answer_sent_with_other_calls():
     model = ScriptedModel([json_reply(("add", {"a": 1, "b": 1})),
                            json_reply(("add", {"a": 2, "b": 2}), ("final_answer", {"answer": 4}))])
-    result = ToolCallingAgent(model, [add], tool_mode="text", max_steps=1).run("t")
+    result = ToolCallingAgent(model, [add], tool_mode="text", max_steps=1, answer_alone=True).run("t")
     assert "step limit" in model.calls[1][-1].content
     assert result.status == "success" and result.output == 4
 
 
-def test_answer_alone_off_takes_the_answer_of_a_mixed_step():
+def test_by_default_a_mixed_step_answers():
     model = ScriptedModel([json_reply(("add", {"a": 2, "b": 3}), ("final_answer", {"answer": 99}))])
-    result = ToolCallingAgent(model, [add], tool_mode="text", answer_alone=False).run("t")
+    result = ToolCallingAgent(model, [add], tool_mode="text").run("t")
     assert result.status == "success" and result.output == 99 and len(result.steps) == 1
 
 

@@ -153,7 +153,9 @@ class ToolCallingAgent(Agent):
         max_parallel_tools: how many calls of one step run at the same time.
         answer_alone: take `final_answer` only from a step that calls no other tool (or from the
             last step). One sent with other calls was written before their results existed; it
-            is held back, and the model answers once it has read them.
+            is held back, and the model is asked to answer once it has read them. Off by
+            default: the embedded 1.5B sent the same list again, step after step, and solved
+            no more (`codeact-json+answeralone` in the bench).
         options: `Agent`'s run options: max_cost, prices, compaction, store, telemetry.
     """
 
@@ -167,7 +169,7 @@ class ToolCallingAgent(Agent):
         *,
         tool_mode: ToolMode = "native",
         max_parallel_tools: int = 8,
-        answer_alone: bool = True,
+        answer_alone: bool = False,
         max_observation_chars: int = 8_000,
         max_steps: int = 10,
         max_tokens: int | None = None,

@@ -62,7 +62,7 @@ def run_codeact_team(task: Task, tools: Mapping[str, Tool], model: BenchModel, m
     return outcome_of(manager.run(task.question))
 
 
-def _tool_calling(mode: str, *, answer_alone: bool = True) -> AgentRunner:
+def _tool_calling(mode: str, *, answer_alone: bool = False) -> AgentRunner:
     def run(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
         from codeact.agent.tool_calling_agent import ToolCallingAgent
 
@@ -71,7 +71,7 @@ def _tool_calling(mode: str, *, answer_alone: bool = True) -> AgentRunner:
                                  store=model.store_option())
         return outcome_of(agent.run(task.question))
 
-    run.__name__ = f"run_codeact_json_{mode}" + ("" if answer_alone else "_early_answer")
+    run.__name__ = f"run_codeact_json_{mode}" + ("_answer_alone" if answer_alone else "")
     return run
 
 
@@ -111,7 +111,7 @@ AGENT_CONFIGS: dict[str, AgentRunner] = {
     "codeact-team": run_codeact_team,
     "codeact-json": _tool_calling("text"),
     "codeact-json-native": _tool_calling("native"),
-    "codeact-json+earlyanswer": _tool_calling("text", answer_alone=False),
+    "codeact-json+answeralone": _tool_calling("text", answer_alone=True),
     "no-agent": run_no_agent,
     "smolagents-code": _smolagents("code"),
     "smolagents-json": _smolagents("json"),
@@ -120,8 +120,8 @@ AGENT_CONFIGS: dict[str, AgentRunner] = {
 """`codeact-json` writes JSON in text: llama.cpp's server renders tools into the prompt but returns
 the calls as text, and Qwen-1.5B followed our JSON prompt better than its own tool template.
 `codeact-json-native` sends tool specs through the API for servers that return `tool_calls`.
-`codeact-json+earlyanswer` is `codeact-json` as it was before `answer_alone`: a final_answer sent
-together with other calls is taken."""
+`codeact-json+answeralone` holds back a final_answer sent together with other calls
+(`ToolCallingAgent(answer_alone=True)`)."""
 
 
 def get_agent_config(name: str) -> AgentRunner:

@@ -33,7 +33,7 @@ _PEERS = ("smolagents-code", "smolagents-json")
 #: Named in --help without importing the bench at start-up; tests/cli/test_bench.py pins them to
 #: the shipped files and the registered configs.
 TASKSETS = ("gsm8k", "shop", "travel", "records", "office", "toolbox", "toolbox_code_mode")
-AGENTS = ("codeact-code", "codeact-json", "codeact-json-native", "codeact-json+earlyanswer", "codeact-code-plan",
+AGENTS = ("codeact-code", "codeact-json", "codeact-json-native", "codeact-json+answeralone", "codeact-code-plan",
           "codeact-team", "no-agent", *_PEERS)
 #: The suffixes of `codeact-code+...` (bench.variants.VARIANTS).
 TECHNIQUE_CONFIGS = ("repeatguard", "repeatguard+hot", "verify", "tooluse", "errorcontext", "errorcontext+giveup",
