@@ -230,7 +230,7 @@ def test_no_code_explains_the_format(reply: str, hint: str) -> None:
 
     assert isinstance(result, NoCode)
     assert hint in result.message
-    assert "```python block" in result.message and "final_answer(value)" in result.message
+    assert "```python block" in result.message and "final_answer(" in result.message
 
 
 def test_no_code_hint_holds_nothing_to_copy_as_code() -> None:
@@ -455,3 +455,32 @@ def test_idle_code_message_only_for_code_that_runs_nothing(code: str, removed: l
     assert (message is not None) == idle
     if message and removed:
         assert "list_hotels" in message
+
+
+@pytest.mark.parametrize(
+    ("reply", "code"),
+    [
+        ('The code is final_answer("ZAR")', 'final_answer("ZAR")'),  # the 1.5B, four steps running
+        ("So the total is final_answer(142.24).", "final_answer(142.24)"),
+        ('Answer: final_answer("a (b)") as asked', 'final_answer("a (b)")'),
+        ("It returns final_answer([1, 2]) now", "final_answer([1, 2])"),
+    ],
+)
+def test_a_literal_final_answer_in_prose_is_taken_as_code(reply: str, code: str) -> None:
+    action = parse_code(reply)
+    assert isinstance(action, CodeAction)
+    assert action.code == code and "final_answer in prose" in action.repaired
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "The code is final_answer(value) with that value.",  # an echo of the instructions
+        "I will call final_answer(...) once I know more.",
+        "Either final_answer(1) or maybe final_answer(2), not sure.",
+        "Call final_answer(answer=3) then.",
+        "final_answer( is what I call at the end",
+    ],
+)
+def test_prose_without_exactly_one_literal_answer_stays_no_code(reply: str) -> None:
+    assert isinstance(parse_code(reply), NoCode)

@@ -94,7 +94,39 @@ def parse_code(text: str, *, tool_names: Collection[str] = ()) -> CodeAction | N
             if _is_python(code, known, use_ast=True, strict=True):
                 thought = "\n".join(lines[:skip]).strip()
                 return CodeAction(code, thought, 1, (*notes, "no fences"))
+    answer = _answer_in_prose(text) if deep and not others else None
+    if answer is not None:
+        return CodeAction(answer, text.strip(), 1, (*notes, "final_answer in prose"))
     return NoCode(_no_code_message(list(others)))
+
+
+_PROSE_CALL_TRIES = 16  # closing parentheses tried as the call's end: a literal answer is short
+
+
+def _answer_in_prose(text: str) -> str | None:
+    """`final_answer(<a literal>)` written inside a sentence, as code; None when there is not exactly one.
+
+    Told that the code to finish is a call of final_answer, the 1.5B replied `The code is
+    final_answer("ZAR")` four steps running, the right answer each time. Only a literal counts:
+    `final_answer(value)` in prose is an echo of the instructions, not an answer.
+    """
+    if text.count("final_answer(") != 1:
+        return None
+    start = text.index("final_answer(")
+    closers = [i + 1 for i, ch in enumerate(text[start:], start) if ch == ")"]
+    for end in closers[:_PROSE_CALL_TRIES]:
+        try:
+            call = ast.parse(text[start:end], mode="eval").body
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        if not (isinstance(call, ast.Call) and len(call.args) == 1 and not call.keywords):
+            return None
+        try:
+            value = ast.literal_eval(call.args[0])
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+            return None
+        return text[start:end] if value is not Ellipsis else None
+    return None
 
 
 def strip_redefinitions(code: str, names: Collection[str]) -> tuple[str, list[str]]:
@@ -365,5 +397,5 @@ def _no_code_message(others: list[str]) -> str:
     return (
         f"{found}No code to run was found. Every reply needs a short thought, then one ```python block "
         "with the code for this step, code that calls your functions and prints what you need to see. "
-        "If what you have seen already answers the task, the code is final_answer(value) with that value."
+        "If what you have seen already answers the task, that block calls final_answer(...) with the answer."
     )
