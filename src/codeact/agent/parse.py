@@ -391,12 +391,11 @@ def _no_code_message(others: list[str]) -> str:
     if others:
         kinds = ", ".join(others).replace("a ``` block", "a ``` block with no language")
         found = f"Your reply had {kinds}; only non-empty ```python blocks are run. "
-    # Nothing here runs if copied whole: the 1.5B copied the example answer this hint once had ("I
-    # know the answer now") and answered a number it had never seen, then the comment-only block it
-    # had next ("# the code: call your functions, ...") as its code. Without any block to show the
-    # call, it answered in prose ("The currency ... is ZAR.") until the step limit.
+    # Nothing here to copy whole: the 1.5B copied the example answer this hint once had ("I know
+    # the answer now") and answered a number it had never seen, then the comment-only block it had
+    # next ("# the code: call your functions, ...") as its code.
     return (
         f"{found}No code to run was found. Every reply needs a short thought, then one ```python block "
         "with the code for this step, code that calls your functions and prints what you need to see. "
-        "If what you have seen already answers the task, the block is:\n```python\nfinal_answer(<the answer>)\n```"
+        "If what you have seen already answers the task, that block calls final_answer(...) with the answer."
     )
