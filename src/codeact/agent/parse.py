@@ -115,10 +115,10 @@ def _answer_in_prose(text: str) -> str | None:
     start = text.index("final_answer(")
     closers = [i + 1 for i, ch in enumerate(text[start:], start) if ch == ")"]
     for end in closers[:_PROSE_CALL_TRIES]:
-        try:
-            call = ast.parse(text[start:end], mode="eval").body
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            continue
+        tree = _parse(text[start:end])
+        if tree is None or len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+            continue  # not one whole expression yet: try the next ")"
+        call = tree.body[0].value
         if not (isinstance(call, ast.Call) and len(call.args) == 1 and not call.keywords):
             return None
         try:
