@@ -118,7 +118,7 @@ def test_report_summarises_each_agent(server, tmp_path):
     assert json_summary.errors == {"wrong_answer": 1}
     assert 0.2 < json_summary.ci_low < 0.67 < json_summary.ci_high < 1.0
     table = render_markdown(summaries)
-    assert "| codeact-json | 2/3 | 67% (" in table and "wrong_answer 1" in table
+    assert "| codeact-json | 2/3 | 0 | 67% (" in table and "wrong_answer 1" in table
     md, js = write_report(tmp_path, summaries, {"taskset": "arith", "model": "scripted-server", "tasks": 3})
     assert json.loads(js.read_text())["agents"]["no-agent"]["solved"] == 2
     assert "| no-agent | 2/3" in md.read_text()
@@ -176,3 +176,43 @@ def test_concurrency_runs_that_many_tasks_at_once_on_the_batch_pool(tmp_path):
     assert sorted((r.task_id, r.solved) for r in results) == [("t1", True), ("t2", True)]
     rows = ResultsFile(tmp_path / RESULTS_FILE).load()
     assert set(rows) == {("arith", "scripted-server", "no-agent", "t1"), ("arith", "scripted-server", "no-agent", "t2")}
+
+
+def looks_then_answers_in_words(request: Recorded) -> Reply:
+    """The code agent prints, and answers in words only when the step limit asks for an answer."""
+    messages = request.json["messages"]
+    question = next(m["content"] for m in messages if m["role"] == "user")
+    a, b = map(int, re.findall(r"\d+", question)[:2])
+    if "step limit" in messages[-1]["content"]:
+        return chat(f"The sum is {a + b}.", usage=(100, 10))
+    return chat(f"Thought: look first.\n```python\nprint({a}, {b})\n```", usage=(100, 10))
+
+
+def looks_until_the_end(request: Recorded) -> Reply:
+    """The code agent prints the sum every step, the last one included, and never calls final_answer."""
+    question = next(m["content"] for m in request.json["messages"] if m["role"] == "user")
+    a, b = map(int, re.findall(r"\d+", question)[:2])
+    return chat(f"```python\nprint({a + b})\n```", usage=(100, 10))
+
+
+def test_an_answer_in_words_at_the_step_limit_counts_like_smolagents_summary(tmp_path):
+    with ChatServer(default=looks_then_answers_in_words) as server:
+        model = BenchModel(f"openai-compat:{server.url}#m", label="scripted", sandbox="process")
+        results = run_bench("arith", TASKS[:1], ["codeact-code"], model, out_dir=tmp_path, max_steps=1)
+    [result] = results
+    assert (result.status, result.answered, result.solved, result.steps) == ("max_steps", True, True, 2)
+    assert result.output == "The sum is 5."
+    [summary] = summarize(results, ["codeact-code"])
+    assert (summary.solved, summary.solved_at_limit) == (1, 1)
+    assert "| codeact-code | 1/1 | 1 | 100% (" in render_markdown([summary])
+
+
+def test_printed_output_at_the_step_limit_is_not_an_answer(tmp_path):
+    with ChatServer(default=looks_until_the_end) as server:
+        model = BenchModel(f"openai-compat:{server.url}#m", label="scripted", sandbox="process")
+        results = run_bench("arith", TASKS[:1], ["codeact-code"], model, out_dir=tmp_path, max_steps=1)
+    [result] = results
+    assert (result.status, result.answered, result.solved) == ("max_steps", False, False)
+    assert result.output == "5" and result.error_kind == "max_steps"
+    [summary] = summarize(results, ["codeact-code"])
+    assert (summary.solved, summary.solved_at_limit) == (0, 0)

@@ -40,6 +40,9 @@ class AgentSummary:
     step_errors: dict[str, int]
     model_timeouts: int = 0
     """Model calls that timed out, over all tasks (retried ones included)."""
+    solved_at_limit: int = 0
+    """Solved tasks whose answer came at the step limit (smolagents' summary, codeact's reply in
+    words to its request for an answer), not from a `final_answer` call: `solved` counts them."""
 
 
 def summarize(results: Sequence[TaskResult], agents: Sequence[str]) -> list[AgentSummary]:
@@ -75,15 +78,20 @@ def summarize(results: Sequence[TaskResult], agents: Sequence[str]) -> list[Agen
             errors=dict(Counter(r.error_kind for r in rows if r.error_kind).most_common()),
             step_errors=dict(step_errors.most_common()),
             model_timeouts=sum(r.model_timeouts for r in rows),
+            solved_at_limit=sum(r.solved and r.status == "max_steps" for r in rows),
         ))
     return summaries
 
 
 def render_markdown(summaries: Sequence[AgentSummary]) -> str:
-    """A Markdown table, one row per agent config."""
-    header = ("| Agent | Solved | Success (95% CI) | Mean steps | Prompt tok/task | Completion tok/task "
+    """A Markdown table, one row per agent config.
+
+    "At step limit" counts the solved tasks answered only when the step limit asked for an answer;
+    "Solved" minus it is what `final_answer` calls solved.
+    """
+    header = ("| Agent | Solved | At step limit | Success (95% CI) | Mean steps | Prompt tok/task | Completion tok/task "
               "| Tokens/solved (prompt+completion) | Time/task | Failures by kind |")
-    lines = [header, "|" + "---|" * 9]
+    lines = [header, "|" + "---|" * 10]
     for s in summaries:
         if s.prompt_tokens_per_solved is None or s.completion_tokens_per_solved is None:
             per_solved = "n/a"
@@ -91,7 +99,7 @@ def render_markdown(summaries: Sequence[AgentSummary]) -> str:
             per_solved = f"{s.prompt_tokens_per_solved:,.0f} + {s.completion_tokens_per_solved:,.0f}"
         errors = ", ".join(f"{k} {v}" for k, v in s.errors.items()) or "none"
         lines.append(
-            f"| {s.agent} | {s.solved}/{s.tasks} | {s.success_rate:.0%} ({s.ci_low:.0%}–{s.ci_high:.0%}) "
+            f"| {s.agent} | {s.solved}/{s.tasks} | {s.solved_at_limit} | {s.success_rate:.0%} ({s.ci_low:.0%}–{s.ci_high:.0%}) "
             f"| {s.mean_steps:.2f} | {s.prompt_tokens_per_task:,.0f} | {s.completion_tokens_per_task:,.0f} "
             f"| {per_solved} | {s.seconds_per_task:.1f} s | {errors} |"
         )
