@@ -410,3 +410,27 @@ def test_a_step_with_statements_besides_a_removed_definition_still_runs():
     agent = agent_for(code("def fare(flight):\n    return 1\nx = fare('TP1204')\nfinal_answer(x)"), tools=[fare])
     result = agent.run("What does TP1204 cost?")
     assert result.output == 120.5 and result.steps[0].error is None
+
+
+def test_an_answer_stated_in_words_after_output_is_taken():
+    agent = agent_for(code("print(10.5)"), "The result is 10.5 hours.\n\nFinal answer: 10.5")
+    result = agent.run("How many hours ahead of New York is Delhi?")
+    assert result.status == "success" and result.output == 10.5 and len(result.steps) == 2
+    answered = result.steps[1]
+    assert answered.code == "final_answer(10.5)" and answered.is_final and answered.error is None
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        None,  # the first reply: nothing seen yet, a guess
+        code("x = 1"),  # a step that printed nothing
+        code("1 / 0"),  # a step that failed
+    ],
+)
+def test_an_answer_stated_in_words_without_output_seen_is_sent_back(first):
+    replies = ([first] if first else []) + ["Final answer: 7", code("final_answer(8)")]
+    result = agent_for(*replies).run("What is it?")
+    assert result.status == "success" and result.output == 8
+    stated = result.steps[-2]
+    assert stated.code is None and stated.error == "no_code"

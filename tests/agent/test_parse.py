@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codeact.agent.parse import CodeAction, NoCode, idle_code_message, parse_code, strip_redefinitions
+from codeact.agent.parse import (
+    CodeAction,
+    NoCode,
+    idle_code_message,
+    parse_code,
+    stated_answer,
+    strip_redefinitions,
+)
 
 # (id, reply, code, blocks, thought, repair note or None)
 FOUND = [
@@ -484,3 +491,39 @@ def test_a_literal_final_answer_in_prose_is_taken_as_code(reply: str, code: str)
 )
 def test_prose_without_exactly_one_literal_answer_stays_no_code(reply: str) -> None:
     assert isinstance(parse_code(reply), NoCode)
+
+
+@pytest.mark.parametrize(
+    ("reply", "code"),
+    [
+        ("The result is 10.5 hours ahead of New York.\n\nFinal answer: 10.5", "final_answer(10.5)"),  # the 1.5B
+        ("The final answer is 9455.", "final_answer(9455)"),  # the embedded model, in a newcomer's terminal
+        ("**Final Answer:** `ZAR`", "final_answer('ZAR')"),
+        ("### Final answer = -5", "final_answer(-5)"),
+        ("So the final answer is $\\boxed{42}$.", "final_answer(42)"),
+        ('the final answer is "LH7620"', "final_answer('LH7620')"),
+        ("Final answer: 1,073.33", "final_answer('1,073.33')"),  # a separator, not a tuple
+        ("Final answer: [1, 2]", "final_answer([1, 2])"),
+        ("Final answer: 3\nThinking again...\nFinal answer: 4", "final_answer(4)"),  # the last one stated
+    ],
+)
+def test_an_answer_stated_in_words_is_read_as_final_answer_code(reply: str, code: str) -> None:
+    assert isinstance(parse_code(reply), NoCode)  # not code: the loop decides whether to take it
+    assert stated_answer(reply) == code
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Your final answer was rejected: you answered without looking",  # an echo of a rejection
+        "Call final_answer(...) with the answer.",
+        "Final answer:",
+        "Final answer: ...",
+        "Final answer: None",
+        "The answer depends on the fare.",
+        "Final answer: " + "x" * 300,  # an explanation, not an answer
+        "Before the final answer: let me check the fare.",  # a reply that goes on working
+    ],
+)
+def test_text_that_states_no_answer_gives_none(reply: str) -> None:
+    assert stated_answer(reply) is None

@@ -12,7 +12,7 @@ from typing import Any
 from codeact.agent.agent import Agent
 from codeact.agent.loop import Action, Budget, LoopConfig, NoAction
 from codeact.agent.observation import format_observation
-from codeact.agent.parse import CodeAction, idle_code_message, parse_code, strip_redefinitions
+from codeact.agent.parse import CodeAction, idle_code_message, parse_code, stated_answer, strip_redefinitions
 from codeact.agent.prompt import load_template, render_imports, render_tools, with_notes
 from codeact.agent.replay import NoModel, ReplayReport, recorded_tools
 from codeact.agent.techniques.base import StepReview
@@ -77,7 +77,7 @@ class CodeFormat:
     def read(self, reply: ModelReply) -> Action | NoAction:
         parsed = parse_code(closed_reply(reply), tool_names=self.tools)
         if not isinstance(parsed, CodeAction):
-            return NoAction(reply.text.strip(), parsed.message)
+            return NoAction(reply.text.strip(), parsed.message, stated_answer(reply.text))
         code, removed = strip_redefinitions(parsed.code, {"final_answer", *self.tools})
         idle = idle_code_message(code, removed)
         if idle is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from codeact.agent.compaction import Compaction, Compactor, estimate_tokens
-from codeact.agent.observation import truncate
+from codeact.agent.observation import showed_output, truncate
 from codeact.agent.techniques.base import StepReview, review_step
 from codeact.errors import BudgetExceeded, ModelError
 from codeact.models.base import Message, ModelReply, ToolSpec, Usage
@@ -97,10 +97,15 @@ class Action:
 
 @dataclass(frozen=True)
 class NoAction:
-    """The reply held no usable action; `message` tells the model the expected format."""
+    """The reply held no usable action; `message` tells the model the expected format.
+
+    `stated_answer` is code giving the answer the reply stated in words ("Final answer: 10.5" as
+    `final_answer(10.5)`), or None; the loop runs it instead when the step before showed output.
+    """
 
     thought: str
     message: str
+    stated_answer: str | None = None
 
 
 class ActionFormat(Protocol):
@@ -279,6 +284,8 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
         yield ModelReplied(index, reply.text, reply.usage, model_seconds, reply.tool_calls, reply.finish_reason)
 
         action = fmt.read(reply)
+        if isinstance(action, NoAction) and action.stated_answer and steps and showed_output(steps[-1]):
+            action = Action(action.thought, action.stated_answer, note="final answer stated in words")
         turn = [fmt.assistant_message(reply, action)]
         turns.append((index, turn))
         if isinstance(action, NoAction):

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
 
-__all__ = ["CodeAction", "NoCode", "idle_code_message", "parse_code", "strip_redefinitions"]
+__all__ = ["CodeAction", "NoCode", "idle_code_message", "parse_code", "stated_answer", "strip_redefinitions"]
 
 _PYTHON_LANGS = frozenset({"python", "py", "python3", "py3", "ipython", "ipython3"})
 _AST_LIMIT = 50_000  # chars; above this `ast` is skipped (0.5 s per 440 KB on a slow core)
@@ -127,6 +127,46 @@ def _answer_in_prose(text: str) -> str | None:
             return None
         return text[start:end] if value is not Ellipsis else None
     return None
+
+
+# "Final answer: X" opening a line (after markup), or "the final answer is X" anywhere; not "before
+# the final answer: let me check", which a reply that goes on working may say.
+_STATED = re.compile(r"(?:^[ \t>#*_-]*final answer[ \t*_]*[:=]|\bfinal answer is\b)[ \t]*(?P<rest>[^\n]*)",
+                     re.IGNORECASE | re.MULTILINE)
+_BOXED = re.compile(r"\\boxed\{([^{}\n]*)\}")
+_STATED_MAX = 200  # chars: an answer stated in a sentence is short; longer is an explanation
+
+
+def stated_answer(text: str) -> str | None:
+    """`final_answer(<value>)` for the answer a reply without code states in words, or None.
+
+    "Final answer: 10.5", "The final answer is 9455.", "**Final Answer:** `ZAR`" each state one:
+    the value after the last such phrase, on its line, with markup and a closing full stop removed
+    (a Python literal when it reads as one, else the text). The loop takes it only after a step
+    that showed output (`loop.agent_loop`): the 1.5B printed 10.5, then wrote "Final answer: 10.5"
+    and, told that no code was found, echoed the observations until the step limit.
+    """
+    matches = list(_STATED.finditer(text))
+    if not matches:
+        return None
+    raw = matches[-1].group("rest")
+    boxed = _BOXED.search(raw)
+    raw = boxed.group(1) if boxed else raw
+    value_text = raw.strip().strip("*`$ ").removesuffix(".").strip("*`$ ")
+    if not any(ch.isalnum() for ch in value_text) or len(value_text) > _STATED_MAX:
+        return None
+    tree = _parse(value_text)
+    value: object = value_text
+    if tree is not None and len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr):
+        try:
+            value = ast.literal_eval(tree.body[0].value)
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+            value = value_text
+    if isinstance(value, tuple) and not value_text.startswith("("):
+        value = value_text  # "1,073.33" is a number written with a separator, not a tuple
+    if value is None or value is Ellipsis or value == "":
+        return None
+    return f"final_answer({value!r})"
 
 
 def strip_redefinitions(code: str, names: Collection[str]) -> tuple[str, list[str]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from codeact.agent.observation import NO_OUTPUT
 from codeact.agent.techniques.base import Review, returned_in_step
 from codeact.runs.result import Step
 from codeact.sandbox.base import Execution
@@ -48,8 +49,4 @@ _REASON = ("you answered without looking at any output. Your variables are still
 def _saw_output(step: Step) -> bool:
     """The step showed the model some output (printed text, a value, or an error)."""
     shown = step.observation.strip()
-    return step.code is not None and bool(shown) and not shown.startswith(_NO_OUTPUT) and not step.is_final
-
-
-_NO_OUTPUT = "The code ran without output."
-"""How `observation.format_observation` says a step showed nothing."""
+    return step.code is not None and bool(shown) and not shown.startswith(NO_OUTPUT) and not step.is_final
