@@ -44,7 +44,7 @@ def test_bench_writes_a_table_and_reports_and_resumes(tmp_path):
         second = codeact(*args)
         assert sum(r.method == "POST" for r in server.requests) == posts  # all resumed
     assert first.returncode == 0, first.stderr
-    assert "| codeact-json | 1/2 | 50% (" in first.stdout
+    assert "| codeact-json | 1/2 | 0 | 50% (" in first.stdout
     assert "| no-agent | 1/2 |" in first.stdout
     assert second.returncode == 0 and second.stdout == first.stdout
     report = json.loads((out / "report.json").read_text())
