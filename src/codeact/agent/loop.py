@@ -284,7 +284,8 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
         yield ModelReplied(index, reply.text, reply.usage, model_seconds, reply.tool_calls, reply.finish_reason)
 
         action = fmt.read(reply)
-        if isinstance(action, NoAction) and action.stated_answer and steps and showed_output(steps[-1]):
+        if (isinstance(action, NoAction) and action.stated_answer and steps and showed_output(steps[-1])
+                and steps[-1].error is None):  # an answer read off output the step before, not off an error
             action = Action(action.thought, action.stated_answer, note="final answer stated in words")
         turn = [fmt.assistant_message(reply, action)]
         turns.append((index, turn))

@@ -11,7 +11,7 @@ from codeact.sandbox.base import Execution
 from codeact.sandbox.guest.text import truncate_middle
 from codeact.tools.calls import ToolCallRecord
 
-__all__ = ["NO_OUTPUT", "format_observation", "list_tool_results", "short", "show_call", "showed_output", "truncate"]
+__all__ = ["format_observation", "list_tool_results", "short", "show_call", "showed_output", "truncate"]
 
 # The kernel's own cut marker (guest/text.cut_marker) inside stdout or stderr.
 _KERNEL_CUT = re.compile(r"\n\[\.\.\. [\d,]+ characters truncated \.\.\.\]\n")
@@ -40,7 +40,7 @@ def format_observation(execution: Execution, *, limit: int = 8_000) -> str:
         count = len(execution.images)
         parts.append(f"The code showed {count} image{'s' if count > 1 else ''} (below) and printed nothing.")
     if not parts:
-        parts.append(NO_OUTPUT + " Use print() to see values.")
+        parts.append(_NO_OUTPUT + " Use print() to see values.")
     text = "\n".join(parts)
     if len(text) <= limit or not execution.output_dropped:
         return truncate(text, limit)
@@ -50,15 +50,14 @@ def format_observation(execution: Execution, *, limit: int = 8_000) -> str:
     return truncate(text, max(limit - len(note), 0)) + note
 
 
-NO_OUTPUT = "The code ran without output."
+_NO_OUTPUT = "The code ran without output."
 """How an observation says a step showed nothing."""
 
 
 def showed_output(step: Step) -> bool:
-    """The step ran code that showed the model something (printed text, a value, no error) and did not finish the run."""
+    """The step ran code that showed the model something (printed text, a value, or an error) and did not end the run."""
     shown = step.observation.strip()
-    return (step.code is not None and step.error is None and not step.is_final and bool(shown)
-            and not shown.startswith(NO_OUTPUT))
+    return step.code is not None and bool(shown) and not shown.startswith(_NO_OUTPUT) and not step.is_final
 
 
 def _output_size(execution: Execution) -> int:

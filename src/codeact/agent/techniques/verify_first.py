@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from codeact.agent.observation import NO_OUTPUT
+from codeact.agent.observation import showed_output
 from codeact.agent.techniques.base import Review, returned_in_step
 from codeact.runs.result import Step
 from codeact.sandbox.base import Execution
@@ -32,7 +32,7 @@ class VerifyBeforeAnswer:
     only_with_tools: bool = True
 
     def review(self, steps: Sequence[Step], code: str | None, execution: Execution) -> Review | None:
-        if not execution.is_final or any(_saw_output(s) for s in steps):
+        if not execution.is_final or any(showed_output(s) for s in steps):
             return None
         if any(s.code is not None and "final answer was rejected" in s.observation for s in steps):
             return None  # asked once already: do not loop
@@ -45,8 +45,3 @@ _REASON = ("you answered without looking at any output. Your variables are still
            "your answer rests on (the tools' results), check that they answer exactly what the task asks, "
            "then call final_answer")
 
-
-def _saw_output(step: Step) -> bool:
-    """The step showed the model some output (printed text, a value, or an error)."""
-    shown = step.observation.strip()
-    return step.code is not None and bool(shown) and not shown.startswith(NO_OUTPUT) and not step.is_final
