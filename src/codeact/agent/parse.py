@@ -121,12 +121,20 @@ def _answer_in_prose(text: str) -> str | None:
         call = tree.body[0].value
         if not (isinstance(call, ast.Call) and len(call.args) == 1 and not call.keywords):
             return None
-        try:
-            value = ast.literal_eval(call.args[0])
-        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-            return None
-        return text[start:end] if value is not Ellipsis else None
+        value = _literal(call.args[0])
+        return text[start:end] if value is not _NOT_LITERAL and value is not Ellipsis else None
     return None
+
+
+_NOT_LITERAL = object()
+
+
+def _literal(node: ast.expr) -> object:
+    """`ast.literal_eval(node)`, or `_NOT_LITERAL` for a node that is not a literal."""
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return _NOT_LITERAL
 
 
 # "Final answer: X" opening a line (after markup), or "the final answer is X" anywhere; not "before
@@ -156,14 +164,11 @@ def stated_answer(text: str) -> str | None:
     if not any(ch.isalnum() for ch in value_text) or len(value_text) > _STATED_MAX:
         return None
     tree = _parse(value_text)
-    value: object = value_text
+    value = _NOT_LITERAL
     if tree is not None and len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr):
-        try:
-            value = ast.literal_eval(tree.body[0].value)
-        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-            value = value_text
-    if isinstance(value, tuple) and not value_text.startswith("("):
-        value = value_text  # "1,073.33" is a number written with a separator, not a tuple
+        value = _literal(tree.body[0].value)
+    if value is _NOT_LITERAL or (isinstance(value, tuple) and not value_text.startswith("(")):
+        value = value_text  # text; and "1,073.33" is a number written with a separator, not a tuple
     if value is None or value is Ellipsis or value == "":
         return None
     return f"final_answer({value!r})"
