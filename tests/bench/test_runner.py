@@ -22,11 +22,17 @@ TASKS = (
 )
 
 
+def operands(request: Recorded) -> tuple[int, int]:
+    """A and B of the "What is A + B?" a request asks."""
+    question = next(m["content"] for m in request.json["messages"] if m["role"] == "user")
+    a, b = map(int, re.findall(r"\d+", question)[:2])
+    return a, b
+
+
 def arithmetic(request: Recorded) -> Reply:
     """Answers "What is A + B?" correctly, in the format the asking agent config expects."""
     messages = request.json["messages"]
-    question = next(m["content"] for m in messages if m["role"] == "user")
-    a, b = map(int, re.findall(r"\d+", question)[:2])
+    a, b = operands(request)
     if messages[0]["content"].startswith("Answer the question"):  # no-agent
         return chat(f"Adding gives {a + b}.\nAnswer: {a + b}", usage=(20, 8))
     call = {"name": "final_answer", "arguments": {"answer": a + b}}
@@ -180,18 +186,15 @@ def test_concurrency_runs_that_many_tasks_at_once_on_the_batch_pool(tmp_path):
 
 def looks_then_answers_in_words(request: Recorded) -> Reply:
     """The code agent prints, and answers in words only when the step limit asks for an answer."""
-    messages = request.json["messages"]
-    question = next(m["content"] for m in messages if m["role"] == "user")
-    a, b = map(int, re.findall(r"\d+", question)[:2])
-    if "step limit" in messages[-1]["content"]:
+    a, b = operands(request)
+    if "step limit" in request.json["messages"][-1]["content"]:
         return chat(f"The sum is {a + b}.", usage=(100, 10))
     return chat(f"Thought: look first.\n```python\nprint({a}, {b})\n```", usage=(100, 10))
 
 
 def looks_until_the_end(request: Recorded) -> Reply:
     """The code agent prints the sum every step, the last one included, and never calls final_answer."""
-    question = next(m["content"] for m in request.json["messages"] if m["role"] == "user")
-    a, b = map(int, re.findall(r"\d+", question)[:2])
+    a, b = operands(request)
     return chat(f"```python\nprint({a + b})\n```", usage=(100, 10))
 
 
