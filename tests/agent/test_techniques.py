@@ -169,6 +169,35 @@ def test_repeat_guard_with_a_temperature_samples_only_the_next_reply_hotter() ->
     assert model.temperature == 0.0
 
 
+def test_repeat_guard_with_a_temperature_samples_after_a_second_reply_without_code() -> None:
+    from codeact.models.openai_compat import OpenAICompatible
+    from tests.servers.chat_server import ChatServer, chat
+
+    words = "The checksum of 'hello' is 10."
+    with ChatServer() as server:
+        server.push(chat(code("print(2)")), chat(words), chat(words), chat(words), chat(code("final_answer(5)")))
+        model = OpenAICompatible("m", base_url=server.url, temperature=0.0)
+        agent = CodeAgent(model, sandbox=ProcessSandbox, store=False, max_steps=5,
+                          techniques=[RepeatGuard(temperature=0.7)])
+        result = agent.run("task")
+        sent = [request.json.get("temperature") for request in server.requests]
+
+    assert result.output == 5
+    assert [s.error for s in result.steps] == [None, "no_code", "no_code", "no_code", None]
+    assert sent == [0.0, 0.0, 0.0, 0.7, 0.7]  # the first reply in words is only told; each repeat is sampled
+    assert all("Note:" not in s.observation for s in result.steps[1:4])  # the no-code hint says it already
+
+
+def test_repeat_guard_without_a_temperature_leaves_replies_without_code_alone() -> None:
+    words = "The checksum of 'hello' is 10."
+    result, model = run([words, words, code("final_answer(1)")], RepeatGuard())
+    assert result.output == 1
+    assert result.steps[0].observation == result.steps[1].observation  # the hint, nothing added
+    assert model.calls[2][-1].content.endswith(result.steps[1].observation)
+    assert RepeatGuard().review_reply(result.steps[:2]) is None
+    assert RepeatGuard(temperature=0.7).review_reply(result.steps[:2]) is not None
+
+
 def test_at_temperature_copies_a_model_that_has_one_and_leaves_others_alone() -> None:
     from codeact.models.openai_compat import OpenAICompatible
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from codeact.agent.compaction import Compaction, Compactor, estimate_tokens
 from codeact.agent.observation import showed_output, truncate
-from codeact.agent.techniques.base import StepReview, review_step
+from codeact.agent.techniques.base import StepReview, review_reply, review_step
 from codeact.errors import BudgetExceeded, ModelError
 from codeact.models.base import Message, ModelReply, ToolSpec, Usage
 from codeact.models.images import Image
@@ -293,13 +293,17 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
             yield ActionParsed(index, action.thought, None, "no_code")
             step = Step(index, action.thought, None, action.message, reply.usage, model_seconds,
                         error="no_code", reply=reply.text)
+            review = review_reply(config.techniques, [*steps, step])
+            if review.note:
+                step = replace(step, observation=f"{action.message}\n{review.note}")
+            temperature = review.temperature
             steps.append(step)
             yield StepFinished(step)
             partial = reply.text.strip() or partial
             if at_limit:
                 return (yield from finish("max_steps", reply.text.strip() or None,
                                           f"no final answer after {budget.max_steps} steps"))
-            turn.extend(fmt.observation_messages(None, _with_cut_note(action.message, reply)))
+            turn.extend(fmt.observation_messages(None, _with_cut_note(step.observation, reply)))
         else:
             yield ActionParsed(index, action.thought, action.code, action.note)
             try:

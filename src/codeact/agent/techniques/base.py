@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from codeact.agent.observation import list_tool_results
 from codeact.runs.result import Step
 from codeact.sandbox.base import Execution
 
-__all__ = ["Review", "StepReview", "returned_in_step", "review_step"]
+__all__ = ["ReplyReview", "Review", "StepReview", "returned_in_step", "review_reply", "review_step"]
 
 
 @dataclass(frozen=True)
@@ -35,14 +35,30 @@ class StepReview(Protocol):
     def review(self, steps: Sequence[Step], code: str | None, execution: Execution) -> Review | None: ...
 
 
+@runtime_checkable
+class ReplyReview(Protocol):
+    """A technique that also reads replies holding no action (no code, no tool call): `steps[-1]` is that reply."""
+
+    def review_reply(self, steps: Sequence[Step]) -> Review | None: ...
+
+
 def review_step(techniques: Sequence[StepReview], steps: Sequence[Step], code: str | None,
                 execution: Execution) -> Review:
     """Every technique's say on one action, merged: notes joined, the first rejection and the highest temperature kept."""
+    return _merged(technique.review(steps, code, execution) for technique in techniques)
+
+
+def review_reply(techniques: Sequence[StepReview], steps: Sequence[Step]) -> Review:
+    """The say of the techniques that read replies without an action (`ReplyReview`) on `steps[-1]`, merged."""
+    readers = [t for t in techniques if isinstance(t, ReplyReview)]
+    return _merged(reader.review_reply(steps) for reader in readers)
+
+
+def _merged(reviews: Iterable[Review | None]) -> Review:
     notes: list[str] = []
     rejection: str | None = None
     temperatures: list[float] = []
-    for technique in techniques:
-        review = technique.review(steps, code, execution)
+    for review in reviews:
         if review is None:
             continue
         if review.note:

@@ -6,6 +6,10 @@ before it (code with comments and blank lines dropped, and the error type and la
 on a repeat, adds a corrective note: what repeated and what to try instead. A changed prompt is
 what changes a greedy model's next reply. Code that ran fine and is run again (a small model
 printing its result over and over instead of answering) gets a note to answer with it.
+
+A reply without code that follows an earlier reply without code is a repeat too: at temperature 0
+the 1.5B wrote the same sentence ("The office checksum of 'hello' is 10.") for all six steps of a
+run, whatever the hint said. With a temperature set, the reply after such a repeat is sampled.
 """
 
 from __future__ import annotations
@@ -23,18 +27,25 @@ __all__ = ["RepeatGuard"]
 
 @dataclass(frozen=True)
 class RepeatGuard:
-    """Add a corrective note when a failing action repeats an earlier failure.
+    """Add a corrective note when a failing action repeats an earlier failure; with a temperature,
+    also sample the next reply after a repeated failure or a repeated reply without code.
 
     Args:
         same_error: how many times the same error (type and message) may come back, from any
             code, before the guard speaks; the same failing code is named at its first repeat.
         temperature: also sample the reply after a repeated failure at this temperature (e.g.
-            0.7), so a greedy model does not write the same code again; None (default) only adds
-            the note. It changes nothing for a backend without a temperature setting.
+            0.7), so a greedy model does not write the same code (or the same words without code)
+            again; None (default) only adds the note. It changes nothing for a backend without a temperature setting.
     """
 
     same_error: int = 2
     temperature: float | None = None
+
+    def review_reply(self, steps: Sequence[Step]) -> Review | None:
+        """After a second reply without code, sample the next one (the no-code hint already says what is wrong)."""
+        if self.temperature is None or not steps or not _no_code(steps[-1]):
+            return None
+        return Review(temperature=self.temperature) if any(_no_code(s) for s in steps[:-1]) else None
 
     def review(self, steps: Sequence[Step], code: str | None, execution: Execution) -> Review | None:
         if code is None or execution.is_final:
@@ -60,6 +71,10 @@ _SAME_RESULT = ("Note: you already ran this same code, so its output is what you
                 "answers the task, call final_answer with the value now; otherwise write the next step.")
 _SAME_ERROR = ("Note: the same error has now happened {times} times ({error}). Your approach is not working: "
                "print the inputs you rely on, re-read the tool descriptions, and change the approach.")
+
+
+def _no_code(step: Step) -> bool:
+    return step.code is None and step.error == "no_code"
 
 
 def _code_key(code: str) -> str:
