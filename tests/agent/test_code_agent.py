@@ -434,3 +434,23 @@ def test_an_answer_stated_in_words_without_output_seen_is_sent_back(first):
     assert result.status == "success" and result.output == 8
     stated = result.steps[-2]
     assert stated.code is None and stated.error == "no_code"
+
+
+def test_a_reply_in_words_before_any_tool_call_is_told_it_would_be_a_guess():
+    guessed = "The office checksum of 'hello' is 10."
+    agent = agent_for(guessed, code("print(fare('TP1204'))"), guessed, code("final_answer(120.5)"), tools=[fare])
+    result = agent.run("What does TP1204 cost?")
+    assert result.output == 120.5
+    before, after = result.steps[0], result.steps[2]
+    assert before.error == after.error == "no_code"
+    assert "none of your functions has been called yet" in before.observation
+    assert before.observation in agent.model.calls[1][-1].content  # the model is told
+    assert "none of your functions" not in after.observation  # a function ran: the usual hint
+    assert "final_answer(...)" in after.observation
+
+
+def test_an_agent_without_tools_gets_the_usual_hint_for_a_reply_in_words():
+    model = ScriptedModel(["The answer is 4.", code("final_answer(4)")])
+    result = CodeAgent(model, sandbox=ProcessSandbox).run("2+2")
+    assert "none of your functions" not in result.steps[0].observation
+    assert "final_answer(...)" in result.steps[0].observation

@@ -77,7 +77,8 @@ class CodeFormat:
     def read(self, reply: ModelReply) -> Action | NoAction:
         parsed = parse_code(closed_reply(reply), tool_names=self.tools)
         if not isinstance(parsed, CodeAction):
-            return NoAction(reply.text.strip(), parsed.message, stated_answer(reply.text))
+            before_tools = parsed.before_tools if self.tools else None  # a run with no functions has none to call
+            return NoAction(reply.text.strip(), parsed.message, stated_answer(reply.text), before_tools)
         code, removed = strip_redefinitions(parsed.code, {"final_answer", *self.tools})
         idle = idle_code_message(code, removed)
         if idle is not None:

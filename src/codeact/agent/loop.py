@@ -101,11 +101,13 @@ class NoAction:
 
     `stated_answer` is code giving the answer the reply stated in words ("Final answer: 10.5" as
     `final_answer(10.5)`), or None; the loop runs it instead when the step before showed output.
+    `before_tools`, when set, is told instead of `message` while no tool has been called in the run.
     """
 
     thought: str
     message: str
     stated_answer: str | None = None
+    before_tools: str | None = None
 
 
 class ActionFormat(Protocol):
@@ -291,11 +293,14 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
         turns.append((index, turn))
         if isinstance(action, NoAction):
             yield ActionParsed(index, action.thought, None, "no_code")
-            step = Step(index, action.thought, None, action.message, reply.usage, model_seconds,
+            hint = action.message
+            if action.before_tools and not any(s.tool_calls for s in steps):
+                hint = action.before_tools
+            step = Step(index, action.thought, None, hint, reply.usage, model_seconds,
                         error="no_code", reply=reply.text)
             review = review_reply(config.techniques, [*steps, step])
             if review.note:
-                step = replace(step, observation=f"{action.message}\n{review.note}")
+                step = replace(step, observation=f"{hint}\n{review.note}")
             temperature = review.temperature
             steps.append(step)
             yield StepFinished(step)

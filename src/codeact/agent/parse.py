@@ -55,9 +55,14 @@ class CodeAction:
 
 @dataclass(frozen=True)
 class NoCode:
-    """No code in the reply; `message` goes back to the model as the observation."""
+    """No code in the reply; `message` goes back to the model as the observation.
+
+    `before_tools` is the observation for a run in which no function has been called yet: an
+    answer in words then can only be a guess, and a short hint that says so gets code back.
+    """
 
     message: str
+    before_tools: str = ""
 
 
 def parse_code(text: str, *, tool_names: Collection[str] = ()) -> CodeAction | NoCode:
@@ -97,7 +102,7 @@ def parse_code(text: str, *, tool_names: Collection[str] = ()) -> CodeAction | N
     answer = _answer_in_prose(text) if deep and not others else None
     if answer is not None:
         return CodeAction(answer, text.strip(), 1, (*notes, "final_answer in prose"))
-    return NoCode(_no_code_message(list(others)))
+    return NoCode(*_no_code_messages(list(others)))
 
 
 _PROSE_CALL_TRIES = 16  # closing parentheses tried as the call's end: a literal answer is short
@@ -430,8 +435,8 @@ def _splice_pass(lines: list[str], node: ast.stmt) -> str:
     return f"{head}pass{tail}"
 
 
-def _no_code_message(others: list[str]) -> str:
-    """The observation for a reply without code: what was found, what is expected, an example."""
+def _no_code_messages(others: list[str]) -> tuple[str, str]:
+    """The observations for a reply without code: after a function was called, and before any was."""
     found = ""
     if others:
         kinds = ", ".join(others).replace("a ``` block", "a ``` block with no language")
@@ -439,8 +444,16 @@ def _no_code_message(others: list[str]) -> str:
     # Nothing here to copy whole: the 1.5B copied the example answer this hint once had ("I know
     # the answer now") and answered a number it had never seen, then the comment-only block it had
     # next ("# the code: call your functions, ...") as its code.
-    return (
+    general = (
         f"{found}No code to run was found. Every reply needs a short thought, then one ```python block "
         "with the code for this step, code that calls your functions and prints what you need to see. "
         "If what you have seen already answers the task, that block calls final_answer(...) with the answer."
     )
+    # Before any call the 1.5B answered from nowhere ("The office checksum of 'hello' is 10.") and,
+    # shown the general hint, wrote the same sentence until the step limit; told this, it wrote
+    # `print(encode_message('hello'))`.
+    before_tools = (
+        f"{found}No code to run was found, and none of your functions has been called yet: an answer now "
+        "would be a guess. Write a ```python block that calls your functions and prints the result."
+    )
+    return general, before_tools
