@@ -454,3 +454,31 @@ def test_an_agent_without_tools_gets_the_usual_hint_for_a_reply_in_words():
     result = CodeAgent(model, sandbox=ProcessSandbox).run("2+2")
     assert "none of your functions" not in result.steps[0].observation
     assert "final_answer(...)" in result.steps[0].observation
+
+
+def test_a_reply_in_words_right_after_output_is_shown_that_output_to_answer_from():
+    agent = agent_for(code("print(fare('TP1204'))"), "The fare of TP1204 is 99.", "Still 99.",
+                      code("final_answer(120.5)"), tools=[fare])
+    result = agent.run("What does TP1204 cost?")
+    assert result.output == 120.5
+    right_after, later = result.steps[1], result.steps[2]
+    assert "An answer in words is not taken" in right_after.observation
+    assert "The output your code printed last was:\n120.5\n" in right_after.observation
+    assert right_after.observation in agent.model.calls[2][-1].content  # the model is told
+    assert "printed last" not in later.observation  # once, right after the output: then the usual hint
+
+
+@pytest.mark.parametrize("before", [code("1 / 0"), code("x = 1")])
+def test_a_reply_in_words_after_a_failing_or_silent_step_gets_the_usual_hint(before):
+    result = agent_for(code("print(fare('TP1204'))"), before, "It is 99.", code("final_answer(1)"),
+                       tools=[fare]).run("What does TP1204 cost?")
+    assert "printed last" not in result.steps[2].observation
+    assert "final_answer(...)" in result.steps[2].observation
+
+
+def test_the_output_quoted_back_is_cut_to_a_bounded_size():
+    agent = agent_for(code("print('x' * 50_000)"), "Done, it is long.", code("final_answer(1)"))
+    result = agent.run("print a lot")
+    quoted = result.steps[1].observation
+    assert "printed last" in quoted and len(quoted) < 1_500
+    assert "characters truncated ...]" in quoted

@@ -247,6 +247,7 @@ def test_no_code_hint_holds_nothing_to_copy_as_code() -> None:
     copied = parse_code(f"Thought: as told.\n{result.message}")
     assert isinstance(copied, NoCode) and "answer now" not in result.message
     assert isinstance(parse_code(f"Thought: as told.\n{result.before_tools}"), NoCode)
+    assert isinstance(parse_code(f"Thought: as told.\n{result.after_output}"), NoCode)
 
 
 @pytest.mark.parametrize(("reply", "hint"), [c[1:] for c in NOT_FOUND], ids=[c[0] for c in NOT_FOUND])
@@ -256,6 +257,9 @@ def test_no_code_before_any_tool_call_says_an_answer_would_be_a_guess(reply: str
     if hint != "final_answer(":  # nothing to finish with yet: a function must run first
         assert hint in result.before_tools  # what was found, as in the usual hint
     assert "final_answer" not in result.before_tools
+    if hint != "final_answer(":
+        assert hint in result.after_output
+    assert result.after_output.count("{output}") == 1 and "final_answer(...)" in result.after_output
     assert "would be a guess" in result.before_tools and "```python block" in result.before_tools
 
 

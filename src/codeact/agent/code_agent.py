@@ -78,7 +78,8 @@ class CodeFormat:
         parsed = parse_code(closed_reply(reply), tool_names=self.tools)
         if not isinstance(parsed, CodeAction):
             before_tools = parsed.before_tools if self.tools else None  # a run with no functions has none to call
-            return NoAction(reply.text.strip(), parsed.message, stated_answer(reply.text), before_tools)
+            return NoAction(reply.text.strip(), parsed.message, stated_answer(reply.text), before_tools,
+                            parsed.after_output)
         code, removed = strip_redefinitions(parsed.code, {"final_answer", *self.tools})
         idle = idle_code_message(code, removed)
         if idle is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from codeact.agent.compaction import Compaction, Compactor, estimate_tokens
-from codeact.agent.observation import showed_output, truncate
+from codeact.agent.observation import OUTPUT_SLOT, quote_output, showed_output, truncate
 from codeact.agent.techniques.base import StepReview, review_reply, review_step
 from codeact.errors import BudgetExceeded, ModelError
 from codeact.models.base import Message, ModelReply, ToolSpec, Usage
@@ -101,13 +101,15 @@ class NoAction:
 
     `stated_answer` is code giving the answer the reply stated in words ("Final answer: 10.5" as
     `final_answer(10.5)`), or None; the loop runs it instead when the step before showed output.
-    `before_tools`, when set, is told instead of `message` while no tool has been called in the run.
+    `before_tools`, when set, is told instead of `message` while no tool has been called in the run;
+    `after_output`, right after a step that showed output (quoted at `OUTPUT_SLOT`).
     """
 
     thought: str
     message: str
     stated_answer: str | None = None
     before_tools: str | None = None
+    after_output: str | None = None
 
 
 class ActionFormat(Protocol):
@@ -293,9 +295,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
         turns.append((index, turn))
         if isinstance(action, NoAction):
             yield ActionParsed(index, action.thought, None, "no_code")
-            hint = action.message
-            if action.before_tools and not any(s.tool_calls for s in steps):
-                hint = action.before_tools
+            hint = _no_code_hint(action, steps)
             step = Step(index, action.thought, None, hint, reply.usage, model_seconds,
                         error="no_code", reply=reply.text)
             review = review_reply(config.techniques, [*steps, step])
@@ -370,6 +370,16 @@ CUT_NOTE = ("Your reply was cut off: it reached the length limit for one reply. 
             "Write shorter code, and do long work over several steps.")
 """Told to the model after a reply that hit the reply-length cap (finish_reason "length"): without it
 a small model sees only the syntax error of its half-written code and writes the same long reply again."""
+
+
+def _no_code_hint(action: NoAction, steps: Sequence[Step]) -> str:
+    """What a reply without code is told: before any tool ran, that an answer would be a guess;
+    right after output, that output, to answer from; otherwise the format's general hint."""
+    if action.before_tools and not any(s.tool_calls for s in steps):
+        return action.before_tools
+    if action.after_output and steps and showed_output(steps[-1]) and steps[-1].error is None:
+        return action.after_output.replace(OUTPUT_SLOT, quote_output(steps[-1]), 1)
+    return action.message
 
 
 def _with_cut_note(observation: str, reply: ModelReply) -> str:

@@ -11,7 +11,10 @@ from codeact.sandbox.base import Execution
 from codeact.sandbox.guest.text import truncate_middle
 from codeact.tools.calls import ToolCallRecord
 
-__all__ = ["format_observation", "list_tool_results", "short", "show_call", "showed_output", "truncate"]
+__all__ = [
+    "OUTPUT_SLOT", "format_observation", "list_tool_results", "quote_output", "short", "show_call", "showed_output",
+    "truncate",
+]
 
 # The kernel's own cut marker (guest/text.cut_marker) inside stdout or stderr.
 _KERNEL_CUT = re.compile(r"\n\[\.\.\. [\d,]+ characters truncated \.\.\.\]\n")
@@ -28,7 +31,7 @@ def format_observation(execution: Execution, *, limit: int = 8_000) -> str:
     parts: list[str] = []
     logs = execution.stdout + (execution.stderr and ("\n" if execution.stdout else "") + execution.stderr)
     if logs.strip():
-        parts.append("Execution logs:\n" + logs.rstrip())
+        parts.append(_LOGS + logs.rstrip())
     if execution.result is not None:
         parts.append("Last output: " + execution.result)
     if execution.error is not None:
@@ -58,6 +61,19 @@ def showed_output(step: Step) -> bool:
     """The step ran code that showed the model something (printed text, a value, or an error) and did not end the run."""
     shown = step.observation.strip()
     return step.code is not None and bool(shown) and not shown.startswith(_NO_OUTPUT) and not step.is_final
+
+
+OUTPUT_SLOT = "{output}"
+"""Where a hint quotes the output of the step before (`NoAction.after_output`)."""
+
+_LOGS = "Execution logs:\n"
+
+
+def quote_output(step: Step, limit: int = 1_000) -> str:
+    """What a step showed, for quoting back to the model: its observation without the logs heading,
+    the middle cut past `limit` characters."""
+    shown = step.observation.strip()
+    return truncate(shown.removeprefix(_LOGS), limit)
 
 
 def _output_size(execution: Execution) -> int:

@@ -17,6 +17,8 @@ import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from codeact.agent.observation import OUTPUT_SLOT
+
 __all__ = ["CodeAction", "NoCode", "idle_code_message", "parse_code", "stated_answer", "strip_redefinitions"]
 
 _PYTHON_LANGS = frozenset({"python", "py", "python3", "py3", "ipython", "ipython3"})
@@ -59,10 +61,13 @@ class NoCode:
 
     `before_tools` is the observation for a run in which no function has been called yet: an
     answer in words then can only be a guess, and a short hint that says so gets code back.
+    `after_output` is the one right after a step that printed something, with `OUTPUT_SLOT` where
+    that output goes: the answer is to come from it.
     """
 
     message: str
     before_tools: str = ""
+    after_output: str = ""
 
 
 def parse_code(text: str, *, tool_names: Collection[str] = ()) -> CodeAction | NoCode:
@@ -435,8 +440,8 @@ def _splice_pass(lines: list[str], node: ast.stmt) -> str:
     return f"{head}pass{tail}"
 
 
-def _no_code_messages(others: list[str]) -> tuple[str, str]:
-    """The observations for a reply without code: after a function was called, and before any was."""
+def _no_code_messages(others: list[str]) -> tuple[str, str, str]:
+    """The observations for a reply without code: in general, before any function was called, right after output."""
     found = ""
     if others:
         kinds = ", ".join(others).replace("a ``` block", "a ``` block with no language")
@@ -456,4 +461,12 @@ def _no_code_messages(others: list[str]) -> tuple[str, str]:
         f"{found}No code to run was found, and none of your functions has been called yet: an answer now "
         "would be a guess. Write a ```python block that calls your functions and prints the result."
     )
-    return general, before_tools
+    # Right after output the 1.5B wrote its earlier guess again ("... is 12." after printing 3767;
+    # "The currency ... is ZAR." after printing ZAR) and kept writing it under the general hint;
+    # shown its own output beside "an answer in words is not taken", it called final_answer(3767).
+    after_output = (
+        f"{found}No code to run was found. An answer in words is not taken: answers come from your code's "
+        f"output. The output your code printed last was:\n{OUTPUT_SLOT}\nWrite a ```python block: "
+        "final_answer(...) with the value from that output, or the code for the next step."
+    )
+    return general, before_tools, after_output
