@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from codeact import CodeAgent, tool
@@ -14,7 +16,11 @@ from codeact.agent.techniques import (
 )
 from codeact.errors import ConfigError
 from codeact.models import ScriptedModel
+from codeact.runs.result import RunResult
 from codeact.sandbox.process import ProcessSandbox
+
+if TYPE_CHECKING:
+    from codeact.models.openai_compat import OpenAICompatible
 
 
 def code(src: str) -> str:
@@ -151,18 +157,24 @@ def test_require_tool_use_notes_once_a_step_that_types_out_data_before_any_tool_
     assert all("Note:" not in s.observation for s in quiet.steps)
 
 
-def test_repeat_guard_with_a_temperature_samples_only_the_next_reply_hotter() -> None:
+def run_hot(replies: list[str], max_steps: int) -> tuple[RunResult, list[float | None], OpenAICompatible]:
+    """A run with RepeatGuard(temperature=0.7) against a real chat server: the result, the
+    temperature each request asked for, and the model."""
     from codeact.models.openai_compat import OpenAICompatible
     from tests.servers.chat_server import ChatServer, chat
 
-    failing = code("x = {'a': 1}\nprint(x['b'])")
     with ChatServer() as server:
-        server.push(chat(failing), chat(failing), chat(code("print('other')")), chat(code("final_answer(5)")))
+        server.push(*(chat(reply) for reply in replies))
         model = OpenAICompatible("m", base_url=server.url, temperature=0.0)
-        agent = CodeAgent(model, sandbox=ProcessSandbox, store=False, max_steps=4,
+        agent = CodeAgent(model, sandbox=ProcessSandbox, store=False, max_steps=max_steps,
                           techniques=[RepeatGuard(temperature=0.7)])
         result = agent.run("task")
-        sent = [request.json.get("temperature") for request in server.requests]
+        return result, [request.json.get("temperature") for request in server.requests], model
+
+
+def test_repeat_guard_with_a_temperature_samples_only_the_next_reply_hotter() -> None:
+    failing = code("x = {'a': 1}\nprint(x['b'])")
+    result, sent, model = run_hot([failing, failing, code("print('other')"), code("final_answer(5)")], 4)
 
     assert result.output == 5
     assert sent == [0.0, 0.0, 0.7, 0.0]  # hot only right after the repeat; the model itself is unchanged
@@ -170,22 +182,14 @@ def test_repeat_guard_with_a_temperature_samples_only_the_next_reply_hotter() ->
 
 
 def test_repeat_guard_with_a_temperature_samples_after_a_second_reply_without_code() -> None:
-    from codeact.models.openai_compat import OpenAICompatible
-    from tests.servers.chat_server import ChatServer, chat
-
     words = "The checksum of 'hello' is 10."
-    with ChatServer() as server:
-        server.push(chat(code("print(2)")), chat(words), chat(words), chat(words), chat(code("final_answer(5)")))
-        model = OpenAICompatible("m", base_url=server.url, temperature=0.0)
-        agent = CodeAgent(model, sandbox=ProcessSandbox, store=False, max_steps=5,
-                          techniques=[RepeatGuard(temperature=0.7)])
-        result = agent.run("task")
-        sent = [request.json.get("temperature") for request in server.requests]
+    result, sent, _ = run_hot([code("print(2)"), words, words, words, code("final_answer(5)")], 5)
 
     assert result.output == 5
-    assert [s.error for s in result.steps] == [None, "no_code", "no_code", "no_code", None]
+    steps = result.steps
+    assert [s.error for s in steps] == [None, "no_code", "no_code", "no_code", None]
     assert sent == [0.0, 0.0, 0.0, 0.7, 0.7]  # the first reply in words is only told; each repeat is sampled
-    assert all("Note:" not in s.observation for s in result.steps[1:4])  # the no-code hint says it already
+    assert all("Note:" not in s.observation for s in steps[1:4])  # the no-code hint says it already
 
 
 def test_repeat_guard_without_a_temperature_leaves_replies_without_code_alone() -> None:
