@@ -288,8 +288,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
         yield ModelReplied(index, reply.text, reply.usage, model_seconds, reply.tool_calls, reply.finish_reason)
 
         action = fmt.read(reply)
-        if (isinstance(action, NoAction) and action.stated_answer and steps and showed_output(steps[-1])
-                and steps[-1].error is None):  # an answer read off output the step before, not off an error
+        if isinstance(action, NoAction) and action.stated_answer and _output_just_seen(steps):
             action = Action(action.thought, action.stated_answer, note="final answer stated in words")
         turn = [fmt.assistant_message(reply, action)]
         turns.append((index, turn))
@@ -377,9 +376,14 @@ def _no_code_hint(action: NoAction, steps: Sequence[Step]) -> str:
     right after output, that output, to answer from; otherwise the format's general hint."""
     if action.before_tools and not any(s.tool_calls for s in steps):
         return action.before_tools
-    if action.after_output and steps and showed_output(steps[-1]) and steps[-1].error is None:
+    if action.after_output and _output_just_seen(steps):
         return action.after_output.replace(OUTPUT_SLOT, quote_output(steps[-1]), 1)
     return action.message
+
+
+def _output_just_seen(steps: Sequence[Step]) -> bool:
+    """The step before showed output and no error: a reply in words now can be read off that output."""
+    return bool(steps) and showed_output(steps[-1]) and steps[-1].error is None
 
 
 def _with_cut_note(observation: str, reply: ModelReply) -> str:
