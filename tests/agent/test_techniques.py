@@ -283,3 +283,46 @@ def test_doubt_give_up_lets_ordinary_answers_through() -> None:
     for answer in ("'meet at the north gate'", "'no'", "'Seefeld House'", "42", "['O-5002', 'O-5008']"):
         result, _ = run([code(f"final_answer({answer})")], DoubtGiveUp())
         assert len(result.steps) == 1 and result.status == "success", answer
+
+
+def test_repeat_guard_showing_calls_answers_a_repeated_failure_with_a_block_to_copy() -> None:
+    guessed = code("order = get_order('O-1')\nprint(order['lines'][0]['item'])")
+    result, model = run([guessed, guessed, code("print(get_order(order_id='O-1'))"), code("final_answer(3)")],
+                        RepeatGuard(show_calls=True), tools=[get_order])
+
+    assert result.output == 3
+    first, second = result.steps[0].observation, result.steps[1].observation
+    assert "KeyError: 'item'" in first and "same code" not in first
+    # The repeat is not shown its traceback again: it is told so, with a print of the call it made.
+    assert second.startswith("This is the same code as an earlier step, and it failed the same way (KeyError: 'item')")
+    assert "Traceback" not in second
+    assert "write a ```python block with only\nprint(get_order(order_id='O-1'))\n" in second
+    assert model.calls[2][-1].content.endswith(second)
+
+
+def test_repeat_guard_showing_calls_takes_an_earlier_steps_calls_and_falls_back_to_the_note() -> None:
+    broken = code("x = get_order('O-1')\nprint(x['lines'][0]['item'] for")  # a SyntaxError: no call runs
+    result, _ = run([code("x = get_order('O-1')\nprint(x['sku'])"), broken, broken, code("final_answer(1)")],
+                    RepeatGuard(show_calls=True), tools=[get_order])
+    assert "SyntaxError" in result.steps[1].observation and "same code" not in result.steps[1].observation
+    assert "print(get_order(order_id='O-1'))" in result.steps[2].observation  # step 1's call
+
+    no_tools, _ = run([code("print({}['b'])"), code("print({}['b'])"), code("final_answer(2)")],
+                      RepeatGuard(show_calls=True))
+    assert "Note: this is the same code as an earlier step" in no_tools.steps[1].observation
+    assert "KeyError" in no_tools.steps[1].observation  # nothing to print: the traceback and the note, as before
+
+
+def test_a_replacement_observation_from_a_technique_is_what_the_model_reads() -> None:
+    from codeact.agent.techniques.base import Review, review_step
+
+    class Replace:
+        def review(self, steps: object, code: object, execution: object) -> Review:
+            return Review(note="n", observation="only this")
+
+    merged = review_step([Replace(), RepeatGuard()], [], None, None)  # type: ignore[list-item, arg-type]
+    assert merged.observation == "only this" and merged.note == "n"
+    result, model = run([code("print(1)"), code("final_answer(1)")], Replace())
+    assert result.steps[0].observation == "only this\nn"
+    assert model.calls[1][-1].content.endswith("only this\nn")
+    assert result.output == 1  # a final answer's step keeps its own observation

@@ -298,8 +298,8 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
             step = Step(index, action.thought, None, hint, reply.usage, model_seconds,
                         error="no_code", reply=reply.text)
             review = review_reply(config.techniques, [*steps, step])
-            if review.note:
-                step = replace(step, observation=f"{hint}\n{review.note}")
+            if review.observation or review.note:
+                step = replace(step, observation="\n".join(filter(None, (review.observation or hint, review.note))))
             temperature = review.temperature
             steps.append(step)
             yield StepFinished(step)
@@ -332,6 +332,8 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
                 else:
                     observation = (f"{observation}\nYour final answer was rejected: {rejection}\n"
                                    "Fix the problem and call final_answer again.").lstrip()
+            if review.observation and not execution.is_final:
+                observation = review.observation
             if review.note and not accepted:
                 observation = f"{observation}\n{review.note}"
             observation = _with_cut_note(observation, reply)

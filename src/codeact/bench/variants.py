@@ -21,8 +21,9 @@ __all__ = ["VARIANTS", "code_variant"]
 
 def code_variant(name: str, *, techniques: tuple[str, ...] = (), prompt: str | None = None,
                  stop_after_block: bool = True, samples: int = 1) -> Callable[[Task, Mapping[str, Tool], BenchModel, int], Outcome]:
-    """A runner for the code agent with these techniques ("repeat", "repeat-hot", "verify", "tooluse", "errors", "giveup"), prompt
-    variant, and `samples` > 1 for k-sample voting (tokens and time of every sample counted)."""
+    """A runner for the code agent with these techniques ("repeat", "repeat-hot", "repeat-look", "verify",
+    "tooluse", "errors", "giveup"), prompt variant, and `samples` > 1 for k-sample voting (tokens and
+    time of every sample counted)."""
 
     def run(task: Task, tools: Mapping[str, Tool], model: BenchModel, max_steps: int) -> Outcome:
         from codeact.agent.code_agent import CodeAgent
@@ -38,7 +39,8 @@ def code_variant(name: str, *, techniques: tuple[str, ...] = (), prompt: str | N
 
         made: dict[str, Callable[[], Any]] = {
             "repeat": RepeatGuard, "verify": VerifyBeforeAnswer, "tooluse": RequireToolUse,
-            "repeat-hot": lambda: RepeatGuard(temperature=0.7), "errors": ErrorContext, "giveup": DoubtGiveUp,
+            "repeat-hot": lambda: RepeatGuard(temperature=0.7), "repeat-look": lambda: RepeatGuard(show_calls=True),
+            "errors": ErrorContext, "giveup": DoubtGiveUp,
         }
         options: dict[str, Any] = {"techniques": [made[t]() for t in techniques], "stop_after_block": stop_after_block}
         if prompt is not None:
@@ -61,6 +63,7 @@ VARIANTS = {
     for name, techniques, prompt in (
         ("codeact-code+repeatguard", ("repeat",), None),
         ("codeact-code+repeatguard+hot", ("repeat-hot",), None),
+        ("codeact-code+repeatguard+look", ("repeat-look",), None),
         ("codeact-code+verify", ("verify",), None),
         ("codeact-code+toolsfirst", (), "tools-first"),
         ("codeact-code+toolexample", (), "tool-example"),

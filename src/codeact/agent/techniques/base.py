@@ -22,11 +22,15 @@ class Review:
         reject_answer: a reason to send a final answer of this action back to work; None lets it through.
         temperature: sample the next reply at this temperature (greedy decoding brings the same
             code back after the same prompt); None keeps the model's own.
+        observation: shown to the model in place of the step's observation (None shows it, with
+            the note). A note after an observation the model has seen before is easily skipped by
+            a small model; a short new observation is not.
     """
 
     note: str = ""
     reject_answer: str | None = None
     temperature: float | None = None
+    observation: str | None = None
 
 
 class StepReview(Protocol):
@@ -44,7 +48,8 @@ class ReplyReview(Protocol):
 
 def review_step(techniques: Sequence[StepReview], steps: Sequence[Step], code: str | None,
                 execution: Execution) -> Review:
-    """Every technique's say on one action, merged: notes joined, the first rejection and the highest temperature kept."""
+    """Every technique's say on one action, merged: notes joined; the first rejection, the first
+    replacement observation and the highest temperature kept."""
     return _merged(technique.review(steps, code, execution) for technique in techniques)
 
 
@@ -57,6 +62,7 @@ def review_reply(techniques: Sequence[StepReview], steps: Sequence[Step]) -> Rev
 def _merged(reviews: Iterable[Review | None]) -> Review:
     notes: list[str] = []
     rejection: str | None = None
+    observation: str | None = None
     temperatures: list[float] = []
     for review in reviews:
         if review is None:
@@ -65,9 +71,11 @@ def _merged(reviews: Iterable[Review | None]) -> Review:
             notes.append(review.note)
         if rejection is None and review.reject_answer:
             rejection = review.reject_answer
+        if observation is None and review.observation:
+            observation = review.observation
         if review.temperature is not None:
             temperatures.append(review.temperature)
-    return Review("\n".join(notes), rejection, max(temperatures, default=None))
+    return Review("\n".join(notes), rejection, max(temperatures, default=None), observation)
 
 
 def returned_in_step(execution: Execution) -> str:
