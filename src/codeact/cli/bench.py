@@ -36,8 +36,9 @@ TASKSETS = ("gsm8k", "shop", "travel", "records", "office", "toolbox", "toolbox_
 AGENTS = ("codeact-code", "codeact-json", "codeact-json-native", "codeact-json+answeralone", "codeact-code-plan",
           "codeact-team", "no-agent", *_PEERS)
 #: The suffixes of `codeact-code+...` (bench.variants.VARIANTS).
-TECHNIQUE_CONFIGS = ("repeatguard", "repeatguard+hot", "verify", "tooluse", "errorcontext", "errorcontext+giveup",
-                     "toolsfirst", "toolexample", "compact", "units", "compact+repeatguard", "all", "bundle", "vote3", "multiblock")
+TECHNIQUE_CONFIGS = ("repeatguard", "repeatguard+hot", "repeatguard+look", "verify", "tooluse", "errorcontext",
+                     "errorcontext+giveup", "toolsfirst", "toolexample", "compact", "units", "compact+repeatguard",
+                     "all", "bundle", "vote3", "multiblock")
 
 
 @app.command(context_settings={"allow_extra_args": True})
