@@ -29,6 +29,8 @@ from codeact.agent.loop import (
 from codeact.agent.output_type import AnswerType
 from codeact.agent.replay import ReplayReport, budget_from_meta, describe_tools
 from codeact.agent.run_session import RunObserver, RunSession, SessionMode
+from codeact.agent.start_calls import HEADER as START_HEADER
+from codeact.agent.start_calls import start_calls_note
 from codeact.errors import BudgetExceeded, ConfigError
 from codeact.models.base import Message, Model
 from codeact.models.images import Image, to_images
@@ -429,16 +431,19 @@ class Agent:
         config = self._config(session.run_id, budget)
         prefix, self._prefix = self._prefix, None
         images, self._images = self._images, ()
-        if images and not prefix and session.mode == "record":  # the task's message carries them
-            fmt = self._format()
-            config = dataclasses.replace(config, history=(
-                Message("system", fmt.system_prompt()), Message("user", fmt.task_message(task), images=images)))
-        if prefix and session.mode == "record":
+        if session.mode == "record":
             fmt = self._format()
             text = fmt.task_message(task)
-            if self._restarted:  # the last run was not a turn: its kernel is gone, its messages are not
-                text = f"{_RESTARTED}\n{text}"
-            config = dataclasses.replace(config, history=(*prefix, Message("user", text, images=images)))
+            start_note = start_calls_note(self.tools)
+            if start_note:
+                text = f"{text}\n\n{start_note}"
+            if prefix:
+                if self._restarted:  # the last run was not a turn: its kernel is gone, its messages are not
+                    text = f"{_RESTARTED}\n{text}"
+                config = dataclasses.replace(config, history=(*prefix, Message("user", text, images=images)))
+            elif images or start_note:  # the task's message carries them
+                config = dataclasses.replace(config, history=(
+                    Message("system", fmt.system_prompt()), Message("user", text, images=images)))
         elif session.recording is not None:  # resume, replay: a conversation's turn starts where it did
             config = dataclasses.replace(config, history=_recorded_head(session.recording))
         loop = agent_loop(task, self._format(), config)
@@ -611,12 +616,13 @@ def _template_text(template: str | Path | None) -> str | None:
 
 def _recorded_head(recording: Recording) -> tuple[Message, ...]:
     """The messages a recorded conversation turn started from (its first request), or () for a
-    run that started from its system prompt and task alone (the loop builds those again)."""
+    run that started from its system prompt and task alone (the loop builds those again; not when
+    tools called at start are in the task's message: they are not called again)."""
     first = next((e for e in recording.events if isinstance(e, ModelRequested)), None)
     if first is None or first.keep != 0:
         return ()
-    if len(first.messages) <= 2 and not any(m.images for m in first.messages):  # task images: keep them
-        return ()
+    if len(first.messages) <= 2 and not any(m.images or START_HEADER in m.content for m in first.messages):
+        return ()  # kept: a task's images, the results of tools called at start
     return tuple(first.messages)
 
 

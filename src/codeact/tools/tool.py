@@ -57,6 +57,10 @@ class Tool:
     concurrent: bool = False
     """Calls may overlap the step's other calls (the bridge runs each on its own host thread), so
     threads in the model's code can wait on several at once; for slow tools such as sub-agents."""
+    at_start: bool = False
+    """Called once, with no arguments, when a run starts: what it returns goes into the task message
+    (see `agent.start_calls`), so the model sees what there is (tables, files, accounts) before its
+    first step. For cheap, read-only listings; a tool marked so must be callable without arguments."""
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -103,7 +107,19 @@ class Tool:
                     f"tool `{self.name}`: parameter `{param.name}` has no type hint; "
                     f"add one, e.g. `{param.name}: str`"
                 )
+        if self.at_start:
+            self._check_at_start()
         return self
+
+    def _check_at_start(self) -> None:
+        required = [p.name for p in self.signature.parameters.values()
+                    if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if required:
+            raise ToolError(f"tool `{self.name}` is marked at_start, so it is called with no arguments, but "
+                            f"`{required[0]}` has no default")
+        if self.needs_approval:
+            raise ToolError(f"tool `{self.name}` is marked both at_start and needs_approval: a call made "
+                            "before the run starts cannot wait for an approver")
 
     def python_signature(self) -> str:
         """`name(a: int, b: str = 'x') -> str`, for prompts and for the kernel's stubs."""
@@ -170,11 +186,13 @@ class FunctionTool(Tool):
         name: str | None = None,
         description: str | None = None,
         needs_approval: bool = False,
+        at_start: bool = False,
     ):
         self._fn = fn
         self.name = str(name or getattr(fn, "__name__", ""))
         self.description = description or ""
         self.needs_approval = needs_approval
+        self.at_start = at_start
         self.__doc__ = fn.__doc__
         self.validate()
 
@@ -187,7 +205,8 @@ class FunctionTool(Tool):
 def tool(fn: F, /) -> FunctionTool: ...
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None, needs_approval: bool = False
+    *, name: str | None = None, description: str | None = None, needs_approval: bool = False,
+    at_start: bool = False,
 ) -> Callable[[F], FunctionTool]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -196,14 +215,18 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     needs_approval: bool = False,
+    at_start: bool = False,
 ) -> Any:
     """Turn a typed, documented function into a Tool. Use as `@tool` or `@tool(name=...)`.
 
     `needs_approval=True`: every call waits for the agent's approver (see `codeact.tools.approval`).
+    `at_start=True`: called with no arguments when a run starts, its result shown in the task
+    message (a catalogue or schema the model should see first; see `agent.start_calls`).
     """
     if fn is None:
-        return lambda f: FunctionTool(f, name=name, description=description, needs_approval=needs_approval)
-    return FunctionTool(fn, name=name, description=description, needs_approval=needs_approval)
+        return lambda f: FunctionTool(f, name=name, description=description, needs_approval=needs_approval,
+                                      at_start=at_start)
+    return FunctionTool(fn, name=name, description=description, needs_approval=needs_approval, at_start=at_start)
 
 
 def to_tools(items: Any) -> dict[str, Tool]:
