@@ -221,7 +221,7 @@ def shipping_quote(weight_kg: float, zone: int) -> float:
     return round(base + per_kg * started_kg, 2)
 
 
-@tool
+@tool(at_start=True)  # the model sees the tables before its first step (README: Tools called at start)
 def list_tables() -> dict:
     """The data tables and their columns: {table name: [column, ...]}."""
     return {name: list(rows[0]) for name, rows in TABLES.items()}
