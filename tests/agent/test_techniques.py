@@ -39,11 +39,11 @@ def get_order(order_id: str) -> dict:
     return {"order_id": order_id, "lines": [{"sku": "TL-07", "quantity": 3}]}
 
 
-def run(replies: list[str], *techniques: object, tools: list = ()) -> tuple[object, ScriptedModel]:  # type: ignore[assignment]
+def run(replies: list[str], *techniques: object, tools: list = (), task: str = "task") -> tuple[object, ScriptedModel]:  # type: ignore[assignment]
     model = ScriptedModel(replies)
     agent = CodeAgent(model, list(tools), sandbox=ProcessSandbox, store=False, max_steps=4,
                       techniques=techniques)  # type: ignore[arg-type]
-    return agent.run("task"), model
+    return agent.run(task), model
 
 
 def test_repeat_guard_names_a_repeated_failing_action_and_stays_quiet_otherwise() -> None:
@@ -73,12 +73,28 @@ def test_without_techniques_a_repeat_gets_no_note() -> None:
 def test_verify_sends_a_blind_answer_back_once_and_the_kernel_keeps_its_values() -> None:
     blind = code("r = get_rate('NOK')\nfinal_answer(round(100 * r, 2))")
     again = code("print(r)\nfinal_answer(round(100 * r, 2))")
-    result, model = run([blind, again], VerifyBeforeAnswer(), tools=[get_rate])
+    task = "What are 100 EUR in NOK? Round to 2 decimals."
+    result, model = run([blind, again], VerifyBeforeAnswer(), tools=[get_rate], task=task)
 
     assert result.status == "success" and result.output == 1160.0
     assert len(result.steps) == 2
-    assert "answered without looking at any output" in result.steps[0].observation
+    rejected = result.steps[0].observation
+    assert "final answer was rejected" in rejected and "compare it with the task" in rejected
+    # the task, what the tools returned and the answer, side by side
+    assert f'The task: "{task}"' in rejected and "{task}" not in rejected
+    assert "get_rate(currency='NOK') returned 11.6" in rejected and "Your answer: 1160.0" in rejected
+    assert rejected in model.calls[1][-1].content  # the model read it
     assert "11.6" in result.steps[1].observation
+
+
+def test_the_task_quoted_in_a_review_is_bounded_and_sandbox_text_cannot_multiply_it() -> None:
+    blind = code("get_rate('USD')\nfinal_answer('{task}' * 3)")
+    result, _ = run([blind, blind], VerifyBeforeAnswer(), tools=[get_rate], task="x" * 5_000)
+    rejected = result.steps[0].observation
+    assert "characters truncated" in rejected
+    assert len(rejected) < 3_000  # the task cut in the middle, quoted once
+    assert rejected.count("{task}") == 3  # the answer's own text is not filled in
+    assert result.output == "{task}" * 3
 
 
 def test_verify_accepts_an_answer_after_output_was_seen_and_a_pure_computation() -> None:

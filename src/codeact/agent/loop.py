@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from codeact.agent.compaction import Compaction, Compactor, estimate_tokens
-from codeact.agent.observation import OUTPUT_SLOT, quote_output, showed_output, truncate
-from codeact.agent.techniques.base import StepReview, review_reply, review_step
+from codeact.agent.observation import OUTPUT_SLOT, TASK_SLOT, quote_output, quote_task, showed_output, truncate
+from codeact.agent.techniques.base import Review, StepReview, review_reply, review_step
 from codeact.errors import BudgetExceeded, ModelError
 from codeact.models.base import Message, ModelReply, ToolSpec, Usage
 from codeact.models.images import Image
@@ -297,7 +297,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
             hint = _no_code_hint(action, steps)
             step = Step(index, action.thought, None, hint, reply.usage, model_seconds,
                         error="no_code", reply=reply.text)
-            review = review_reply(config.techniques, [*steps, step])
+            review = _with_task(review_reply(config.techniques, [*steps, step]), task)
             if review.observation or review.note:
                 step = replace(step, observation="\n".join(filter(None, (review.observation or hint, review.note))))
             temperature = review.temperature
@@ -319,7 +319,7 @@ def agent_loop(task: str, fmt: ActionFormat, config: LoopConfig) -> Loop:
                 return (yield from out_of_time(index))
             extra, extra_cost = extra + execution.extra_usage, extra_cost + execution.extra_cost
             observation = fmt.format_observation(execution)
-            review = review_step(config.techniques, steps, action.code, execution)
+            review = _with_task(review_step(config.techniques, steps, action.code, execution), task)
             temperature = review.temperature
             accepted = False
             answer = execution.final_answer
@@ -392,6 +392,16 @@ def _with_cut_note(observation: str, reply: ModelReply) -> str:
     if reply.finish_reason != "length":
         return observation
     return f"{observation}\n{CUT_NOTE}".lstrip()
+
+
+def _with_task(review: Review, task: str) -> Review:
+    """The review with the task quoted where its text holds `TASK_SLOT` (first place only: what
+    follows may quote values from the sandbox)."""
+    if TASK_SLOT not in review.note and TASK_SLOT not in (review.reject_answer or ""):
+        return review
+    quoted = quote_task(task)
+    rejection = review.reject_answer.replace(TASK_SLOT, quoted, 1) if review.reject_answer else review.reject_answer
+    return replace(review, note=review.note.replace(TASK_SLOT, quoted, 1), reject_answer=rejection)
 
 
 def _accept(answer: Any, config: LoopConfig) -> tuple[Any, str | None]:

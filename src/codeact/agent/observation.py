@@ -12,7 +12,7 @@ from codeact.sandbox.guest.text import truncate_middle
 from codeact.tools.calls import ToolCallRecord
 
 __all__ = [
-    "OUTPUT_SLOT", "format_observation", "list_tool_results", "quote_output", "short", "show_call", "showed_output",
+    "OUTPUT_SLOT", "TASK_SLOT", "format_observation", "list_tool_results", "quote_output", "quote_task", "short", "show_call", "showed_output",
     "truncate",
 ]
 
@@ -66,6 +66,10 @@ def showed_output(step: Step) -> bool:
 OUTPUT_SLOT = "{output}"
 """Where a hint quotes the output of the step before (`NoAction.after_output`)."""
 
+TASK_SLOT = "{task}"
+"""Where a technique's review quotes the run's task (`Review.reject_answer`, `Review.note`): a small
+model compares an answer with the task when both are in view, not when the task is steps above."""
+
 _LOGS = "Execution logs:\n"
 
 
@@ -74,6 +78,11 @@ def quote_output(step: Step, limit: int = 1_000) -> str:
     the middle cut past `limit` characters."""
     shown = step.observation.strip()
     return truncate(shown.removeprefix(_LOGS), limit)
+
+
+def quote_task(task: str, limit: int = 1_500) -> str:
+    """The task in quotes for a review, the middle cut past `limit` characters."""
+    return f'"{truncate(task.strip(), limit)}"'
 
 
 def _output_size(execution: Execution) -> int:
