@@ -91,6 +91,20 @@ def test_acomplete(llama_server: str) -> None:
     assert reply.text.strip() and reply.usage.prompt_tokens > 0
 
 
+def test_samples_of_one_prompt_differ_and_greedy_replies_do_not(llama_server: str) -> None:
+    # What voting and a hotter retry rest on: the client sends no seed, and the server draws a new
+    # one for each such request from the one before, so samples of one prompt are not one reply.
+    ask = [Message("user", "Invent a name for a pet and say why, in one sentence.")]
+    hot = OpenAICompatible("qwen", base_url=llama_server, temperature=1.2, max_tokens=24)
+    greedy = OpenAICompatible("qwen", base_url=llama_server, temperature=0, max_tokens=24)
+
+    samples = {hot.complete(ask).text for _ in range(3)}
+    repeats = {greedy.complete(ask).text for _ in range(2)}
+
+    assert len(samples) >= 2, samples
+    assert len(repeats) == 1
+
+
 # -- what the server validates, and what a capped reply says ----------------------------------
 
 
