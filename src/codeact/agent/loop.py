@@ -14,7 +14,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from codeact.agent.compaction import Compaction, Compactor, estimate_tokens
-from codeact.agent.observation import OUTPUT_SLOT, TASK_SLOT, quote_output, quote_task, showed_output, truncate
+from codeact.agent.observation import (
+    OUTPUT_SLOT,
+    TASK_SLOT,
+    quote_output,
+    quote_task,
+    showed_output,
+    truncate,
+)
 from codeact.agent.techniques.base import Review, StepReview, review_reply, review_step
 from codeact.errors import BudgetExceeded, ModelError
 from codeact.models.base import Message, ModelReply, ToolSpec, Usage
