@@ -7,9 +7,10 @@ earlier step printed or returned anything), once per run, and shows the task, wh
 returned and the answer together. The kernel keeps its variables, so fixing costs one short step.
 
 Read in the 1.5B's `travel` runs: told only to look and shown the tools' results, it gave the
-same answer again (a Zurich average left in CHF where the task asked for EUR); with the task
-quoted beside the results and asked whether the answer is in the unit or currency the task
-asks for, it converted.
+same answer again (a Zurich average left in CHF where the task asked for EUR). With the task
+quoted beside the results it converted in one probe wording ("Does the answer use ..."), not
+with this one, and on `records` the question talked it out of a right answer
+(benchmarks/results/effectiveness.md, Session 9). Opt-in for that reason.
 """
 
 from __future__ import annotations
