@@ -125,6 +125,11 @@ def test_prompt_variants_render_the_tools_and_say_what_they_change() -> None:
     units = CodeAgent(ScriptedModel([]), [get_rate], sandbox=ProcessSandbox, store=False,
                       prompt_template=prompt_variant("units"))._format().system_prompt()
     assert "convert them to what the task asks" in units and "def get_rate" in units
+    example_only = CodeAgent(ScriptedModel([]), [get_rate], sandbox=ProcessSandbox, store=False,
+                             prompt_template=prompt_variant("example-only"))._format().system_prompt()
+    assert "# your code" not in example_only and "# your code" in CodeAgent(
+        ScriptedModel([]), [get_rate], sandbox=ProcessSandbox, store=False)._format().system_prompt()
+    assert "def get_rate" in example_only and 'final_answer(count * 3)' in example_only
     with pytest.raises(ConfigError, match="tool-example"):
         prompt_variant("nope")
 

@@ -69,6 +69,7 @@ VARIANTS = {
         ("codeact-code+toolexample", (), "tool-example"),
         ("codeact-code+compact", (), "tools-compact"),
         ("codeact-code+units", (), "units"),
+        ("codeact-code+exampleonly", (), "example-only"),
         ("codeact-code+compact+repeatguard", ("repeat",), "tools-compact"),
         ("codeact-code+tooluse", ("tooluse",), None),
         ("codeact-code+errorcontext", ("errors",), None),

@@ -10,6 +10,9 @@
 - "units": the shipped template with one more rule: values from the functions carry a unit or
   currency, to be converted to what the task asks before answering (the 1.5B answered hotel rates
   in CHF and INR to questions asking EUR, having printed the `currency` field).
+- "example-only": the shipped template without its empty "```python # your code```" block: the reply
+  format is shown by the worked example alone (the 1.5B sent that empty block back as its action,
+  four steps running in one `records` run).
 
 Use one with `CodeAgent(prompt_template=prompt_variant("tool-example"))`.
 """
@@ -30,6 +33,7 @@ PROMPT_VARIANTS: dict[str, str] = {
     "tool-example": "code_agent_tool_example.txt",
     "tools-compact": "code_agent_tools_compact.txt",
     "units": "code_agent_units.txt",
+    "example-only": "code_agent_example_only.txt",
 }
 
 
