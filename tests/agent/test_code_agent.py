@@ -129,6 +129,18 @@ def test_model_written_final_answer_definition_is_removed():
     assert len(result.steps) == 1
 
 
+def test_an_import_of_an_own_function_from_a_made_up_module_does_not_fail_the_step():
+    @tool
+    def distance_km(origin: str, destination: str) -> int:
+        """Distance between two cities."""
+        return 2744
+
+    model_code = "from travel_desk import distance_km\nfinal_answer(distance_km('LIS', 'OSL'))"
+    result = agent_for(code(model_code), tools=[distance_km]).run("t")
+    assert result.status == "success" and result.output == 2744 and len(result.steps) == 1
+    assert result.steps[0].error is None
+
+
 def test_authorized_imports_refuse_others():
     model = ScriptedModel([code("import os\nfinal_answer(os.getcwd())"), code("import math\nfinal_answer(math.pi)")])
     result = CodeAgent(model, sandbox=ProcessSandbox, authorized_imports=["math"]).run("t")

@@ -12,6 +12,7 @@ from typing import Any
 from codeact.agent.agent import Agent
 from codeact.agent.loop import Action, Budget, LoopConfig, NoAction
 from codeact.agent.observation import format_observation
+from codeact.agent.own_imports import guard_own_imports
 from codeact.agent.parse import CodeAction, idle_code_message, parse_code, stated_answer, strip_redefinitions
 from codeact.agent.prompt import load_template, render_imports, render_tools, with_notes
 from codeact.agent.replay import NoModel, ReplayReport, recorded_tools
@@ -80,11 +81,14 @@ class CodeFormat:
             before_tools = parsed.before_tools if self.tools else None  # a run with no functions has none to call
             return NoAction(reply.text.strip(), parsed.message, stated_answer(reply.text), before_tools,
                             parsed.after_output)
-        code, removed = strip_redefinitions(parsed.code, {"final_answer", *self.tools})
+        own = {"final_answer", *self.tools}
+        code, removed = strip_redefinitions(parsed.code, own)
         idle = idle_code_message(code, removed)
         if idle is not None:
             return NoAction(reply.text.strip(), idle)
+        code, guarded = guard_own_imports(code, own)
         notes = list(parsed.repaired) + [f"removed a redefinition of {name}" for name in removed]
+        notes += [f"guarded an import of {name}" for name in guarded]
         return Action(parsed.thought, code, note="; ".join(notes))
 
     def assistant_message(self, reply: ModelReply, action: Action | NoAction) -> Message:
