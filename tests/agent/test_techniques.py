@@ -258,7 +258,7 @@ def test_error_context_says_nothing_after_success_or_a_failure_without_tools() -
 
 
 def test_error_context_says_the_tools_need_no_import() -> None:
-    made_up = code("from travel_desk import get_rate\nfinal_answer(get_rate('USD'))")
+    made_up = code("import travel_desk\nfinal_answer(travel_desk.get_rate('USD'))")  # `from` imports are guarded
     result, _ = run([made_up, code("final_answer(get_rate('USD'))")], ErrorContext(), tools=[get_rate])
     seen = result.steps[0].observation
     assert "ModuleNotFoundError" in seen and "already defined in this session" in seen and "returned" not in seen

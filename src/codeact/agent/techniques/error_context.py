@@ -8,7 +8,8 @@ Read in the 1.5B's failed runs on `records` and `travel`:
   and its result; the note lists them.
 - It imports its tools from a module it makes up (`from travel_desk import convert_currency`,
   17 times in one run of 16 tasks) and then tries to pip-install it. The note says the
-  functions are already defined.
+  functions are already defined (the code agent now guards `from M import tool` itself, see
+  `agent.own_imports`; the note still serves `import travel_desk`).
 - It calls a tool inside an `if` that never matches and prints nothing: "The code ran without
   output", and the next step runs the same code again. The note shows what the tools returned.
 Calls that failed are left out of the list: the traceback already says how.
