@@ -141,6 +141,17 @@ def test_an_import_of_an_own_function_from_a_made_up_module_does_not_fail_the_st
     assert result.steps[0].error is None
 
 
+def test_a_guarded_import_keeps_the_line_numbers_of_the_models_code():
+    @tool
+    def distance_km(origin: str, destination: str) -> int:
+        """Distance between two cities."""
+        raise KeyError("no distance on file")
+
+    model_code = "from travel_desk import distance_km\n\nkm = distance_km('NYC', 'DEL')"
+    result = agent_for(code(model_code), code("final_answer(0)"), tools=[distance_km]).run("t")
+    assert 'line 3' in result.steps[0].observation and "no distance on file" in result.steps[0].observation
+
+
 def test_authorized_imports_refuse_others():
     model = ScriptedModel([code("import os\nfinal_answer(os.getcwd())"), code("import math\nfinal_answer(math.pi)")])
     result = CodeAgent(model, sandbox=ProcessSandbox, authorized_imports=["math"]).run("t")

@@ -21,13 +21,15 @@ OWN = {"final_answer", "distance_km", "convert_units", "search"}
         ("from .tools import final_answer\r\nfinal_answer(1)\r\n",
          "try: from .tools import final_answer\r\nexcept ImportError: pass\r\nfinal_answer(1)\r\n", ["final_answer"]),
         ("from desk import distance_km", "try: from desk import distance_km\nexcept ImportError: pass\n", ["distance_km"]),
+        ("from desk import distance_km\n\nprint(distance_km())\n",
+         "try: from desk import distance_km\nexcept ImportError: pass\nprint(distance_km())\n", ["distance_km"]),
         # left as written: other names only, a shared line, an import inside a block, code that does not parse
         ("from desk import other\nimport distance_km\n", "from desk import other\nimport distance_km\n", []),
         ("from desk import distance_km; print(distance_km)", "from desk import distance_km; print(distance_km)", []),
         ("if True:\n    from desk import distance_km\n", "if True:\n    from desk import distance_km\n", []),
         ("from desk import distance_km\ndef f(:", "from desk import distance_km\ndef f(:", []),
     ],
-    ids=["two tools", "parenthesized", "relative, CRLF", "no final newline", "others", "shared line", "nested", "broken"],
+    ids=["two tools", "parenthesized", "relative, CRLF", "no final newline", "blank line after", "others", "shared line", "nested", "broken"],
 )
 def test_guard_own_imports(code: str, expected: str, guarded: list[str]) -> None:
     new, names = guard_own_imports(code, OWN)

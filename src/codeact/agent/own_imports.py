@@ -22,7 +22,8 @@ __all__ = ["guard_own_imports"]
 def guard_own_imports(code: str, names: Collection[str]) -> tuple[str, list[str]]:
     """Wrap each top-level `from M import ...` that names one of `names` in `try`/`except ImportError`.
 
-    The rest of the source is kept verbatim; the guard adds one line after each import it wraps.
+    The rest of the source is kept verbatim. The `except` takes the blank line after the import
+    where there is one, so tracebacks keep the model's line numbers; else it adds a line.
     Code that does not parse is returned as is.
 
     Returns:
@@ -41,7 +42,10 @@ def guard_own_imports(code: str, names: Collection[str]) -> tuple[str, list[str]
         first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
         end = lines[last][len(lines[last].rstrip("\r\n")):] or "\n"
         lines[first] = "try: " + lines[first]
-        lines[last] = lines[last].rstrip("\r\n") + end + "except ImportError: pass" + end
+        if last + 1 < len(lines) and not lines[last + 1].strip():  # a blank line takes the except: no line moves
+            lines[last + 1] = "except ImportError: pass" + (lines[last + 1][len(lines[last + 1].rstrip("\r\n")):] or end)
+        else:
+            lines[last] = lines[last].rstrip("\r\n") + end + "except ImportError: pass" + end
     return "".join(lines), list(dict.fromkeys(guarded))
 
 
