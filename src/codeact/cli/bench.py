@@ -37,7 +37,7 @@ AGENTS = ("codeact-code", "codeact-json", "codeact-json-native", "codeact-json+a
           "codeact-team", "no-agent", *_PEERS)
 #: The suffixes of `codeact-code+...` (bench.variants.VARIANTS).
 TECHNIQUE_CONFIGS = ("repeatguard", "repeatguard+hot", "repeatguard+look", "verify", "tooluse", "errorcontext",
-                     "errorcontext+giveup", "toolsfirst", "toolexample", "compact", "units", "compact+repeatguard",
+                     "errorcontext+giveup", "toolsfirst", "toolexample", "compact", "units", "exampleonly", "compact+repeatguard",
                      "all", "bundle", "vote3", "multiblock")
 
 
