@@ -11,10 +11,9 @@ exist (`from re import search` beside a tool named `search`) is imported as the 
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Collection
 
-from codeact.agent.parse import _parse
+from codeact.agent.parse import _parse, _shares_a_line, _split_lines
 
 __all__ = ["guard_own_imports"]
 
@@ -32,20 +31,21 @@ def guard_own_imports(code: str, names: Collection[str]) -> tuple[str, list[str]
     tree = _parse(code)
     if tree is None:
         return code, []
-    lines = re.split(r"(?<=\n)|(?<=\r)(?!\n)", code)  # the line breaks `ast` counts
+    lines = _split_lines(code)
     guarded: list[str] = []
-    for node in reversed(tree.body):
+    for i in reversed(range(len(tree.body))):
+        node = tree.body[i]
         hit = _own_names(node, names)
-        if not hit or _shares_a_line(node, tree.body):
+        first, last = node.lineno, node.end_lineno or node.lineno
+        if not hit or _shares_a_line(tree.body, i, first, last):  # `from m import f; f()`: left as written
             continue
         guarded[:0] = hit
-        first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
-        end = lines[last][len(lines[last].rstrip("\r\n")):] or "\n"
-        lines[first] = "try: " + lines[first]
-        if last + 1 < len(lines) and not lines[last + 1].strip():  # a blank line takes the except: no line moves
-            lines[last + 1] = "except ImportError: pass" + (lines[last + 1][len(lines[last + 1].rstrip("\r\n")):] or end)
+        end = _line_end(lines[last - 1]) or "\n"
+        lines[first - 1] = "try: " + lines[first - 1]
+        if last < len(lines) and not lines[last].strip():  # a blank line takes the except: no line moves
+            lines[last] = "except ImportError: pass" + (_line_end(lines[last]) or end)
         else:
-            lines[last] = lines[last].rstrip("\r\n") + end + "except ImportError: pass" + end
+            lines[last - 1] = lines[last - 1].rstrip("\r\n") + end + "except ImportError: pass" + end
     return "".join(lines), list(dict.fromkeys(guarded))
 
 
@@ -56,8 +56,6 @@ def _own_names(node: ast.stmt, names: Collection[str]) -> list[str]:
     return [alias.name for alias in node.names if alias.name in names]
 
 
-def _shares_a_line(node: ast.stmt, body: list[ast.stmt]) -> bool:
-    """`from m import f; f()`: a guard would wrap the call too, so such a line is left as written."""
-    last = node.end_lineno or node.lineno
-    return any(other is not node and (other.lineno <= last and (other.end_lineno or other.lineno) >= node.lineno)
-               for other in body)
+def _line_end(line: str) -> str:
+    """The line break ending `line` ("" on the last line of code without one)."""
+    return line[len(line.rstrip("\r\n")):]

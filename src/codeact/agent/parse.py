@@ -197,7 +197,7 @@ def strip_redefinitions(code: str, names: Collection[str]) -> tuple[str, list[st
     tree = _parse(code)
     if tree is None:
         return code, []
-    lines = re.split(r"(?<=\n)|(?<=\r)(?!\n)", code)  # the line breaks `ast` counts
+    lines = _split_lines(code)
     removed: list[str] = []
     body = tree.body
     for i in reversed(range(len(body))):
@@ -208,10 +208,7 @@ def strip_redefinitions(code: str, names: Collection[str]) -> tuple[str, list[st
         node = body[i]
         first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
         last = node.end_lineno or node.lineno
-        shared = (i > 0 and (body[i - 1].end_lineno or 0) >= first) or (
-            i + 1 < len(body) and body[i + 1].lineno <= last
-        )
-        if shared:  # `x = 1; final_answer = print`: replace just this statement
+        if _shares_a_line(body, i, first, last):  # `x = 1; final_answer = print`: replace just this statement
             lines[first - 1 : last] = [_splice_pass(lines[first - 1 : last], node)]
         else:
             del lines[first - 1 : last]
@@ -398,6 +395,16 @@ def _parse(code: str) -> ast.Module | None:
             return ast.parse(code)
     except (SyntaxError, ValueError, UnicodeError, MemoryError, RecursionError, OverflowError):
         return None
+
+
+def _split_lines(code: str) -> list[str]:
+    """`code` cut after each line break `ast` counts (\\n, \\r\\n, a lone \\r), the breaks kept."""
+    return re.split(r"(?<=\n)|(?<=\r)(?!\n)", code)
+
+
+def _shares_a_line(body: list[ast.stmt], i: int, first: int, last: int) -> bool:
+    """Whether top-level statement `i`, on lines `first`..`last`, shares one with a neighbour (`x = 1; f()`)."""
+    return (i > 0 and (body[i - 1].end_lineno or 0) >= first) or (i + 1 < len(body) and body[i + 1].lineno <= last)
 
 
 def _binds_own_result(node: ast.stmt, name: str) -> bool:
